@@ -1,0 +1,5 @@
+"""Audio -> mel spectrogram -> TFRecord pipeline and tf.data datasets."""
+
+from pipeline.errors import ParameterError
+from pipeline.config import FeatureConfig
+from pipeline.audio import load, write_wav, validate_audio, resample, to_mono

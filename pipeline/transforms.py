@@ -1,0 +1,250 @@
+"""The one feature transform: waveform <-> STFT <-> mel <-> dB <-> [0, 1] patch.
+
+A single :class:`MelTransform`, built from one :class:`FeatureConfig`, is used
+both to make training data and to turn separated patches back into sound, so
+the two directions cannot drift apart (the original project converted to dB
+with different clipping at separation time than at training time).
+
+All methods take and return ``tf.Tensor`` (numpy input is accepted), work on
+any number of leading batch axes and can be called inside ``tf.function``.
+Shapes use ``n_samples``, ``n_frames``, ``n_bins = 1 + n_fft // 2`` and
+``n_mels``; patches follow the image convention ``[batch, n_mels, n_frames, 1]``
+(see ``pipeline/config.py``).
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline.config import FeatureConfig
+from pipeline.errors import ParameterError
+from pipeline.filterbank import mel_filterbank
+
+
+class MelTransform:
+  """STFT / mel / dB / unit-scaling transforms and all their inverses.
+
+  Args:
+    config: the feature parameters; defaults to the reference setting.
+
+  Example:
+    >>> t = MelTransform(FeatureConfig())
+    >>> patches = t.waveform_to_patches(y)      # [n, 96, 64, 1] in [0, 1]
+    >>> mel_power = t.patches_to_mel(patches)   # [n, 64, 96] power
+  """
+
+  def __init__(self, config: FeatureConfig = FeatureConfig()):
+    if not isinstance(config, FeatureConfig):
+      raise ParameterError(f'config must be a FeatureConfig, got {type(config)}')
+    self.config = config
+    c = config
+    fb = mel_filterbank(sample_rate=c.sample_rate, n_fft=c.n_fft, n_mels=c.n_mels,
+                        fmin=c.fmin, fmax=c.fmax, dtype=np.float64)
+    self._filterbank64 = fb
+    self.filterbank = tf.constant(fb, tf.float32)           # [n_bins, n_mels]
+    self.filterbank_pinv = tf.constant(np.linalg.pinv(fb), tf.float32)  # [n_mels, n_bins]
+    # Step size 1 / L for projected gradient NNLS, L = ||M^T M||_2 (M = fb.T).
+    self._nnls_step = float(1.0 / np.linalg.norm(fb.T @ fb, 2))
+    self.min_db, self.max_db = c.db_range
+    window = tf.signal.hann_window(c.n_fft, periodic=True, dtype=tf.float32)
+    self._window = window
+    # Squared-window overlap-add envelope is computed per call length (cheap).
+
+  # --------------------------------------------------------------------- STFT
+  def stft(self, waveform) -> tf.Tensor:
+    """Short-time Fourier transform (Hann, librosa framing).
+
+    Args:
+      waveform: float ``[..., n_samples]``.
+
+    Returns:
+      complex64 ``[..., n_frames, n_bins]`` with
+      ``n_frames = 1 + n_samples // hop_length`` when centred (zero padding of
+      ``n_fft // 2`` on both sides, as librosa's default ``pad_mode``).
+    """
+    c = self.config
+    x = tf.convert_to_tensor(waveform, tf.float32)
+    if c.center:
+      pad = c.n_fft // 2
+      paddings = [[0, 0]] * (len(x.shape) - 1) + [[pad, pad]]
+      x = tf.pad(x, paddings)
+    return tf.signal.stft(x, frame_length=c.n_fft, frame_step=c.hop_length,
+                          fft_length=c.n_fft,
+                          window_fn=lambda n, dtype: self._window)
+
+  def istft(self, stft, *, length=None) -> tf.Tensor:
+    """Inverse of :meth:`stft`: weighted overlap-add, exact at the edges.
+
+    The overlap-add is divided by the actual squared-window envelope (as
+    librosa's ``istft``), not by its steady-state value, so the first and last
+    frames reconstruct exactly too. Reconstruction is perfect whenever the
+    frames cover the signal, i.e. for ``hop_length <= n_fft // 2`` when
+    centred; with a larger hop the last ``hop_length - n_fft // 2`` samples
+    are not seen by any frame and come back as zeros.
+
+    Args:
+      stft: complex ``[..., n_frames, n_bins]``.
+      length: int, samples of the output; default
+        ``(n_frames - 1) * hop_length`` (centred).
+
+    Returns:
+      float32 ``[..., length]``.
+    """
+    c = self.config
+    stft = tf.convert_to_tensor(stft)
+    if stft.dtype != tf.complex64:
+      stft = tf.cast(stft, tf.complex64)
+    frames = tf.signal.irfft(stft, fft_length=[c.n_fft]) * self._window
+    y = tf.signal.overlap_and_add(frames, c.hop_length)
+    n_frames = tf.shape(stft)[-2]
+    win_sq = tf.tile(tf.square(self._window)[tf.newaxis], [n_frames, 1])
+    envelope = tf.signal.overlap_and_add(win_sq, c.hop_length)
+    tiny = np.finfo(np.float32).tiny
+    y = y / tf.where(envelope > tiny, envelope, tf.ones_like(envelope))
+    start = c.n_fft // 2 if c.center else 0
+    if length is None:
+      length = (n_frames - 1) * c.hop_length if c.center else tf.shape(y)[-1]
+    y = y[..., start:]
+    # Zero-pad if the requested length runs past the frames.
+    short = tf.maximum(length - tf.shape(y)[-1], 0)
+    paddings = tf.concat([tf.zeros([tf.rank(y) - 1, 2], tf.int32),
+                          [[0, short]]], axis=0)
+    y = tf.pad(y, paddings)
+    return y[..., :length]
+
+  def spectrogram(self, waveform) -> tf.Tensor:
+    """``|STFT|^power``, float32 ``[..., n_frames, n_bins]``."""
+    mag = tf.abs(self.stft(waveform))
+    return tf.square(mag) if self.config.power == 2.0 else mag
+
+  # ---------------------------------------------------------------------- mel
+  def spectrogram_to_mel(self, spectrogram) -> tf.Tensor:
+    """``[..., n_frames, n_bins]`` -> ``[..., n_frames, n_mels]`` (same power)."""
+    s = tf.convert_to_tensor(spectrogram, tf.float32)
+    return tf.tensordot(s, self.filterbank, axes=[[-1], [0]])
+
+  def mel_to_spectrogram(self, mel, *, n_iter: int = 50) -> tf.Tensor:
+    """Non-negative least-squares inverse of the mel filterbank.
+
+    Starts from the pseudo-inverse solution clipped at zero and refines it
+    with ``n_iter`` accelerated projected-gradient (FISTA) steps on
+    ``||S M - mel||^2`` subject to ``S >= 0`` (batched; librosa's ``mel_to_stft`` runs scipy L-BFGS-B per
+    frame on the CPU instead). Bins outside ``[fmin, fmax]`` are not seen by
+    the filterbank and come back as zero.
+
+    Args:
+      mel: float ``[..., n_frames, n_mels]``, non-negative (power or magnitude,
+        as produced by :meth:`spectrogram_to_mel`).
+      n_iter: int >= 0, refinement steps.
+
+    Returns:
+      float32 ``[..., n_frames, n_bins]``, non-negative.
+    """
+    if n_iter < 0:
+      raise ParameterError(f'n_iter must be >= 0, got {n_iter!r}')
+    mel = tf.convert_to_tensor(mel, tf.float32)
+    s = tf.nn.relu(tf.tensordot(mel, self.filterbank_pinv, axes=[[-1], [0]]))
+    step = self._nnls_step
+    fb, fb_t = self.filterbank, tf.transpose(self.filterbank)
+    z, t = s, 1.0
+    for _ in range(n_iter):
+      residual = tf.tensordot(z, fb, axes=[[-1], [0]]) - mel
+      s_next = tf.nn.relu(z - step * tf.tensordot(residual, fb_t, axes=[[-1], [0]]))
+      t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
+      z = s_next + ((t - 1.0) / t_next) * (s_next - s)
+      s, t = s_next, t_next
+    return s
+
+  # ---------------------------------------------------------------- dB, unit
+  def power_to_db(self, mel) -> tf.Tensor:
+    """Clips to ``[amin, amax]`` and returns ``10 log10`` (dB), float32."""
+    c = self.config
+    x = tf.clip_by_value(tf.convert_to_tensor(mel, tf.float32), c.amin, c.amax)
+    return (10.0 / math.log(10.0)) * tf.math.log(x)
+
+  def db_to_power(self, db) -> tf.Tensor:
+    """Inverse of :meth:`power_to_db`: ``10^(dB / 10)``, float32."""
+    db = tf.convert_to_tensor(db, tf.float32)
+    return tf.exp(db * (math.log(10.0) / 10.0))
+
+  def db_to_unit(self, db) -> tf.Tensor:
+    """Maps ``[min_db, max_db]`` (default ``[-100, 20]``) linearly onto [0, 1]."""
+    db = tf.convert_to_tensor(db, tf.float32)
+    return (db - self.min_db) / (self.max_db - self.min_db)
+
+  def unit_to_db(self, unit) -> tf.Tensor:
+    """Inverse of :meth:`db_to_unit`."""
+    unit = tf.convert_to_tensor(unit, tf.float32)
+    return unit * (self.max_db - self.min_db) + self.min_db
+
+  # ------------------------------------------------------------------ patches
+  @staticmethod
+  def mel_to_image(mel) -> tf.Tensor:
+    """``[..., n_frames, n_mels]`` -> image ``[..., n_mels, n_frames, 1]``."""
+    mel = tf.convert_to_tensor(mel)
+    rank = len(mel.shape)
+    perm = list(range(rank - 2)) + [rank - 1, rank - 2]
+    return tf.transpose(mel, perm)[..., tf.newaxis]
+
+  @staticmethod
+  def image_to_mel(image) -> tf.Tensor:
+    """Image ``[..., n_mels, n_frames, 1]`` -> ``[..., n_frames, n_mels]``."""
+    image = tf.convert_to_tensor(image)
+    if image.shape[-1] != 1:
+      raise ParameterError(
+          f'expected a single-channel image [..., n_mels, n_frames, 1], got '
+          f'shape {image.shape}')
+    x = image[..., 0]
+    rank = len(x.shape)
+    perm = list(range(rank - 2)) + [rank - 1, rank - 2]
+    return tf.transpose(x, perm)
+
+  def waveform_to_unit(self, waveform) -> tf.Tensor:
+    """Waveform ``[..., n_samples]`` -> scaled image ``[..., n_mels, n_frames, 1]``."""
+    mel = self.spectrogram_to_mel(self.spectrogram(waveform))
+    return self.mel_to_image(self.db_to_unit(self.power_to_db(mel)))
+
+  def unit_to_mel(self, unit) -> tf.Tensor:
+    """Scaled image ``[..., n_mels, n_frames, 1]`` -> mel power ``[..., n_frames, n_mels]``."""
+    return self.db_to_power(self.unit_to_db(self.image_to_mel(unit)))
+
+  def frame_waveform(self, waveform, *, pad_end: bool = False) -> tf.Tensor:
+    """Cuts a waveform into non-overlapping windows of ``patch_samples``.
+
+    Args:
+      waveform: float ``[n_samples]``.
+      pad_end: zero-pad the last partial window instead of dropping it.
+
+    Returns:
+      float32 ``[n_patches, patch_samples]``.
+
+    Raises:
+      ParameterError: if the waveform is not 1-D or is shorter than one window
+        (and ``pad_end`` is False).
+    """
+    y = tf.convert_to_tensor(waveform, tf.float32)
+    if len(y.shape) != 1:
+      raise ParameterError(f'expected a mono waveform [n_samples], got shape {y.shape}')
+    n = self.config.patch_samples
+    if not pad_end and y.shape[0] is not None and y.shape[0] < n:
+      raise ParameterError(
+          f'waveform has {y.shape[0]} samples, fewer than one patch '
+          f'({n} samples, {n / self.config.sample_rate:.3f} s)')
+    return tf.signal.frame(y, n, n, pad_end=pad_end)
+
+  def waveform_to_patches(self, waveform, *, pad_end: bool = False) -> tf.Tensor:
+    """Mono waveform -> training patches in [0, 1].
+
+    Args:
+      waveform: float ``[n_samples]`` at ``config.sample_rate``.
+      pad_end: keep a zero-padded last window.
+
+    Returns:
+      float32 ``[n_patches, n_mels, patch_frames, 1]`` in [0, 1].
+    """
+    return self.waveform_to_unit(self.frame_waveform(waveform, pad_end=pad_end))
+
+  def patches_to_mel(self, patches) -> tf.Tensor:
+    """Inverse of the scaling part: patches in [0, 1] -> mel power ``[..., n_frames, n_mels]``."""
+    return self.unit_to_mel(patches)

@@ -1,0 +1,55 @@
+"""Installs the generative-prior source separation toolkit.
+
+The pins live in requirements/constraints.txt (a set measured to work together:
+TF 2.16.2 is the newest TensorFlow that tensorflow-io 0.37.1 loads in, and it
+needs numpy < 2). Install with
+``pip install -c requirements/constraints.txt -e .[dev]`` (what ``make`` does).
+"""
+
+import setuptools
+
+SCRIPTS = {
+    # console script name -> top-level module with a `run()` entry point
+    'wav_to_spec': 'wav_to_spec',
+    'render_instruments': 'render_instruments',
+    'basis_demo': 'demo',
+}
+
+setuptools.setup(
+    name='basis-sep',
+    version='0.1.0',
+    description=('Audio source separation with deep generative priors '
+                 '(BASIS with NCSN, Glow and RealNVP priors) in TensorFlow'),
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    python_requires='>=3.9,<3.12',
+    packages=setuptools.find_packages(include=[
+        'pipeline', 'pipeline.*', 'training', 'training.*', 'ncsn', 'ncsn.*',
+        'basis', 'basis.*', 'flow_models', 'flow_models.*']),
+    py_modules=sorted(set(SCRIPTS.values())),
+    include_package_data=True,
+    package_data={'pipeline': ['demo_data/*.wav', 'demo_data/*.json']},
+    install_requires=[
+        'tensorflow==2.16.2',
+        'tensorflow-probability==0.24.0',
+        'tf-keras==2.16.0',
+        'tensorflow-io==0.37.1',
+        'numpy>=1.23,<2',
+        'scipy',
+        'librosa>=0.10',
+        'soundfile',
+        'absl-py',
+        'mido',
+        'matplotlib',
+        'tqdm',
+        'mlxtend<0.24',
+    ],
+    extras_require={
+        'gpu': ['tensorflow[and-cuda]==2.16.2'],
+        'dev': ['pytest'],
+    },
+    entry_points={
+        'console_scripts': [
+            f'{name}={module}:run' for name, module in SCRIPTS.items()],
+    },
+)
