@@ -1,0 +1,95 @@
+"""What ``train_ncsn.py`` does, as library functions taking an absl FLAGS-like
+object (any object with the flag attributes; library code never imports FLAGS)."""
+
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from ncsn import schedules
+from ncsn import train_lib
+from ncsn.model import ScoreNetConfig
+from ncsn.sampling import make_sampler
+from pipeline import datasets
+from pipeline.errors import ParameterError
+from training import images as image_utils
+from training import loop
+from training.strategy import get_strategy
+
+
+def _schedule(flags, train_ds_unbatched):
+  if not flags.v2_schedule:
+    return schedules.NoiseSchedule(flags.sigma_max, flags.sigma_min, flags.num_levels)
+  xs = np.stack([x.numpy() for x in train_ds_unbatched.take(2000)])
+  return schedules.ncsn_v2(xs, sigma_min=flags.sigma_min)
+
+
+def train_from_flags(flags):
+  """Builds data, config and task from flags and runs the shared loop."""
+  if not flags.workdir:
+    raise ParameterError('--workdir is required for training')
+  data_dir = flags.data_dir
+  if flags.dataset != 'melspec' and data_dir:
+    data_dir = data_dir[0]
+  common = dict(data_dir=data_dir, mnist_source=flags.mnist_source)
+  train_ds, info = datasets.get_dataset(flags.dataset, 'train', batch_size=flags.batch_size,
+                                        repeat=True, drop_remainder=True,
+                                        seed=flags.seed, **common)
+  test_ds, _ = datasets.get_dataset(flags.dataset, 'test', batch_size=flags.batch_size,
+                                    shuffle=False, **common)
+  print(f"data: {flags.dataset} ({info.get('note', info.get('source'))}), "
+        f"{info.get('num_examples')} training examples, shape {info['image_shape']}",
+        flush=True)
+  schedule = _schedule(flags, train_ds.unbatch()) if flags.v2_schedule else _schedule(flags, None)
+  features = info.get('features')
+  dataset_desc = {'name': flags.dataset, 'source': info.get('source'),
+                  'features': features.to_dict() if features is not None else None}
+  config = train_lib.NCSNTrainConfig(
+      net=ScoreNetConfig(ngf=flags.ngf, conditional=flags.variant == 'v1'),
+      schedule=schedule, image_shape=tuple(info['image_shape']),
+      learning_rate=flags.learning_rate, n_grid=36,
+      grid_steps_each=flags.grid_steps_each, step_lr=flags.step_lr,
+      dataset=dataset_desc, compute_dtype='bfloat16' if flags.bfloat16 else 'float32',
+      seed=flags.seed)
+  loop_config = loop.LoopConfig(
+      workdir=flags.workdir, total_steps=flags.steps, log_every=flags.log_every,
+      eval_every=flags.eval_every, checkpoint_every=flags.checkpoint_every,
+      ema_decay=flags.ema_decay, grad_clip_norm=flags.grad_clip_norm, seed=flags.seed,
+      eval_batches=4, progress=sys.stderr.isatty() or bool(os.environ.get('FORCE_PROGRESS')))
+  colormap = 'magma' if flags.dataset == 'melspec' else None
+  strategy = get_strategy(flags.strategy)
+  metrics = loop.train(
+      lambda: train_lib.make_task(config, colormap=colormap, init_from=flags.init_from),
+      train_ds, loop_config, eval_data=test_ds, strategy=strategy)
+  print('final:', {k: metrics[k] for k in sorted(metrics)}, flush=True)
+  return metrics
+
+
+def sample_from_flags(flags):
+  """Draws samples from an exported prior and writes a PNG grid and an .npy."""
+  if not flags.prior or not flags.out:
+    raise ParameterError('--mode=sample needs --prior (folder) and --out (PNG path)')
+  model = train_lib.load_score_model(flags.prior)
+  meta = model.prior_metadata
+  shape = tuple(meta['image_shape'])
+  sampler = make_sampler(lambda x, labels: model(x, labels), model.sigmas.numpy(),
+                         n_steps_each=flags.steps_each, step_lr=flags.step_lr)
+  x0 = tf.random.stateless_uniform((flags.n_samples,) + shape, [flags.seed, 7])
+  samples = sampler(x0, tf.constant([flags.seed, 11], tf.int32)).numpy()
+  np.save(os.path.splitext(flags.out)[0] + '.npy', samples)
+  imgs = samples
+  if (meta.get('dataset') or {}).get('name') == 'melspec':
+    imgs = image_utils.colorize(samples)
+  image_utils.save_png(flags.out, image_utils.make_grid(imgs), scale=3)
+  print(f'wrote {flags.out} ({flags.n_samples} samples, {flags.steps_each} steps x '
+        f'{len(model.sigmas.numpy())} levels)', flush=True)
+  return samples
+
+
+def export_from_flags(flags):
+  if not flags.workdir or not flags.prior:
+    raise ParameterError('--mode=export needs --workdir (run) and --prior (output folder)')
+  out = train_lib.export_prior(flags.workdir, flags.prior,
+                               extra={'command': ' '.join(sys.argv)})
+  print(f'exported EMA weights of {flags.workdir} to {out}', flush=True)

@@ -1,0 +1,210 @@
+"""Building blocks of the RefineNet-style NCSN score network (plain tf.Module).
+
+Conditional instance normalisation++ (Song & Ermon 2019, Appendix A):
+for channel c with spatial mean mu_c and std s_c, and m, v the mean and std
+of the mu_c across channels,
+
+  h_c = gamma[i, c] (x_c - mu_c) / s_c + beta[i, c] + alpha[i, c] (mu_c - m) / v
+
+where i is the noise-level index. gamma and alpha start at N(1, 0.02) (the
+original port drew them from N(0, 0.02), which zeroes the signal at init),
+beta at 0. With ``num_classes=None`` the same layer is the unconditional
+InstanceNorm++ of NCSNv2.
+
+Why ``tf.Module`` and raw ops instead of Keras layers: the network has ~100
+normalisation layers and ~100 convolutions; Keras' per-call machinery made
+tracing one training step take ~25 s on our CPUs, raw ops take a few seconds.
+Variables are float32; every block computes in the dtype of its input
+(bfloat16 for mixed precision), and normalisation statistics are float32.
+
+Every block takes ``(x, labels)`` with x ``[batch, height, width, channels]``
+and labels int32 ``[batch]`` (or None for unconditional layers).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+_EPS = 1e-5
+
+
+class Conv2D(tf.Module):
+  """'SAME' 2-D convolution with Glorot-uniform kernel and zero bias.
+
+  Args:
+    rng: ``np.random.Generator`` for the initial kernel (seeded by the model).
+    cin, cout: input / output channels.
+    kernel: kernel size.
+    dilation: dilation rate.
+    use_bias: add a bias.
+  """
+
+  def __init__(self, rng, cin, cout, kernel=3, dilation=1, use_bias=True, name=None):
+    super().__init__(name=name)
+    limit = np.sqrt(6.0 / (kernel * kernel * (cin + cout)))
+    self.kernel = tf.Variable(
+        rng.uniform(-limit, limit, (kernel, kernel, cin, cout)).astype(np.float32),
+        name='kernel')
+    self.bias = tf.Variable(tf.zeros([cout]), name='bias') if use_bias else None
+    self.dilation = dilation
+
+  def __call__(self, x):
+    y = tf.nn.conv2d(x, tf.cast(self.kernel, x.dtype), 1, 'SAME',
+                     dilations=self.dilation)
+    if self.bias is not None:
+      y = y + tf.cast(self.bias, x.dtype)
+    return y
+
+
+class InstanceNormPlusPlus(tf.Module):
+  """(Conditional) instance normalisation++; one ``[rows, 3, c]`` variable.
+
+  Args:
+    rng: ``np.random.Generator`` for the initial gamma and alpha.
+    channels: number of channels c.
+    num_classes: noise levels of the conditional variant, or None.
+  """
+
+  def __init__(self, rng, channels, num_classes=None, name=None):
+    super().__init__(name=name)
+    rows = num_classes or 1
+    init = np.zeros((rows, 3, channels), np.float32)
+    init[:, :2] = rng.normal(1.0, 0.02, (rows, 2, channels))
+    self.gamma_alpha_beta = tf.Variable(init, name='gamma_alpha_beta')
+    self.num_classes = num_classes
+
+  def __call__(self, x, labels=None):
+    dtype = x.dtype
+    x32 = tf.cast(x, tf.float32)
+    mu, var = tf.nn.moments(x32, axes=[1, 2], keepdims=True)      # [b,1,1,c]
+    m, v = tf.nn.moments(mu, axes=[3], keepdims=True)               # [b,1,1,1]
+    h = (x32 - mu) * tf.math.rsqrt(var + _EPS)
+    mu_hat = (mu - m) * tf.math.rsqrt(v + _EPS)
+    if self.num_classes is None or labels is None:
+      p = self.gamma_alpha_beta[:1]                                 # [1,3,c]
+    else:
+      p = tf.gather(self.gamma_alpha_beta, labels)                  # [b,3,c]
+    # (Written as gamma*h + (gamma*alpha)*mu_hat: the form gamma*(h + alpha*mu_hat)
+    # with strided slices crashed grappler's arithmetic optimiser in TF 2.16.)
+    gamma, alpha, beta = tf.unstack(p[:, :, None, None, :], axis=1)  # [b,1,1,c]
+    return tf.cast(gamma * h + (gamma * alpha) * mu_hat + beta, dtype)
+
+
+def _pool2(x):
+  return tf.nn.avg_pool2d(x, 2, 2, 'SAME')
+
+
+class ResidualBlock(tf.Module):
+  """Pre-activation residual block: norm -> ELU -> conv, twice, plus shortcut.
+
+  Args:
+    rng: initialiser stream.
+    cin, cout: channels in and out.
+    num_classes: noise levels (None: unconditional).
+    downsample: halve height and width (mean pooling after the second conv);
+      dilated "downsampling" blocks only change the channels, as in NCSN.
+    dilation: dilation of both convs.
+  """
+
+  def __init__(self, rng, cin, cout, num_classes=None, downsample=False, dilation=1,
+               name=None):
+    super().__init__(name=name)
+    self.norm1 = InstanceNormPlusPlus(rng, cin, num_classes)
+    mid = cin if downsample else cout
+    self.conv1 = Conv2D(rng, cin, mid, dilation=dilation)
+    self.norm2 = InstanceNormPlusPlus(rng, mid, num_classes)
+    self.conv2 = Conv2D(rng, mid, cout, dilation=dilation)
+    self.pool = downsample and dilation == 1
+    self.shortcut = None
+    if cin != cout or downsample:
+      self.shortcut = Conv2D(rng, cin, cout, kernel=1 if dilation == 1 else 3,
+                             dilation=dilation)
+
+  def __call__(self, x, labels=None):
+    h = self.conv1(tf.nn.elu(self.norm1(x, labels)))
+    h = self.conv2(tf.nn.elu(self.norm2(h, labels)))
+    skip = x if self.shortcut is None else self.shortcut(x)
+    if self.pool:
+      h, skip = _pool2(h), _pool2(skip)
+    return skip + h
+
+
+class RCUBlock(tf.Module):
+  """Residual conv unit: ``n_blocks`` x (``n_stages`` x norm-ELU-conv) + skip."""
+
+  def __init__(self, rng, channels, num_classes=None, n_blocks=2, n_stages=2, name=None):
+    super().__init__(name=name)
+    self.norms = [[InstanceNormPlusPlus(rng, channels, num_classes)
+                   for _ in range(n_stages)] for _ in range(n_blocks)]
+    self.convs = [[Conv2D(rng, channels, channels, use_bias=False)
+                   for _ in range(n_stages)] for _ in range(n_blocks)]
+
+  def __call__(self, x, labels=None):
+    for norms, convs in zip(self.norms, self.convs):
+      residual = x
+      for norm, conv in zip(norms, convs):
+        x = conv(tf.nn.elu(norm(x, labels)))
+      x = x + residual
+    return x
+
+
+class MSFBlock(tf.Module):
+  """Multi-resolution fusion: norm + conv each input, upsample to the largest, sum."""
+
+  def __init__(self, rng, cins, cout, num_classes=None, name=None):
+    super().__init__(name=name)
+    self.norms = [InstanceNormPlusPlus(rng, c, num_classes) for c in cins]
+    self.convs = [Conv2D(rng, c, cout) for c in cins]
+
+  def __call__(self, xs, labels, size):
+    out = 0.0
+    for x, norm, conv in zip(xs, self.norms, self.convs):
+      h = conv(norm(x, labels))
+      if h.shape[1] != size[0] or h.shape[2] != size[1]:
+        h = tf.cast(tf.image.resize(h, size, method='bilinear'), h.dtype)
+      out = out + h
+    return out
+
+
+class CRPBlock(tf.Module):
+  """Chained residual pooling: ``n_stages`` x (norm -> 5x5 mean pool -> conv)."""
+
+  def __init__(self, rng, channels, num_classes=None, n_stages=2, name=None):
+    super().__init__(name=name)
+    self.norms = [InstanceNormPlusPlus(rng, channels, num_classes) for _ in range(n_stages)]
+    self.convs = [Conv2D(rng, channels, channels, use_bias=False) for _ in range(n_stages)]
+
+  def __call__(self, x, labels=None):
+    x = tf.nn.elu(x)
+    path = x
+    for norm, conv in zip(self.norms, self.convs):
+      path = conv(tf.nn.avg_pool2d(norm(path, labels), 5, 1, 'SAME'))
+      x = x + path
+    return x
+
+
+class RefineBlock(tf.Module):
+  """RefineNet block: RCU per input -> fusion -> chained pooling -> RCU.
+
+  Args:
+    rng: initialiser stream.
+    cins: channels of each input (one input: no fusion).
+    cout: output channels.
+    num_classes: noise levels (None: unconditional).
+    end: the last block (three output RCUs instead of one).
+  """
+
+  def __init__(self, rng, cins, cout, num_classes=None, end=False, name=None):
+    super().__init__(name=name)
+    self.adapt = [RCUBlock(rng, c, num_classes, 2, 2) for c in cins]
+    self.msf = MSFBlock(rng, cins, cout, num_classes) if len(cins) > 1 else None
+    self.crp = CRPBlock(rng, cout, num_classes, 2)
+    self.out = RCUBlock(rng, cout, num_classes, 3 if end else 1, 2)
+
+  def __call__(self, xs, labels=None):
+    hs = [rcu(x, labels) for rcu, x in zip(self.adapt, xs)]
+    if self.msf is not None:
+      size = (max(h.shape[1] for h in hs), max(h.shape[2] for h in hs))
+      h = self.msf(hs, labels, size)
+    else:
+      h = hs[0]
+    return self.out(self.crp(h, labels), labels)

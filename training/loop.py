@@ -1,0 +1,411 @@
+"""The one training loop every trainer uses.
+
+A model supplies a :class:`Task`: its variables, an optimiser and
+``loss_fn(batch, seed) -> (loss, metrics)``. The loop owns everything else:
+the ``tf.distribute`` strategy, checkpoints and resume, the exponential moving
+average of the weights, TensorBoard scalars and images, the progress bar,
+evaluation every N steps, sample grids and ``metrics.json``.
+
+``seed`` is an int32 ``[2]`` stateless seed, fresh for every step and replica
+(derived from the run seed, the step and the replica id), so runs are
+reproducible, resume draws the same noise it would have drawn, and replicas
+never share a noise draw.
+
+Resume: rerunning the same command with the same ``workdir`` restores the
+newest checkpoint (model, optimiser slots, EMA, step, elapsed time) and goes
+on from its step. Checkpoints are written every ``checkpoint_every`` steps,
+every ``checkpoint_every_secs`` seconds, at the end, and when the process is
+interrupted (Ctrl-C or SIGTERM), so an interruption loses at most the steps
+since the last write. The input pipeline is not checkpointed (a shuffle
+buffer of images would be larger than the model): after a resume, the data
+order is reshuffled with a seed that depends on the step.
+"""
+
+import dataclasses
+import json
+import os
+import signal
+import tempfile
+import time
+from typing import Any, Callable, Dict, Optional
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from pipeline.errors import ParameterError
+from training import images as image_utils
+from training.ema import EMA
+
+
+@dataclasses.dataclass
+class LoopConfig:
+  """Cadence and bookkeeping of a training run.
+
+  Attributes:
+    workdir: folder for checkpoints (``checkpoints/``), TensorBoard logs
+      (``tb/``), sample grids (``samples/``), ``config.json`` and
+      ``metrics.json``.
+    total_steps: int > 0, train until the step counter reaches this.
+    log_every: steps between TensorBoard scalars / progress updates.
+    eval_every: steps between evaluations (eval loss + sample grid).
+    checkpoint_every: steps between checkpoints.
+    checkpoint_every_secs: also checkpoint when this much time has passed.
+    keep_checkpoints: how many checkpoints to keep.
+    ema_decay: float in [0, 1); the EMA weights are used for evaluation and
+      sampling and are what a prior loads.
+    grad_clip_norm: clip gradients to this global norm (None: no clipping).
+    eval_batches: batches of the eval set per evaluation.
+    seed: run seed.
+    progress: show a progress bar.
+  """
+
+  workdir: str
+  total_steps: int = 10000
+  log_every: int = 50
+  eval_every: int = 1000
+  checkpoint_every: int = 500
+  checkpoint_every_secs: float = 600.0
+  keep_checkpoints: int = 3
+  ema_decay: float = 0.999
+  grad_clip_norm: Optional[float] = None
+  eval_batches: int = 8
+  seed: int = 0
+  progress: bool = True
+
+  def __post_init__(self):
+    if self.total_steps <= 0:
+      raise ParameterError(f'total_steps must be > 0, got {self.total_steps!r}')
+    if not 0.0 <= self.ema_decay < 1.0:
+      raise ParameterError(f'ema_decay must be in [0, 1), got {self.ema_decay!r}')
+    for name in ('log_every', 'eval_every', 'checkpoint_every'):
+      if getattr(self, name) <= 0:
+        raise ParameterError(f'{name} must be > 0, got {getattr(self, name)!r}')
+
+
+@dataclasses.dataclass
+class Task:
+  """What a model supplies to the loop.
+
+  Attributes:
+    model: the trained ``tf.Module`` / Keras model (its
+      ``trainable_variables`` are optimised).
+    optimizer: a :class:`training.optim.Adam` (or any object with
+      ``apply_gradients(pairs)``, ``learning_rate()`` and checkpointable
+      state); it receives gradients summed over replicas.
+    loss_fn: ``(batch, seed) -> (loss, metrics)``; ``loss`` a float32 scalar,
+      ``metrics`` a dict of float32 scalars.
+    eval_fn: like ``loss_fn`` for evaluation batches; defaults to ``loss_fn``.
+    sample_fn: optional ``(seed: int) -> images`` ``[n, height, width,
+      channels]`` in [0, 1], called with the EMA weights at each evaluation;
+      the grid is saved as PNG and sent to TensorBoard.
+    colormap: colour map for single-channel sample grids (``None``: grey;
+      ``'magma'`` for spectrogram patches, low bands drawn at the bottom).
+    description: json-able dict describing the model and data (architecture,
+      schedule, features); saved as ``config.json`` and compared on resume.
+    trackables: extra objects to checkpoint (e.g. data-dependent init flags).
+    initial_step: step counter and elapsed seconds to start from when the
+      workdir holds no checkpoint (a run continued from exported weights).
+  """
+
+  model: Any
+  optimizer: Any
+  loss_fn: Callable
+  eval_fn: Optional[Callable] = None
+  sample_fn: Optional[Callable] = None
+  colormap: Optional[str] = None
+  description: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  trackables: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  initial_step: int = 0
+  initial_elapsed_s: float = 0.0
+
+
+def write_json_atomic(path: str, obj):
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(suffix='.json.tmp', dir=folder)
+  with os.fdopen(fd, 'w') as f:
+    json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
+    f.write('\n')
+  os.replace(tmp, path)
+
+
+def _json_default(o):
+  if isinstance(o, (np.floating, np.integer)):
+    return o.item()
+  if isinstance(o, np.ndarray):
+    return o.tolist()
+  if dataclasses.is_dataclass(o):
+    return dataclasses.asdict(o)
+  return str(o)
+
+
+def _diff(a, b, prefix=''):
+  """Paths where two json-like values differ."""
+  if isinstance(a, dict) and isinstance(b, dict):
+    out = []
+    for k in sorted(set(a) | set(b)):
+      out += _diff(a.get(k), b.get(k), f'{prefix}{k}.')
+    return out
+  if isinstance(a, float) and isinstance(b, float) and np.isclose(a, b, rtol=1e-9):
+    return []
+  return [] if a == b else [f'{prefix[:-1]}: saved {a!r}, now {b!r}']
+
+
+def check_description(workdir: str, description: Dict[str, Any]):
+  """Writes ``config.json`` or checks it against a previous run in ``workdir``.
+
+  Raises:
+    ParameterError: if the workdir holds a run of a different model or data.
+  """
+  path = os.path.join(workdir, 'config.json')
+  description = json.loads(json.dumps(description, default=_json_default))
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    diffs = _diff(saved, description)
+    if diffs:
+      raise ParameterError(
+          f'{workdir} holds a run of a different configuration; use a new '
+          '--workdir or the same settings. Differences: ' + '; '.join(diffs))
+  else:
+    write_json_atomic(path, description)
+
+
+def restore_or_initialize(manager: tf.train.CheckpointManager, checkpoint,
+                          workdir: str) -> Optional[str]:
+  """Restores the newest checkpoint; clear errors for damaged/mismatched ones."""
+  latest = manager.latest_checkpoint
+  if latest is None:
+    return None
+  try:
+    status = checkpoint.restore(latest)
+    status.assert_existing_objects_matched()
+  except (tf.errors.OpError, ValueError, AssertionError) as e:
+    raise ParameterError(
+        f'cannot restore checkpoint {latest} in {workdir}: it is damaged or '
+        f'belongs to a different model ({type(e).__name__}: {str(e)[:500]})') from e
+  return latest
+
+
+class _Interrupt:
+  """Turns SIGTERM into KeyboardInterrupt so that the loop can checkpoint."""
+
+  def __enter__(self):
+    self._old = None
+    try:
+      self._old = signal.signal(signal.SIGTERM, self._handler)
+    except ValueError:  # not in the main thread
+      pass
+    return self
+
+  @staticmethod
+  def _handler(signum, frame):
+    del signum, frame
+    raise KeyboardInterrupt('SIGTERM')
+
+  def __exit__(self, *exc):
+    if self._old is not None:
+      signal.signal(signal.SIGTERM, self._old)
+    return False
+
+
+def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
+          config: LoopConfig, *, eval_data: Optional[tf.data.Dataset] = None,
+          strategy: Optional[tf.distribute.Strategy] = None) -> Dict[str, Any]:
+  """Trains ``task_fn()`` on ``train_data`` until ``config.total_steps``.
+
+  Args:
+    task_fn: builds the :class:`Task`; called inside the strategy's scope so
+      that the model's and optimiser's variables are distributed.
+    train_data: ``tf.data.Dataset`` of global batches, repeated (the loop
+      stops at ``total_steps``; an exhausted dataset is an error).
+    config: a :class:`LoopConfig`.
+    eval_data: batches for evaluation (``None``: no eval loss).
+    strategy: a ``tf.distribute.Strategy``; default: the current one.
+
+  Returns:
+    The final metrics (also written to ``workdir/metrics.json``).
+
+  Raises:
+    ParameterError: mismatched workdir or damaged checkpoint.
+    FloatingPointError: the loss became NaN or infinite (the last checkpoint
+      is kept).
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  workdir = config.workdir
+  os.makedirs(workdir, exist_ok=True)
+  with strategy.scope():
+    task = task_fn()
+    variables = task.model.trainable_variables
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step',
+                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name='elapsed_s',
+                          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    ema = EMA(variables, config.ema_decay)
+  check_description(workdir, task.description)
+  checkpoint = tf.train.Checkpoint(step=step, elapsed_s=elapsed, model=task.model,
+                                   optimizer=task.optimizer, ema=ema, **task.trackables)
+  manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, 'checkpoints'),
+                                       max_to_keep=config.keep_checkpoints)
+  restored = restore_or_initialize(manager, checkpoint, workdir)
+  if not restored and task.initial_step:
+    step.assign(task.initial_step)
+    elapsed.assign(task.initial_elapsed_s)
+  start_step = int(step.numpy())
+  if restored:
+    logging.info('resumed from %s at step %d', restored, start_step)
+    print(f'resumed from {restored} at step {start_step}', flush=True)
+
+  n_params = int(sum(np.prod(v.shape) for v in variables))
+  replicas = strategy.num_replicas_in_sync
+  dist_data = strategy.experimental_distribute_dataset(train_data)
+  iterator = iter(dist_data)
+  seed0 = tf.constant(config.seed, tf.int32)
+
+  @tf.function
+  def train_step(iterator):
+    batch = next(iterator)
+
+    def step_fn(batch):
+      ctx = tf.distribute.get_replica_context()
+      seed = tf.random.experimental.stateless_fold_in(
+          tf.stack([seed0, tf.cast(step, tf.int32)]), ctx.replica_id_in_sync_group)
+      with tf.GradientTape() as tape:
+        loss, metrics = task.loss_fn(batch, seed)
+        scaled = loss / replicas
+      grads = tape.gradient(scaled, variables)
+      grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+      if config.grad_clip_norm:
+        grads, gnorm = tf.clip_by_global_norm(grads, config.grad_clip_norm)
+      else:
+        gnorm = tf.linalg.global_norm(grads)
+      task.optimizer.apply_gradients(zip(grads, variables))
+      ema.update()
+      return loss, gnorm, metrics
+
+    loss, gnorm, metrics = strategy.run(step_fn, args=(batch,))
+    mean = lambda v: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+    step.assign_add(1)
+    return mean(loss), mean(gnorm), {k: mean(v) for k, v in metrics.items()}
+
+  eval_fn = task.eval_fn or task.loss_fn
+
+  @tf.function
+  def eval_step(batch, seed):
+    return eval_fn(batch, seed)
+
+  writers = {k: tf.summary.create_file_writer(os.path.join(workdir, 'tb', k))
+             for k in ('train', 'eval')}
+  final: Dict[str, Any] = {'num_parameters': n_params, 'replicas': replicas}
+  metrics_path = os.path.join(workdir, 'metrics.json')
+  if os.path.exists(metrics_path):
+    with open(metrics_path) as f:
+      final.update(json.load(f))
+
+  def evaluate(at_step):
+    out = {}
+    with ema.swapped_in():
+      if eval_data is not None:
+        losses = []
+        for i, batch in enumerate(eval_data.take(config.eval_batches)):
+          seed = tf.constant([config.seed + 1, i], tf.int32)  # fixed: comparable
+          loss, _ = eval_step(batch, seed)
+          losses.append(float(loss))
+        if losses:
+          out['eval_loss'] = float(np.mean(losses))
+      if task.sample_fn is not None:
+        imgs = np.asarray(task.sample_fn(config.seed))
+        if task.colormap and imgs.shape[-1] == 1:
+          imgs = image_utils.colorize(imgs, cmap=task.colormap)
+        grid = image_utils.make_grid(imgs)
+        png = os.path.join(workdir, 'samples', f'step_{at_step:07d}.png')
+        image_utils.save_png(png, grid, scale=2)
+        out['samples_png'] = os.path.relpath(png, workdir)
+        with writers['eval'].as_default():
+          tf.summary.image('samples', grid[None], step=at_step)
+    with writers['eval'].as_default():
+      for k, v in out.items():
+        if isinstance(v, float):
+          tf.summary.scalar(k, v, step=at_step)
+    return out
+
+  def save(reason):
+    elapsed.assign_add(time.time() - save.t0)
+    save.t0 = time.time()
+    path = manager.save(checkpoint_number=int(step.numpy()))
+    logging.info('checkpoint %s (%s)', path, reason)
+    return path
+  save.t0 = time.time()
+
+  bar = None
+  if config.progress:
+    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+    bar = tqdm(total=config.total_steps, initial=start_step, unit='step',
+               dynamic_ncols=True, mininterval=1.0)
+  last_ckpt_time = time.time()
+  window, window_t0, window_steps = [], time.time(), 0
+  steps_per_sec = None
+  cur = start_step
+  try:
+    with _Interrupt():
+      while cur < config.total_steps:
+        try:
+          loss, gnorm, metrics = train_step(iterator)
+        except (StopIteration, tf.errors.OutOfRangeError) as e:
+          raise ParameterError('the training dataset ran out; pass a repeated '
+                               'dataset') from e
+        cur += 1
+        loss_v = float(loss)
+        if not np.isfinite(loss_v):
+          raise FloatingPointError(
+              f'loss is {loss_v} at step {cur}; last good checkpoint: '
+              f'{manager.latest_checkpoint}. Lower the learning rate or clip '
+              'gradients (--grad_clip_norm).')
+        window.append(loss_v)
+        window_steps += 1
+        if bar is not None:
+          bar.update(1)
+        if cur % config.log_every == 0 or cur == config.total_steps:
+          now = time.time()
+          steps_per_sec = window_steps / max(now - window_t0, 1e-9)
+          train_loss = float(np.mean(window))
+          with writers['train'].as_default():
+            tf.summary.scalar('loss', train_loss, step=cur)
+            tf.summary.scalar('grad_norm', float(gnorm), step=cur)
+            tf.summary.scalar('steps_per_sec', steps_per_sec, step=cur)
+            tf.summary.scalar('learning_rate', float(task.optimizer.learning_rate()),
+                              step=cur)
+            for k, v in metrics.items():
+              tf.summary.scalar(k, float(v), step=cur)
+          final.update(train_loss=train_loss, steps_per_sec=steps_per_sec)
+          if bar is not None:
+            bar.set_postfix(loss=f'{train_loss:.4g}', steps_s=f'{steps_per_sec:.2f}')
+          window, window_t0, window_steps = [], now, 0
+        if (cur % config.checkpoint_every == 0 or
+            time.time() - last_ckpt_time > config.checkpoint_every_secs):
+          save('periodic')
+          last_ckpt_time = time.time()
+        if cur % config.eval_every == 0 and cur != config.total_steps:
+          final.update(evaluate(cur), step=cur)
+          write_json_atomic(metrics_path, final)
+  except KeyboardInterrupt:
+    if bar is not None:
+      bar.close()
+    path = save('interrupted')
+    print(f'\ninterrupted at step {int(step.numpy())}; saved {path}. Rerun the same '
+          'command to resume.', flush=True)
+    raise
+  if bar is not None:
+    bar.close()
+  if manager.latest_checkpoint is None or int(step.numpy()) != start_step or (
+      not manager.latest_checkpoint.endswith(f'-{int(step.numpy())}')):
+    save('final')
+  final.update(evaluate(int(step.numpy())))
+  final.update(step=int(step.numpy()), elapsed_s=float(elapsed.numpy()),
+               examples_seen=None)
+  final.pop('examples_seen')
+  write_json_atomic(metrics_path, final)
+  for w in writers.values():
+    w.flush()
+  return final
