@@ -205,6 +205,17 @@ class PatchWriter:
   def _staged_path(self, index: int) -> str:
     return _join(self._staging, f'shard-{index:05d}.tfrecord')
 
+  def update_provenance(self, **entries):
+    """Adds entries to the provenance before the set is committed.
+
+    Raises:
+      ParameterError: if a value cannot be stored as JSON.
+    """
+    try:
+      self._provenance.update(json.loads(json.dumps(entries, default=str)))
+    except (TypeError, ValueError) as e:
+      raise ParameterError(f'provenance cannot be stored as JSON: {e}') from e
+
   def add(self, patches) -> int:
     """Appends one patch or a batch of patches.
 
