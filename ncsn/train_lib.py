@@ -169,8 +169,12 @@ def config_from_description(desc: Dict[str, Any]) -> NCSNTrainConfig:
                          dataset=desc.get('dataset', {}))
 
 
-def load_score_model(prior_dir: str) -> ScoreNetwork:
+def load_score_model(prior_dir: str, *, compute_dtype: str = 'float32') -> ScoreNetwork:
   """Loads an exported NCSN prior folder.
+
+  Args:
+    prior_dir: folder written by :func:`export_prior`.
+    compute_dtype: 'float32' or 'bfloat16' (faster on CPUs with BF16 units).
 
   Returns:
     The :class:`ScoreNetwork` with the exported (EMA) weights; its
@@ -180,7 +184,7 @@ def load_score_model(prior_dir: str) -> ScoreNetwork:
     ParameterError: missing folder, damaged or mismatched weights.
   """
   meta = _read_json(os.path.join(prior_dir, PRIOR_CONFIG), 'prior config')
-  config = config_from_description(meta)
+  config = dataclasses.replace(config_from_description(meta), compute_dtype=compute_dtype)
   model = build_model(config)
   _load_weights(model, prior_dir, config)
   model.prior_metadata = meta

@@ -1,0 +1,63 @@
+"""Mixing functions g(x_1..x_K) -> mixture; their gradients come from autodiff.
+
+A mixing function takes the stacked sources ``[n_sources, batch, ...]`` and
+returns the mixture ``[batch, ...]``. Any callable of that form works.
+"""
+
+import math
+
+import tensorflow as tf
+
+from pipeline.errors import ParameterError
+
+
+def mix_sum(xs):
+  """``m = sum_k x_k`` (waveforms, linear spectrograms)."""
+  return tf.reduce_sum(xs, axis=0)
+
+
+def mix_mean(xs):
+  """``m = mean_k x_k`` (images in [0, 1], as in the BASIS image experiments)."""
+  return tf.reduce_mean(xs, axis=0)
+
+
+class DbPowerSum:
+  """Power sum of dB spectrograms stored in the unit scale of the pipeline.
+
+  Sources and mixture are patches in [0, 1] with
+  ``unit = (dB - min_db) / (max_db - min_db)``. Powers add, dB values do not:
+
+    g = unit( 10 log10( sum_k 10^(dB_k / 10) ) ),   dB_k = db(x_k),
+
+  computed in dB units with a log-sum-exp. (The original project applied the
+  power sum to the [0, 1] values, which made g nearly the mean.) The result is
+  not clipped to ``max_db``, so the gradient never vanishes.
+
+  Args:
+    min_db, max_db: the unit-scale range (``FeatureConfig.db_range``).
+  """
+
+  def __init__(self, min_db: float = -100.0, max_db: float = 20.0):
+    if not min_db < max_db:
+      raise ParameterError(f'need min_db < max_db, got {min_db!r}, {max_db!r}')
+    self.min_db, self.max_db = float(min_db), float(max_db)
+
+  def __call__(self, xs):
+    span = self.max_db - self.min_db
+    db = xs * span + self.min_db
+    mixed_db = (10.0 / math.log(10.0)) * tf.reduce_logsumexp(db * (math.log(10.0) / 10.0),
+                                                             axis=0)
+    return (mixed_db - self.min_db) / span
+
+
+MIXINGS = {'sum': mix_sum, 'mean': mix_mean, 'db_power_sum': DbPowerSum()}
+
+
+def get_mixing(name_or_fn):
+  """A mixing function by name ('sum', 'mean', 'db_power_sum') or a callable."""
+  if callable(name_or_fn):
+    return name_or_fn
+  if name_or_fn not in MIXINGS:
+    raise ParameterError(f'unknown mixing {name_or_fn!r}; choose one of {sorted(MIXINGS)} '
+                         'or pass a callable')
+  return MIXINGS[name_or_fn]

