@@ -11,6 +11,8 @@ import setuptools
 SCRIPTS = {
     # console script name -> top-level module with a `run()` entry point
     'wav_to_spec': 'wav_to_spec',
+    'train_ncsn': 'train_ncsn',
+    'run_basis_sep': 'run_basis_sep',
     'render_instruments': 'render_instruments',
     'basis_demo': 'demo',
 }
@@ -25,7 +27,8 @@ setuptools.setup(
     python_requires='>=3.9,<3.12',
     packages=setuptools.find_packages(include=[
         'pipeline', 'pipeline.*', 'training', 'training.*', 'ncsn', 'ncsn.*',
-        'basis', 'basis.*', 'flow_models', 'flow_models.*']),
+        'basis', 'basis.*', 'flow_models', 'flow_models.*', 'evaluation',
+        'evaluation.*']),
     py_modules=sorted(set(SCRIPTS.values())),
     include_package_data=True,
     package_data={'pipeline': ['demo_data/*.wav', 'demo_data/*.json']},

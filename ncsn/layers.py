@@ -4,7 +4,9 @@ Conditional instance normalisation++ (Song & Ermon 2019, Appendix A):
 for channel c with spatial mean mu_c and std s_c, and m, v the mean and std
 of the mu_c across channels,
 
-  h_c = gamma[i, c] (x_c - mu_c) / s_c + beta[i, c] + alpha[i, c] (mu_c - m) / v
+  h_c = gamma[i, c] ((x_c - mu_c) / s_c + alpha[i, c] (mu_c - m) / v) + beta[i, c]
+
+(the reference implementation's form: alpha inside the gamma scaling),
 
 where i is the noise-level index. gamma and alpha start at N(1, 0.02) (the
 original port drew them from N(0, 0.02), which zeroes the signal at init),

@@ -25,8 +25,9 @@ def dsm_loss(score_fn, x, sigmas, seed):
 
   Returns:
     ``(loss, metrics)``: scalar float32 loss and a dict with the loss per
-    level bucket (``loss_low``: the smallest third of the levels, ``loss_high``:
-    the largest third), useful to see which levels lag behind.
+    level bucket (``loss_low_sigma``: the smallest third of the levels,
+    ``loss_high_sigma``: the largest third), useful to see which levels lag
+    behind.
   """
   x = tf.convert_to_tensor(x, tf.float32)
   sigmas = tf.convert_to_tensor(sigmas, tf.float32)

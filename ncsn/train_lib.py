@@ -198,14 +198,17 @@ def _load_weights(model, prior_dir, config):
     raise ParameterError(
         f'prior {prior_dir} has net {saved.net} and image shape {saved.image_shape}, '
         f'but {config.net} and {tuple(config.image_shape)} were asked for')
-  if not np.allclose(saved.schedule.sigmas, config.schedule.sigmas):
+  saved_sigmas, sigmas = saved.schedule.sigmas, config.schedule.sigmas
+  # (np.allclose raises a bare ValueError for different level counts.)
+  if saved_sigmas.shape != sigmas.shape or not np.allclose(saved_sigmas, sigmas):
     raise ParameterError(
         f'prior {prior_dir} was trained on schedule {saved.schedule}, not '
         f'{config.schedule}')
   path = os.path.join(prior_dir, PRIOR_WEIGHTS)
   try:
     tf.train.Checkpoint(model=model).read(path).assert_existing_objects_matched()
-  except (tf.errors.OpError, ValueError, AssertionError) as e:
+  # IndexError: a truncated weights.data file ("Read less bytes than requested").
+  except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
     raise ParameterError(
         f'cannot load weights {path}: damaged or from a different model '
         f'({type(e).__name__}: {str(e)[:300]})') from e

@@ -181,7 +181,9 @@ def restore_or_initialize(manager: tf.train.CheckpointManager, checkpoint,
   try:
     status = checkpoint.restore(latest)
     status.assert_existing_objects_matched()
-  except (tf.errors.OpError, ValueError, AssertionError) as e:
+  # A truncated .data file surfaces as IndexError ("Read less bytes than
+  # requested") from the checkpoint reader, not as an OpError.
+  except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
     raise ParameterError(
         f'cannot restore checkpoint {latest} in {workdir}: it is damaged or '
         f'belongs to a different model ({type(e).__name__}: {str(e)[:500]})') from e
