@@ -75,7 +75,7 @@ def folder_to_patches(in_dir: str, out_dir: str, *,
   """
   files = list_audio_files(in_dir)
   transform = MelTransform(features)
-  to_patches = tf.function(transform.waveform_to_unit, reduce_retracing=True)
+  to_patches = transform.make_window_fn()
   sources, skipped, bad = [], 0, []
   iterator = files
   if progress:
@@ -107,7 +107,7 @@ def folder_to_patches(in_dir: str, out_dir: str, *,
         skipped += int((~keep).sum())
         frames = frames[keep]
       if len(frames):
-        writer.add(to_patches(frames).numpy())
+        writer.add(to_patches(frames))
       sources.append({'file': os.path.relpath(path, in_dir), 'patches': int(len(frames))})
     writer.update_provenance(files=sources, skipped_windows=skipped, bad_files=bad)
     if writer.count == 0:
