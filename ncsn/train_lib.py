@@ -139,6 +139,9 @@ def export_prior(workdir: str, out_dir: str, *, extra: Optional[Dict[str, Any]] 
   parent = os.path.dirname(os.path.abspath(out_dir))
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private (0700)
   try:
     tf.train.Checkpoint(model=model).write(os.path.join(tmp, PRIOR_WEIGHTS))
     elapsed = tf.Variable(0.0, dtype=tf.float64)

@@ -7,12 +7,12 @@ under the final name.
 """
 
 import os
-import tempfile
 from typing import Optional, Tuple
 
 import numpy as np
 import soundfile as sf
 
+from pipeline.atomic import atomic_path
 from pipeline.errors import ParameterError
 
 
@@ -143,14 +143,5 @@ def write_wav(path: str, y, sample_rate: int, *, subtype: str = 'PCM_16'):
   if y.ndim > 2:
     raise ParameterError(f'waveform for {path!r} has rank {y.ndim}, expected 1 or 2')
   data = y.T if y.ndim == 2 else y
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(suffix='.wav.tmp', dir=folder)
-  os.close(fd)
-  try:
+  with atomic_path(path, suffix='.wav.tmp') as tmp:
     sf.write(tmp, data, int(sample_rate), subtype=subtype, format='WAV')
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise

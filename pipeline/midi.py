@@ -30,12 +30,12 @@ same phrase (and byte-identical MIDI file) on every run.
 import dataclasses
 import math
 import os
-import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import mido
 import numpy as np
 
+from pipeline.atomic import atomic_path
 from pipeline.errors import ParameterError
 
 TICKS_PER_BEAT = 480
@@ -615,17 +615,8 @@ def write_midi(path: str, phrase: Phrase) -> None:
     phrase: from ``make_phrase``.
   """
   mid = phrase_to_midi(phrase)
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(suffix='.mid.tmp', dir=folder)
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      mid.save(file=f)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with atomic_path(path, suffix='.mid.tmp') as tmp:
+    mid.save(tmp)
 
 
 def write_phrase_midi(path: str, *, instrument: str, duration_s: float,

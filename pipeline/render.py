@@ -41,6 +41,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from pipeline import midi
+from pipeline.atomic import write_json_atomic
 from pipeline.audio import load, write_wav
 from pipeline.errors import ParameterError
 
@@ -379,17 +380,7 @@ def _soundfont_info(path: str) -> Dict[str, Any]:
 
 
 def _write_json_atomic(path: str, obj) -> None:
-  folder = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(suffix='.json.tmp', dir=folder)
-  try:
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-      json.dump(obj, f, indent=2, sort_keys=False)
-      f.write('\n')
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  write_json_atomic(path, obj, sort_keys=False)
 
 
 def _phrase_info(phrase: midi.Phrase, seed: int) -> Dict[str, Any]:

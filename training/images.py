@@ -1,10 +1,10 @@
 """Image grids for sample summaries: PNG files and TensorBoard images."""
 
 import os
-import tempfile
 
 import numpy as np
 
+from pipeline.atomic import atomic_path
 from pipeline.errors import ParameterError
 
 
@@ -50,13 +50,5 @@ def save_png(path: str, image: np.ndarray, *, scale: int = 1):
     img = img.repeat(scale, axis=0).repeat(scale, axis=1)
   if img.shape[-1] == 1:
     img = np.repeat(img, 3, axis=-1)
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(suffix='.png', dir=folder)
-  os.close(fd)
-  try:
+  with atomic_path(path, suffix='.png') as tmp:
     plt.imsave(tmp, img, format='png')
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)

@@ -25,7 +25,6 @@ import dataclasses
 import json
 import os
 import signal
-import tempfile
 import time
 from typing import Any, Callable, Dict, Optional
 
@@ -33,6 +32,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from pipeline import atomic
 from pipeline.errors import ParameterError
 from training import images as image_utils
 from training.ema import EMA
@@ -121,13 +121,8 @@ class Task:
 
 
 def write_json_atomic(path: str, obj):
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(suffix='.json.tmp', dir=folder)
-  with os.fdopen(fd, 'w') as f:
-    json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
-    f.write('\n')
-  os.replace(tmp, path)
+  """Writes json atomically (numpy scalars, arrays and dataclasses allowed)."""
+  atomic.write_json_atomic(path, obj, default=_json_default)
 
 
 def _json_default(o):

@@ -1,0 +1,44 @@
+"""Atomic file writes: write to a temporary name in the same folder, then rename.
+
+A crash never leaves half a file under the final name, and an existing file
+is replaced only once the new one is complete. The result gets the usual
+permissions (``0666 & ~umask``), not ``mkstemp``'s private ``0600``.
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, *, suffix: str = '.tmp'):
+  """Yields a temporary path; on success it is renamed to ``path``.
+
+  Example:
+    >>> with atomic_path('out/a.wav', suffix='.wav') as tmp:
+    ...   soundfile.write(tmp, y, 16000, format='WAV')
+  """
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(suffix=suffix,
+                             prefix='.' + os.path.basename(path) + '.', dir=folder)
+  os.close(fd)
+  try:
+    yield tmp
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_json_atomic(path: str, obj, *, default=None, sort_keys: bool = True):
+  """Writes ``obj`` as indented json, atomically."""
+  with atomic_path(path, suffix='.json.tmp') as tmp:
+    with open(tmp, 'w', encoding='utf-8') as f:
+      json.dump(obj, f, indent=2, sort_keys=sort_keys, default=default)
+      f.write('\n')
