@@ -1,5 +1,6 @@
 """BASIS separation: closed-form Gaussian posterior, duck-typed priors, errors."""
 
+import json
 import os
 import subprocess
 import sys
@@ -196,19 +197,50 @@ class MetricsTest(tf.test.TestCase):
       best_permutation_psnr(est[:, :2], ref)
 
 
+def _tiny_prior(prior_dir, image_shape):
+  from ncsn import schedules, train_lib  # pylint: disable=g-import-not-at-top
+  from ncsn.model import ScoreNetConfig  # pylint: disable=g-import-not-at-top
+  from training.loop import write_json_atomic  # pylint: disable=g-import-not-at-top
+  config = train_lib.NCSNTrainConfig(net=ScoreNetConfig(ngf=4),
+                                     schedule=schedules.ncsn_v1(), image_shape=image_shape)
+  os.makedirs(prior_dir)
+  tf.train.Checkpoint(model=train_lib.build_model(config)).write(
+      os.path.join(prior_dir, 'weights'))
+  write_json_atomic(os.path.join(prior_dir, 'config.json'), config.description())
+
+
 class ScriptTest(tf.test.TestCase):
 
+  def test_run_basis_sep_on_mel_patches_with_a_prior_per_source(self):
+    from pipeline import FeatureConfig  # pylint: disable=g-import-not-at-top
+    from pipeline.tfrecords import write_patches  # pylint: disable=g-import-not-at-top
+    tmp = self.get_temp_dir()
+    rng = np.random.default_rng(0)
+    dirs = []
+    for name in ('piano', 'violin'):
+      _tiny_prior(os.path.join(tmp, f'prior_{name}'), (96, 64, 1))
+      write_patches(rng.uniform(0, 1, (30, 96, 64, 1)).astype(np.float32),
+                    os.path.join(tmp, f'tfr_{name}'), features=FeatureConfig())
+      dirs += [f'--prior_dir={tmp}/prior_{name}', f'--data_dir={tmp}/tfr_{name}']
+    out = os.path.join(tmp, 'mel_out')
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', PYTHONPATH=ROOT)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'run_basis_sep.py'), '--dataset=melspec',
+         '--n_mixtures=2', '--batch_size=2', '--steps_per_sigma=1',
+         f'--out_dir={out}'] + dirs, capture_output=True, text=True, env=env, timeout=600)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    with open(os.path.join(out, 'results.json')) as f:
+      results = json.load(f)
+    self.assertEqual(results['mixing'], 'db_power_sum')
+    self.assertLen(results['mean_abs_error_db_per_source'], 2)
+    self.assertEqual(np.load(os.path.join(out, 'estimates.npy')).shape, (2, 2, 96, 64, 1))
+    self.assertEqual(np.load(os.path.join(out, 'mixtures.npy')).shape, (2, 96, 64, 1))
+    with open(os.path.join(out, 'features.json')) as f:
+      self.assertEqual(FeatureConfig.from_dict(json.load(f)), FeatureConfig())
+
   def test_run_basis_sep_with_a_tiny_prior(self):
-    from ncsn import schedules, train_lib  # pylint: disable=g-import-not-at-top
-    from ncsn.model import ScoreNetConfig  # pylint: disable=g-import-not-at-top
-    from training.loop import write_json_atomic  # pylint: disable=g-import-not-at-top
     prior_dir = os.path.join(self.get_temp_dir(), 'prior')
-    config = train_lib.NCSNTrainConfig(net=ScoreNetConfig(ngf=4),
-                                       schedule=schedules.ncsn_v1(), image_shape=(28, 28, 1))
-    model = train_lib.build_model(config)
-    os.makedirs(prior_dir)
-    tf.train.Checkpoint(model=model).write(os.path.join(prior_dir, 'weights'))
-    write_json_atomic(os.path.join(prior_dir, 'config.json'), config.description())
+    _tiny_prior(prior_dir, (28, 28, 1))
     out = os.path.join(self.get_temp_dir(), 'out')
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', PYTHONPATH=ROOT)
     proc = subprocess.run(
