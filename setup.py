@@ -12,6 +12,7 @@ SCRIPTS = {
     # console script name -> top-level module with a `run()` entry point
     'wav_to_spec': 'wav_to_spec',
     'train_ncsn': 'train_ncsn',
+    'train_glow': 'train_glow',
     'run_basis_sep': 'run_basis_sep',
     'render_instruments': 'render_instruments',
     'basis_demo': 'demo',

