@@ -6,7 +6,7 @@ Used by ``run_basis_sep.py``; every function takes plain arguments (no flags).
 import json
 import os
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional
 
 import numpy as np
 

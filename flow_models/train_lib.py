@@ -17,10 +17,7 @@ folder's ``family.json`` lists the levels (see ``flow_models.family``).
 """
 
 import dataclasses
-import json
 import os
-import shutil
-import tempfile
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -35,7 +32,7 @@ from flow_models.realnvp import RealNVPConfig, build_realnvp
 from pipeline.errors import ParameterError
 from training import loop
 from training import optim
-from training.ema import EMA
+from training import prior_io
 
 MODELS = ('glow', 'realnvp')
 FlowConfig = Union[GlowConfig, RealNVPConfig]
@@ -179,7 +176,7 @@ def make_task(config: FlowTrainConfig, *, init_batch=None, colormap: Optional[st
   # After the data-dependent init: every variable exists now.
   optimizer = optim.Adam(distribution.trainable_variables, optim.OptimizerConfig(
       config.optimizer, config.learning_rate, warmup_steps=config.warmup_steps))
-  sample_fn = None
+  sample_fn = None  # set below when a preview grid is wanted
   if config.n_grid > 0:
     forward = tf.function(distribution.bijector.forward)
     shape = (config.n_grid, model_lib.num_dims(distribution))
@@ -214,8 +211,9 @@ def add_bits_per_dim(workdir: str, metrics: Dict[str, Any]) -> Dict[str, Any]:
 
 
 # ----------------------------------------------------------------- export/load
-PRIOR_CONFIG = 'config.json'
-PRIOR_WEIGHTS = 'weights'
+PRIOR_CONFIG = prior_io.PRIOR_CONFIG
+PRIOR_WEIGHTS = prior_io.PRIOR_WEIGHTS
+_read_json = prior_io.read_json
 
 
 def config_from_description(desc: Dict[str, Any]) -> FlowTrainConfig:
@@ -247,46 +245,17 @@ def export_prior(workdir: str, out_dir: str, *,
   """
   desc = _read_json(os.path.join(workdir, 'config.json'), 'run description')
   config = config_from_description(desc)
-  latest = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
-  if latest is None:
-    raise ParameterError(f'no checkpoint in {workdir}/checkpoints')
   distribution = build_model(config)
-  ema = EMA(distribution.trainable_variables, 0.0)
-  step = tf.Variable(0, dtype=tf.int64)
-  elapsed = tf.Variable(0.0, dtype=tf.float64)
-  try:
-    tf.train.Checkpoint(model=distribution, ema=ema, step=step, elapsed_s=elapsed).read(
-        latest).expect_partial().assert_existing_objects_matched()
-  except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
-    raise ParameterError(f'cannot read checkpoint {latest}: damaged or from a different '
-                         f'model ({type(e).__name__}: {str(e)[:300]})') from e
-  ema.copy_to_model()
+  latest, step, elapsed = prior_io.load_ema_weights(workdir, distribution)
   metrics_path = os.path.join(workdir, 'metrics.json')
   metrics = {}
   if os.path.exists(metrics_path):
     metrics = {k: v for k, v in _read_json(metrics_path, 'metrics').items()
                if k in ('train_bits_per_dim', 'test_bits_per_dim', 'steps_per_sec')}
-  parent = os.path.dirname(os.path.abspath(out_dir))
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
-  try:
-    tf.train.Checkpoint(model=distribution).write(os.path.join(tmp, PRIOR_WEIGHTS))
-    meta = dict(desc, step=int(step.numpy()), elapsed_s=float(elapsed.numpy()),
-                source_checkpoint=os.path.basename(latest),
-                num_parameters=utils.num_parameters(distribution), metrics=metrics,
-                **(extra or {}))
-    loop.write_json_atomic(os.path.join(tmp, PRIOR_CONFIG), meta)
-    if os.path.exists(out_dir):
-      old = tempfile.mkdtemp(prefix='.old-', dir=parent)
-      os.replace(out_dir, os.path.join(old, 'x'))
-      os.replace(tmp, out_dir)
-      shutil.rmtree(old)
-    else:
-      os.replace(tmp, out_dir)
-  finally:
-    if os.path.exists(tmp):
-      shutil.rmtree(tmp)
-  return out_dir
+  meta = dict(desc, step=step, elapsed_s=elapsed, source_checkpoint=os.path.basename(latest),
+              num_parameters=utils.num_parameters(distribution), metrics=metrics,
+              **(extra or {}))
+  return prior_io.write_prior_folder(out_dir, distribution, meta)
 
 
 def load_flow(prior_dir: str) -> Tuple[Any, Dict[str, Any]]:
@@ -337,25 +306,9 @@ def load_weights(distribution, prior_dir: str, config: FlowTrainConfig, *,
   if not allow_other_sigma and not np.isclose(saved.noise_sigma, config.noise_sigma):
     raise ParameterError(f'prior {prior_dir} was trained at noise_sigma={saved.noise_sigma}, '
                          f'not {config.noise_sigma}')
-  path = os.path.join(prior_dir, PRIOR_WEIGHTS)
-  try:
-    tf.train.Checkpoint(model=distribution).read(path).assert_existing_objects_matched()
-  # IndexError: a truncated weights.data file ("Read less bytes than requested").
-  except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
-    raise ParameterError(
-        f'cannot load weights {path}: damaged or from a different model '
-        f'({type(e).__name__}: {str(e)[:300]})') from e
+  prior_io.read_checkpoint(os.path.join(prior_dir, PRIOR_WEIGHTS), what='weights',
+                           model=distribution)
   return meta
-
-
-def _read_json(path, what):
-  if not os.path.exists(path):
-    raise ParameterError(f'{what} {path} does not exist')
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except ValueError as e:
-    raise ParameterError(f'{what} {path} is not valid json: {e}') from e
 
 
 # ------------------------------------------------------- noise fine-tuning

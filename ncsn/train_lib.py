@@ -8,10 +8,7 @@ weights of a training run as a small standalone prior folder
 """
 
 import dataclasses
-import json
 import os
-import shutil
-import tempfile
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
@@ -22,9 +19,9 @@ from ncsn.model import ScoreNetConfig, ScoreNetwork
 from ncsn.sampling import make_sampler
 from ncsn.schedules import NoiseSchedule
 from pipeline.errors import ParameterError
-from training.ema import EMA
 from training import optim
-from training.loop import Task, write_json_atomic
+from training import prior_io
+from training.loop import Task
 
 
 @dataclasses.dataclass
@@ -111,8 +108,9 @@ def make_task(config: NCSNTrainConfig, *, colormap: Optional[str] = None,
 
 
 # ----------------------------------------------------------------- export/load
-PRIOR_CONFIG = 'config.json'
-PRIOR_WEIGHTS = 'weights'
+PRIOR_CONFIG = prior_io.PRIOR_CONFIG
+PRIOR_WEIGHTS = prior_io.PRIOR_WEIGHTS
+_read_json = prior_io.read_json
 
 
 def export_prior(workdir: str, out_dir: str, *, extra: Optional[Dict[str, Any]] = None):
@@ -123,44 +121,14 @@ def export_prior(workdir: str, out_dir: str, *, extra: Optional[Dict[str, Any]] 
   the model variables only). The folder is replaced atomically.
 
   Raises:
-    ParameterError: if ``workdir`` holds no run or no checkpoint.
+    ParameterError: if ``workdir`` holds no run or no checkpoint, or a damaged one.
   """
   desc = _read_json(os.path.join(workdir, 'config.json'), 'run description')
-  config = config_from_description(desc)
-  latest = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
-  if latest is None:
-    raise ParameterError(f'no checkpoint in {workdir}/checkpoints')
-  model = build_model(config)
-  ema = EMA(model.trainable_variables, 0.0)
-  step = tf.Variable(0, dtype=tf.int64)
-  ckpt = tf.train.Checkpoint(model=model, ema=ema, step=step)
-  ckpt.restore(latest).expect_partial().assert_existing_objects_matched()
-  ema.copy_to_model()
-  parent = os.path.dirname(os.path.abspath(out_dir))
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private (0700)
-  try:
-    tf.train.Checkpoint(model=model).write(os.path.join(tmp, PRIOR_WEIGHTS))
-    elapsed = tf.Variable(0.0, dtype=tf.float64)
-    tf.train.Checkpoint(elapsed_s=elapsed).read(latest).expect_partial()
-    meta = dict(desc, step=int(step.numpy()), elapsed_s=float(elapsed.numpy()),
-                source_checkpoint=os.path.basename(latest),
-                num_parameters=model.num_parameters(), **(extra or {}))
-    write_json_atomic(os.path.join(tmp, PRIOR_CONFIG), meta)
-    if os.path.exists(out_dir):
-      old = tempfile.mkdtemp(prefix='.old-', dir=parent)
-      os.replace(out_dir, os.path.join(old, 'x'))
-      os.replace(tmp, out_dir)
-      shutil.rmtree(old)
-    else:
-      os.replace(tmp, out_dir)
-  finally:
-    if os.path.exists(tmp):
-      shutil.rmtree(tmp)
-  return out_dir
+  model = build_model(config_from_description(desc))
+  latest, step, elapsed = prior_io.load_ema_weights(workdir, model)
+  meta = dict(desc, step=step, elapsed_s=elapsed, source_checkpoint=os.path.basename(latest),
+              num_parameters=model.num_parameters(), **(extra or {}))
+  return prior_io.write_prior_folder(out_dir, model, meta)
 
 
 def config_from_description(desc: Dict[str, Any]) -> NCSNTrainConfig:
@@ -207,22 +175,6 @@ def _load_weights(model, prior_dir, config):
     raise ParameterError(
         f'prior {prior_dir} was trained on schedule {saved.schedule}, not '
         f'{config.schedule}')
-  path = os.path.join(prior_dir, PRIOR_WEIGHTS)
-  try:
-    tf.train.Checkpoint(model=model).read(path).assert_existing_objects_matched()
-  # IndexError: a truncated weights.data file ("Read less bytes than requested").
-  except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
-    raise ParameterError(
-        f'cannot load weights {path}: damaged or from a different model '
-        f'({type(e).__name__}: {str(e)[:300]})') from e
+  prior_io.read_checkpoint(os.path.join(prior_dir, PRIOR_WEIGHTS), what='weights',
+                           model=model)
   return meta
-
-
-def _read_json(path, what):
-  if not os.path.exists(path):
-    raise ParameterError(f'{what} {path} does not exist')
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except ValueError as e:
-    raise ParameterError(f'{what} {path} is not valid json: {e}') from e

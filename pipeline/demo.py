@@ -10,7 +10,6 @@
    saves the separation picture and PSNR.
 """
 
-import json
 import os
 import time
 from typing import Dict

@@ -5,7 +5,6 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from pipeline import audio
 from pipeline.config import FeatureConfig

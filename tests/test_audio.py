@@ -1,7 +1,6 @@
 """Audio I/O and the buffer validator: clear errors for every bad input."""
 
 import os
-import tempfile
 
 import numpy as np
 import soundfile as sf

@@ -1,6 +1,5 @@
 """Image grids for sample summaries: PNG files and TensorBoard images."""
 
-import os
 
 import numpy as np
 
