@@ -9,6 +9,8 @@ Rerunning a train command with the same --workdir resumes from its newest
 checkpoint. See docs/ncsn.md.
 """
 
+import sys
+
 from absl import app
 from absl import flags
 
@@ -50,12 +52,15 @@ flags.DEFINE_string('out', None, 'Sample mode: output PNG (an .npy is written be
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if FLAGS.mode == 'train':
-    cli.train_from_flags(FLAGS)
-  elif FLAGS.mode == 'sample':
-    cli.sample_from_flags(FLAGS)
-  else:
-    cli.export_from_flags(FLAGS)
+  try:
+    if FLAGS.mode == 'train':
+      cli.train_from_flags(FLAGS)
+    elif FLAGS.mode == 'sample':
+      cli.sample_from_flags(FLAGS)
+    else:
+      cli.export_from_flags(FLAGS)
+  except KeyboardInterrupt:  # the loop has checkpointed and said so
+    sys.exit(130)
 
 
 def run():
