@@ -20,7 +20,7 @@ $(STAMP): setup.py requirements/constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) demo.py --out_dir=$(OUT)/demo
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) demo.py --out_dir=$(OUT)/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
