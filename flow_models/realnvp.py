@@ -25,6 +25,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flow_models import composition
+from flow_models import config_checks
 from flow_models import couplings
 from flow_models import model as model_lib
 from flow_models import multiscale
@@ -32,7 +33,6 @@ from flow_models import networks
 from flow_models import preprocessing
 from flow_models import utils
 from flow_models.actnorm import ActNorm
-from pipeline.errors import ParameterError
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -63,18 +63,8 @@ class RealNVPConfig:
   logit_alpha: float = 0.05
 
   def __post_init__(self):
-    utils.check_int('levels', self.levels)
-    utils.check_int('steps_per_level', self.steps_per_level)
-    utils.check_int('hidden_channels', self.hidden_channels)
+    config_checks.check_common_fields(self)
     utils.check_int('res_blocks', self.res_blocks, minimum=0)
-    if self.coupling not in couplings.COUPLING_KINDS:
-      raise ParameterError(
-          f'coupling must be one of {couplings.COUPLING_KINDS}, got {self.coupling!r}')
-    if self.preprocessing not in preprocessing.PREPROCESSINGS:
-      raise ParameterError(f'preprocessing must be one of {preprocessing.PREPROCESSINGS}, '
-                           f'got {self.preprocessing!r}')
-    if not 0.0 < self.logit_alpha < 0.5:
-      raise ParameterError(f'logit_alpha must be in (0, 0.5), got {self.logit_alpha!r}')
 
   def to_dict(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
@@ -82,10 +72,7 @@ class RealNVPConfig:
   @classmethod
   def from_dict(cls, d: Dict[str, Any]) -> 'RealNVPConfig':
     """Raises ParameterError for unknown keys."""
-    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-    if unknown:
-      raise ParameterError(f'unknown RealNVPConfig keys {sorted(unknown)}')
-    return cls(**d)
+    return config_checks.config_from_dict(cls, d)
 
 
 def build_realnvp(config: RealNVPConfig, image_shape, *, dtype=tf.float32, seed: int = 0,
