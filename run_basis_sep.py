@@ -38,6 +38,9 @@ flags.DEFINE_string('mixing', None, "'sum', 'mean' (image default) or 'db_power_
 flags.DEFINE_boolean('bfloat16', False, 'Score networks in mixed bfloat16.')
 flags.DEFINE_integer('seed', 0, 'Seed (mixture choice and Langevin noise).')
 flags.DEFINE_string('out_dir', 'out/basis', 'Output folder.')
+flags.DEFINE_boolean('resume', True, 'Keep finished batches in <out_dir>/partial and reuse '
+                     'them when the same command runs again (an interrupted long run '
+                     'continues); --noresume recomputes everything.')
 
 
 def main(argv):

@@ -72,10 +72,13 @@ def run_from_flags(flags):
           f'({len(sigmas)} levels x {flags.steps_per_sigma} steps)', flush=True)
     results = experiment.run_image_separation(
         separator, sources, mixing_fn=get_mixing(mixing), out_dir=flags.out_dir,
-        batch_size=flags.batch_size, seed=flags.seed, description=description, init=init)
+        batch_size=flags.batch_size, seed=flags.seed, description=description, init=init,
+        resume=flags.resume)
+    speed = results['mixtures_per_second']
+    speed = f'{speed:.3f} mixtures/s' if speed else 'all batches resumed'
     print(f"mean PSNR {results['mean_psnr_db']:.2f} dB over {results['n_mixtures']} "
-          f"mixtures ({results['mixtures_per_second']:.2f} mixtures/s); wrote "
-          f"{flags.out_dir}/results.json and separation.png", flush=True)
+          f"mixtures ({speed}); wrote {flags.out_dir}/results.json and separation.png",
+          flush=True)
     return results
   if flags.dataset == 'melspec':
     if not flags.data_dir or len(flags.data_dir) != n_sources:
@@ -100,7 +103,7 @@ def run_from_flags(flags):
     results = experiment.run_mel_separation(
         separator, sources, mixing_fn=mixing_fn, out_dir=flags.out_dir,
         batch_size=flags.batch_size, features=features.to_dict(), seed=flags.seed,
-        description=description)
+        description=description, resume=flags.resume)
     print(f"mean abs error per source (dB): {results['mean_abs_error_db_per_source']}; "
           f"wrote {flags.out_dir}", flush=True)
     return results

@@ -3,10 +3,12 @@
 Used by ``run_basis_sep.py``; every function takes plain arguments (no flags).
 """
 
+import hashlib
 import json
 import os
+import shutil
 import time
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -14,12 +16,19 @@ from basis.separate import Separator
 from evaluation.image_metrics import best_permutation_psnr
 from pipeline.errors import ParameterError
 from training import images as image_utils
-from training.loop import write_json_atomic
+from pipeline.atomic import atomic_path, write_json_atomic
 
 
 def image_pairs(images: np.ndarray, *, n_mixtures: int, n_sources: int = 2,
                 seed: int = 0) -> np.ndarray:
-  """Draws ``n_mixtures`` tuples of distinct test images.
+  """Draws ``n_mixtures`` tuples of distinct test images, using images evenly.
+
+  Images are dealt from a random permutation of the set (a fresh permutation
+  when one runs out), so ``n_mixtures * n_sources <= len(images)`` uses every
+  image at most once -- e.g. 500 pairs from 1,000 test digits use each digit
+  exactly once -- and larger requests use each image about equally often.
+  A tuple that would repeat an image (at the seam of two permutations) is
+  redrawn.
 
   Args:
     images: float ``[n, height, width, channels]``.
@@ -33,29 +42,150 @@ def image_pairs(images: np.ndarray, *, n_mixtures: int, n_sources: int = 2,
   n = len(images)
   if n < n_sources:
     raise ParameterError(f'need at least {n_sources} images, got {n}')
+  if n_mixtures < 1:
+    raise ParameterError(f'n_mixtures must be >= 1, got {n_mixtures}')
   rng = np.random.default_rng(seed)
-  idx = np.stack([rng.choice(n, n_sources, replace=False) for _ in range(n_mixtures)], 1)
-  return np.asarray(images, np.float32)[idx]
+  need = n_mixtures * n_sources
+  order = np.concatenate([rng.permutation(n) for _ in range(-(-need // n))])[:need]
+  idx = order.reshape(n_mixtures, n_sources)
+  for row in range(n_mixtures):
+    if len(set(idx[row])) < n_sources:
+      idx[row] = rng.choice(n, n_sources, replace=False)
+  return np.asarray(images, np.float32)[idx.T]
+
+
+def fingerprint_prior_dirs(prior_dirs: Sequence[str]) -> Dict[str, str]:
+  """sha256 of the json files of each prior folder (config, family, step)."""
+  out = {}
+  for d in dict.fromkeys(prior_dirs):
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+      if name.endswith('.json'):
+        with open(os.path.join(d, name), 'rb') as f:
+          h.update(name.encode() + b'\0' + f.read())
+    out[d] = h.hexdigest()[:16]
+  return out
+
+
+class BatchCache:
+  """Finished batches of a long separation, so that a rerun resumes.
+
+  ``<folder>/run.json`` records what the batches were computed from (the
+  settings, a hash of the mixtures, the priors' fingerprints); each finished
+  batch is ``batch_<start>.npy``, written atomically. Rerunning with the same
+  settings reuses them; different settings raise a ``ParameterError`` naming
+  the differences instead of mixing two runs.
+  """
+
+  def __init__(self, folder: str, identity: Dict):
+    self.folder = folder
+    path = os.path.join(folder, 'run.json')
+    if os.path.exists(path):
+      with open(path, encoding='utf-8') as f:
+        try:
+          old = json.load(f)
+        except ValueError as e:
+          raise ParameterError(f'{path} is not valid json ({e}); delete {folder} '
+                               'to start the separation afresh') from e
+      if old != identity:
+        diff = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
+        details = '; '.join(f'{k}: {old.get(k)!r} -> {identity.get(k)!r}' for k in diff)
+        raise ParameterError(
+            f'{folder} holds finished batches of a different separation ({details}); '
+            'use another --out_dir, or delete that folder to start afresh')
+    else:
+      write_json_atomic(path, identity)
+
+  def _path(self, start: int) -> str:
+    return os.path.join(self.folder, f'batch_{start:07d}.npy')
+
+  def load(self, start: int, expected_shape) -> Optional[np.ndarray]:
+    path = self._path(start)
+    if not os.path.exists(path):
+      return None
+    try:
+      arr = np.load(path)
+    except (ValueError, OSError, EOFError) as e:
+      raise ParameterError(f'damaged batch file {path} ({e}); delete it to recompute '
+                           'that batch') from e
+    if arr.shape != tuple(expected_shape):
+      raise ParameterError(f'{path} has shape {arr.shape}, expected '
+                           f'{tuple(expected_shape)}; delete it to recompute that batch')
+    return arr
+
+  def save(self, start: int, arr: np.ndarray):
+    save_npy_atomic(self._path(start), arr)
+
+  def remove(self):
+    shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def save_npy_atomic(path: str, arr: np.ndarray):
+  with atomic_path(path, suffix='.npy') as tmp:
+    with open(tmp, 'wb') as f:
+      np.save(f, arr)
+
+
+def mixtures_digest(mixtures: np.ndarray) -> str:
+  arr = np.ascontiguousarray(mixtures, np.float32)
+  return hashlib.sha256(arr.tobytes() + str(arr.shape).encode()).hexdigest()[:16]
+
+
+def _eta(seconds: float) -> str:
+  seconds = int(round(seconds))
+  h, rem = divmod(seconds, 3600)
+  return f'{h}h{rem // 60:02d}m' if h else f'{rem // 60}m{rem % 60:02d}s'
 
 
 def separate_in_batches(separator: Separator, mixtures: np.ndarray, *, batch_size: int,
-                        seed: int = 0, init: str = 'uniform', log=print) -> np.ndarray:
-  """Runs a separator over ``[n, ...]`` mixtures in batches; ``[K, n, ...]`` out."""
+                        seed: int = 0, init: str = 'uniform', log=print,
+                        cache: Optional[BatchCache] = None,
+                        on_batch: Optional[Callable[[np.ndarray], str]] = None,
+                        stats: Optional[Dict] = None) -> np.ndarray:
+  """Runs a separator over ``[n, ...]`` mixtures in batches; ``[K, n, ...]`` out.
+
+  Batch ``b`` always uses seed ``seed + b * batch_size``, so results do not
+  depend on where a run was interrupted. With ``cache``, finished batches are
+  saved and reused. ``on_batch(estimates_so_far)`` may return a short text
+  (e.g. the running PSNR) added to the progress line. ``stats``, when given,
+  receives ``computed`` and ``resumed`` mixture counts and ``seconds`` spent
+  computing.
+  """
   out = []
   n = len(mixtures)
   t0 = time.time()
+  computed = 0
   for start in range(0, n, batch_size):
     chunk = mixtures[start:start + batch_size]
-    if len(chunk) < batch_size:  # pad: keep one compiled shape
-      pad = np.repeat(chunk[-1:], batch_size - len(chunk), axis=0)
-      est = separator(np.concatenate([chunk, pad]), seed=seed + start, init=init)
-      est = est.numpy()[:, :len(chunk)]
-    else:
-      est = separator(chunk, seed=seed + start, init=init).numpy()
+    est = None
+    if cache is not None:
+      est = cache.load(start, (separator.num_sources, len(chunk)) + chunk.shape[1:])
+    resumed = est is not None
+    if not resumed:
+      if len(chunk) < batch_size:  # pad: keep one compiled shape
+        pad = np.repeat(chunk[-1:], batch_size - len(chunk), axis=0)
+        est = separator(np.concatenate([chunk, pad]), seed=seed + start, init=init)
+        est = est.numpy()[:, :len(chunk)]
+      else:
+        est = separator(chunk, seed=seed + start, init=init).numpy()
+      computed += len(chunk)
+      if cache is not None:
+        cache.save(start, est)
     out.append(est)
     done = min(start + batch_size, n)
-    rate = done / (time.time() - t0)
-    log(f'separated {done}/{n} mixtures ({rate:.2f} mixtures/s)')
+    if resumed:
+      line = f'separated {done}/{n} mixtures (batch resumed from {cache.folder})'
+    else:
+      rate = computed / (time.time() - t0)
+      line = (f'separated {done}/{n} mixtures ({rate:.3f} mixtures/s, '
+              f'ETA {_eta((n - done) / rate)})')
+    if on_batch is not None:
+      extra = on_batch(np.concatenate(out, axis=1))
+      if extra:
+        line += f'; {extra}'
+    log(line)
+  if stats is not None:
+    stats.update(computed=computed, resumed=n - computed, seconds=time.time() - t0)
   return np.concatenate(out, axis=1)
 
 
@@ -73,10 +203,39 @@ def save_image_grid(path: str, mixtures, estimates, references, *, n_rows: int =
   image_utils.save_png(path, image_utils.make_grid(imgs, ncols=1 + 2 * k), scale=3)
 
 
+def _batch_cache(out_dir: str, separator: Separator, mixtures: np.ndarray,
+                 description: Optional[Dict], resume: bool, **settings
+                 ) -> Optional[BatchCache]:
+  """What finished batches depend on: the description and the separator."""
+  if not resume:
+    return None
+  identity = {k: v for k, v in (description or {}).items() if k != 'command'}
+  identity['separator'] = {
+      'sigmas': [float(v) for v in separator.sigmas],
+      'steps_per_sigma': separator.steps_per_sigma, 'step_size': separator.step_size,
+      'likelihood_scale': separator.likelihood_scale,
+      'clip': None if separator.clip is None else [float(v) for v in separator.clip],
+      'num_sources': separator.num_sources, **settings}
+  identity['mixtures_sha256'] = mixtures_digest(mixtures)
+  identity['n_mixtures'] = int(len(mixtures))
+  dirs = identity.get('prior_dirs') or ([identity['prior_dir']] if identity.get('prior_dir')
+                                        else [])
+  identity['prior_fingerprints'] = fingerprint_prior_dirs(dirs)
+  return BatchCache(os.path.join(out_dir, 'partial'), identity)
+
+
+def _timing(stats: Dict) -> Dict:
+  """Speed of the batches computed by this invocation (not resumed ones)."""
+  out = {'seconds': stats['seconds'], 'mixtures_resumed': stats['resumed']}
+  out['mixtures_per_second'] = (stats['computed'] / stats['seconds']
+                                if stats['computed'] else None)
+  return out
+
+
 def run_image_separation(separator: Separator, sources: np.ndarray, *, mixing_fn,
                          out_dir: str, batch_size: int, seed: int = 0,
                          description: Optional[Dict] = None, init: str = 'uniform',
-                         log=print) -> Dict:
+                         resume: bool = True, log=print) -> Dict:
   """Mixes ``sources``, separates, scores PSNR (best permutation), saves all.
 
   Args:
@@ -86,75 +245,90 @@ def run_image_separation(separator: Separator, sources: np.ndarray, *, mixing_fn
     out_dir: where ``results.json``, ``separation.png``, ``estimates.npy`` go.
     batch_size: mixtures per compiled call.
     seed: run seed.
-    description: json-able settings recorded in ``results.json``.
+    description: json-able settings recorded in ``results.json`` (and, but
+      for ``command``, what a resumed run must match).
+    init: separator initialisation.
+    resume: keep finished batches in ``<out_dir>/partial`` and reuse them
+      when the same run is started again (removed once the run completes).
 
   Returns:
     The results dict.
   """
   os.makedirs(out_dir, exist_ok=True)
   mixtures = np.asarray(mixing_fn(sources))
-  t0 = time.time()
+  cache = _batch_cache(out_dir, separator, mixtures, description, resume,
+                       batch_size=batch_size, seed=seed, init=init)
+
+  def running_psnr(done):
+    per_source, _ = best_permutation_psnr(done, sources[:, :done.shape[1]])
+    return f'mean PSNR so far {per_source.mean():.2f} dB'
+
+  stats = {}
   estimates = separate_in_batches(separator, mixtures, batch_size=batch_size, seed=seed,
-                                  init=init, log=log)
-  seconds = time.time() - t0
+                                  init=init, log=log, cache=cache, on_batch=running_psnr,
+                                  stats=stats)
   per_source, perm = best_permutation_psnr(estimates, sources)
   per_mixture = per_source.mean(axis=1)
   results = dict(description or {})
+  results.update(_timing(stats))
   results.update({
       'n_mixtures': int(len(mixtures)),
       'mean_psnr_db': float(np.mean(per_mixture)),
       'median_psnr_db': float(np.median(per_mixture)),
       'std_psnr_db': float(np.std(per_mixture)),
-      'seconds': seconds,
-      'mixtures_per_second': len(mixtures) / seconds,
       'per_mixture': [{'psnr_db': float(p), 'psnr_per_source_db': [float(v) for v in s],
                        'permutation': [int(v) for v in q]}
                       for p, s, q in zip(per_mixture, per_source, perm)],
   })
-  np.save(os.path.join(out_dir, 'estimates.npy'), estimates)
+  save_npy_atomic(os.path.join(out_dir, 'estimates.npy'), estimates)
   # Reorder estimates by the chosen permutation for the picture.
   ordered = np.stack([estimates[perm[:, j], np.arange(len(mixtures))]
                       for j in range(estimates.shape[0])])
   save_image_grid(os.path.join(out_dir, 'separation.png'), mixtures, ordered, sources)
   write_json_atomic(os.path.join(out_dir, 'results.json'), results)
+  if cache is not None:
+    cache.remove()
   return results
 
 
 def run_mel_separation(separator: Separator, sources: np.ndarray, *, mixing_fn,
                        out_dir: str, batch_size: int, features: Dict, seed: int = 0,
-                       description: Optional[Dict] = None, log=print) -> Dict:
+                       description: Optional[Dict] = None, resume: bool = True,
+                       log=print) -> Dict:
   """Mel patches: each source has its own prior, so no permutation is searched.
 
   Errors are reported in dB (mean absolute dB difference per patch and
   source, over the [min_db, max_db] range of the features). The estimates
   ``[K, n, n_mels, frames, 1]`` (unit scale) and the feature parameters are
-  saved for the inversion step.
+  saved for the inversion step. ``resume`` as in :func:`run_image_separation`.
   """
   os.makedirs(out_dir, exist_ok=True)
   mixtures = np.asarray(mixing_fn(sources))
-  t0 = time.time()
+  cache = _batch_cache(out_dir, separator, mixtures, description, resume,
+                       batch_size=batch_size, seed=seed)
+  stats = {}
   estimates = separate_in_batches(separator, mixtures, batch_size=batch_size, seed=seed,
-                                  log=log)
-  seconds = time.time() - t0
+                                  log=log, cache=cache, stats=stats)
   min_db, max_db = 10 * np.log10(features['amin']), 10 * np.log10(features['amax'])
   span = max_db - min_db
   axes = tuple(range(2, estimates.ndim))
   err_db = np.mean(np.abs(estimates - sources), axis=axes) * span          # [K, n]
   mix_err_db = np.mean(np.abs(mixtures[None] - sources), axis=axes) * span  # baseline
   results = dict(description or {})
+  results.update(_timing(stats))
   results.update({
-      'n_mixtures': int(len(mixtures)), 'seconds': seconds,
-      'mixtures_per_second': len(mixtures) / seconds,
+      'n_mixtures': int(len(mixtures)),
       'mean_abs_error_db_per_source': [float(v) for v in err_db.mean(axis=1)],
       'mixture_as_estimate_error_db_per_source': [float(v) for v in mix_err_db.mean(axis=1)],
       'per_patch_abs_error_db': err_db.T.tolist(),
   })
-  np.save(os.path.join(out_dir, 'estimates.npy'), estimates)
-  np.save(os.path.join(out_dir, 'mixtures.npy'), mixtures)
-  np.save(os.path.join(out_dir, 'references.npy'), sources)
-  with open(os.path.join(out_dir, 'features.json'), 'w') as f:
-    json.dump(features, f, indent=2, sort_keys=True)
+  save_npy_atomic(os.path.join(out_dir, 'estimates.npy'), estimates)
+  save_npy_atomic(os.path.join(out_dir, 'mixtures.npy'), mixtures)
+  save_npy_atomic(os.path.join(out_dir, 'references.npy'), sources)
+  write_json_atomic(os.path.join(out_dir, 'features.json'), features)
   save_image_grid(os.path.join(out_dir, 'separation.png'), mixtures, estimates, sources,
                   n_rows=4, colormap='magma')
   write_json_atomic(os.path.join(out_dir, 'results.json'), results)
+  if cache is not None:
+    cache.remove()
   return results

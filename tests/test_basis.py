@@ -197,6 +197,87 @@ class MetricsTest(tf.test.TestCase):
       best_permutation_psnr(est[:, :2], ref)
 
 
+class _Interrupt(Exception):
+  pass
+
+
+class ExperimentTest(tf.test.TestCase):
+  """Mixture drawing and resumable batch runs (image experiments)."""
+
+  def setUp(self):
+    super().setUp()
+    rng = np.random.default_rng(3)
+    self.images = rng.uniform(0, 1, (10, 4, 4, 1)).astype(np.float32)
+    prior = GaussianPrior(np.full((4, 4, 1), 0.5, np.float32), variance=0.05)
+    self.sep = Separator([prior, prior], sigmas=[1.0, 0.1], steps_per_sigma=3,
+                         step_size=1e-3, mixing='mean', clip=(0.0, 1.0))
+
+  def test_pairs_use_every_image_once_when_possible(self):
+    from basis.experiment import image_pairs  # pylint: disable=g-import-not-at-top
+    images = np.arange(1000, dtype=np.float32).reshape(1000, 1, 1, 1)
+    pairs = image_pairs(images, n_mixtures=500, seed=0)
+    self.assertEqual(pairs.shape, (2, 500, 1, 1, 1))
+    np.testing.assert_array_equal(np.sort(pairs.reshape(-1)), np.arange(1000))
+    many = image_pairs(images, n_mixtures=1500, seed=1).reshape(2, 1500)
+    self.assertTrue(np.all(many[0] != many[1]))          # never a digit with itself
+    counts = np.bincount(many.reshape(-1).astype(int), minlength=1000)
+    self.assertLessEqual(counts.max() - counts.min(), 3)  # used about equally (3 each)
+
+  def _run(self, out, log=lambda line: None, **kw):
+    from basis import experiment  # pylint: disable=g-import-not-at-top
+    from basis.mixing import mix_mean  # pylint: disable=g-import-not-at-top
+    sources = experiment.image_pairs(self.images, n_mixtures=5, seed=0)
+    return experiment.run_image_separation(
+        kw.pop('separator', self.sep), sources, mixing_fn=mix_mean, out_dir=out,
+        batch_size=2, seed=4, description={'what': 'test'}, log=log, **kw)
+
+  def test_interrupted_run_resumes_and_matches_an_uninterrupted_run(self):
+    tmp = self.get_temp_dir()
+    whole = self._run(os.path.join(tmp, 'whole'))
+    self.assertFalse(os.path.exists(os.path.join(tmp, 'whole', 'partial')))
+    lines = []
+
+    def stop_after_two_batches(line):
+      lines.append(line)
+      if len(lines) == 2:
+        raise _Interrupt()
+
+    out = os.path.join(tmp, 'cut')
+    with self.assertRaises(_Interrupt):
+      self._run(out, log=stop_after_two_batches)
+    self.assertLen([f for f in os.listdir(os.path.join(out, 'partial'))
+                    if f.startswith('batch_')], 2)
+    lines.clear()
+    resumed = self._run(out, log=lines.append)
+    self.assertIn('resumed', lines[0])
+    self.assertIn('mean PSNR so far', lines[-1])
+    self.assertEqual(resumed['mixtures_resumed'], 4)
+    self.assertAllClose(np.load(os.path.join(out, 'estimates.npy')),
+                        np.load(os.path.join(tmp, 'whole', 'estimates.npy')), atol=0, rtol=0)
+    self.assertEqual(resumed['mean_psnr_db'], whole['mean_psnr_db'])
+    self.assertFalse(os.path.exists(os.path.join(out, 'partial')))
+
+  def test_resume_with_other_settings_or_damaged_batch_is_an_error(self):
+    out = os.path.join(self.get_temp_dir(), 'cut')
+
+    def stop(line):
+      raise _Interrupt()
+
+    with self.assertRaises(_Interrupt):
+      self._run(out, log=stop)
+    other = Separator(self.sep.priors, sigmas=[1.0, 0.1], steps_per_sigma=3,
+                      step_size=2e-3, mixing='mean', clip=(0.0, 1.0))
+    with self.assertRaisesRegex(ParameterError, r'different separation.*step_size'):
+      self._run(out, separator=other)
+    batch = os.path.join(out, 'partial', 'batch_0000000.npy')
+    with open(batch, 'wb') as f:
+      f.write(b'not an array')
+    with self.assertRaisesRegex(ParameterError, 'damaged batch file .*batch_0000000'):
+      self._run(out)
+    self._run(out, resume=False)   # --noresume recomputes and overwrites
+    self.assertTrue(os.path.exists(os.path.join(out, 'results.json')))
+
+
 def _tiny_prior(prior_dir, image_shape):
   from ncsn import schedules, train_lib  # pylint: disable=g-import-not-at-top
   from ncsn.model import ScoreNetConfig  # pylint: disable=g-import-not-at-top
