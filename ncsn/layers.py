@@ -19,6 +19,18 @@ tracing one training step take ~25 s on our CPUs, raw ops take a few seconds.
 Variables are float32; every block computes in the dtype of its input
 (bfloat16 for mixed precision), and normalisation statistics are float32.
 
+Speed (measured, docs/ncsn.md): on our CPUs the ~70 normalisations and the
+ELUs after them cost about as much as all convolutions in float32, and
+bfloat16 ELU is an unvectorised ``exp`` (7x slower than float32), which is why
+plain bfloat16 compute was no faster even though oneDNN's bfloat16 3x3
+convolutions run 5x faster than float32 ones. So by default the norm is
+written as one per-channel affine map ``x * scale + shift`` (scale and shift
+from the statistics and gamma, alpha, beta) and, with the ELU that follows
+it, compiled by XLA into one fused kernel with float32 arithmetic inside; the
+convolutions stay outside XLA (its CPU convolutions are slower than
+oneDNN's). ``fused=False`` keeps the plain op-by-op form (same values to
+float rounding; the tests compare them).
+
 Every block takes ``(x, labels)`` with x ``[batch, height, width, channels]``
 and labels int32 ``[batch]`` (or None for unconditional layers).
 """
@@ -27,6 +39,39 @@ import numpy as np
 import tensorflow as tf
 
 _EPS = 1e-5
+
+
+def _norm_affine(x, p):
+  """Instance norm++ as ``x * scale + shift`` in float32; p ``[b or 1, 3, c]``."""
+  x32 = tf.cast(x, tf.float32)
+  mu = tf.reduce_mean(x32, axis=[1, 2], keepdims=True)                         # [b,1,1,c]
+  var = tf.reduce_mean(tf.math.squared_difference(x32, mu), axis=[1, 2], keepdims=True)
+  m, v = tf.nn.moments(mu, axes=[3], keepdims=True)                             # [b,1,1,1]
+  gamma, alpha, beta = tf.unstack(p[:, :, None, None, :], axis=1)               # [b,1,1,c]
+  scale = gamma * tf.math.rsqrt(var + _EPS)
+  shift = beta + (gamma * alpha) * ((mu - m) * tf.math.rsqrt(v + _EPS)) - mu * scale
+  return x32 * scale + shift
+
+
+# One XLA kernel each (traced once per input shape and dtype, shared by all layers).
+@tf.function(jit_compile=True)
+def _fused_norm(x, p):
+  return tf.cast(_norm_affine(x, p), x.dtype)
+
+
+@tf.function(jit_compile=True)
+def _fused_norm_elu(x, p):
+  return tf.cast(tf.nn.elu(_norm_affine(x, p)), x.dtype)
+
+
+@tf.function(jit_compile=True)
+def _fused_elu(x):
+  return tf.cast(tf.nn.elu(tf.cast(x, tf.float32)), x.dtype)
+
+
+def elu(x, fused: bool = True):
+  """ELU; computed in float32 (fused by XLA) so that bfloat16 inputs stay fast."""
+  return _fused_elu(x) if fused else tf.nn.elu(x)
 
 
 class Conv2D(tf.Module):
@@ -73,18 +118,29 @@ class InstanceNormPlusPlus(tf.Module):
     init[:, :2] = rng.normal(1.0, 0.02, (rows, 2, channels))
     self.gamma_alpha_beta = tf.Variable(init, name='gamma_alpha_beta')
     self.num_classes = num_classes
+    self.fused = True
 
-  def __call__(self, x, labels=None):
+  def _params(self, labels):
+    if self.num_classes is None or labels is None:
+      return self.gamma_alpha_beta[:1]                              # [1,3,c]
+    return tf.gather(self.gamma_alpha_beta, labels)                 # [b,3,c]
+
+  def __call__(self, x, labels=None, elu: bool = False):
+    """Normalised ``x`` (in x's dtype); ``elu=True`` applies the ELU as well."""
+    if self.fused:
+      fn = _fused_norm_elu if elu else _fused_norm
+      return fn(x, self._params(labels))
+    out = self._unfused(x, labels)
+    return tf.nn.elu(out) if elu else out
+
+  def _unfused(self, x, labels):
     dtype = x.dtype
     x32 = tf.cast(x, tf.float32)
     mu, var = tf.nn.moments(x32, axes=[1, 2], keepdims=True)      # [b,1,1,c]
     m, v = tf.nn.moments(mu, axes=[3], keepdims=True)               # [b,1,1,1]
     h = (x32 - mu) * tf.math.rsqrt(var + _EPS)
     mu_hat = (mu - m) * tf.math.rsqrt(v + _EPS)
-    if self.num_classes is None or labels is None:
-      p = self.gamma_alpha_beta[:1]                                 # [1,3,c]
-    else:
-      p = tf.gather(self.gamma_alpha_beta, labels)                  # [b,3,c]
+    p = self._params(labels)
     # (Written as gamma*h + (gamma*alpha)*mu_hat: the form gamma*(h + alpha*mu_hat)
     # with strided slices crashed grappler's arithmetic optimiser in TF 2.16.)
     gamma, alpha, beta = tf.unstack(p[:, :, None, None, :], axis=1)  # [b,1,1,c]
@@ -122,8 +178,8 @@ class ResidualBlock(tf.Module):
                              dilation=dilation)
 
   def __call__(self, x, labels=None):
-    h = self.conv1(tf.nn.elu(self.norm1(x, labels)))
-    h = self.conv2(tf.nn.elu(self.norm2(h, labels)))
+    h = self.conv1(self.norm1(x, labels, elu=True))
+    h = self.conv2(self.norm2(h, labels, elu=True))
     skip = x if self.shortcut is None else self.shortcut(x)
     if self.pool:
       h, skip = _pool2(h), _pool2(skip)
@@ -144,7 +200,7 @@ class RCUBlock(tf.Module):
     for norms, convs in zip(self.norms, self.convs):
       residual = x
       for norm, conv in zip(norms, convs):
-        x = conv(tf.nn.elu(norm(x, labels)))
+        x = conv(norm(x, labels, elu=True))
       x = x + residual
     return x
 
@@ -176,7 +232,7 @@ class CRPBlock(tf.Module):
     self.convs = [Conv2D(rng, channels, channels, use_bias=False) for _ in range(n_stages)]
 
   def __call__(self, x, labels=None):
-    x = tf.nn.elu(x)
+    x = elu(x, self.norms[0].fused)
     path = x
     for norm, conv in zip(self.norms, self.convs):
       path = conv(tf.nn.avg_pool2d(norm(path, labels), 5, 1, 'SAME'))

@@ -66,10 +66,13 @@ class ScoreNetwork(tf.Module):
     compute_dtype: ``'float32'`` or ``'bfloat16'`` (mixed precision: float32
       variables, bfloat16 convolutions, float32 statistics and output).
     seed: int, seeds the initial weights.
+    fused_norm: XLA-fused normalisation + ELU kernels (see
+      :meth:`set_fused_norm`).
   """
 
   def __init__(self, config: ScoreNetConfig, sigmas: Sequence[float],
-               image_shape, *, compute_dtype='float32', seed: int = 0, name=None):
+               image_shape, *, compute_dtype='float32', seed: int = 0,
+               fused_norm: bool = True, name=None):
     super().__init__(name=name)
     h, w, c = (int(v) for v in image_shape)
     if h % 2 or w % 2:
@@ -105,6 +108,16 @@ class ScoreNetwork(tf.Module):
     self.refine1 = layers.RefineBlock(rng, [f, f], f, n, end=True)
     self.norm_end = layers.InstanceNormPlusPlus(rng, f, n)
     self.end = layers.Conv2D(rng, f, c)
+    self.set_fused_norm(fused_norm)
+
+  def set_fused_norm(self, fused: bool):
+    """XLA-fused norm + ELU kernels (default) or the plain op-by-op form.
+
+    Same values to float rounding; see :mod:`ncsn.layers` for the speed.
+    """
+    for module in self.submodules:
+      if isinstance(module, layers.InstanceNormPlusPlus):
+        module.fused = bool(fused)
 
   @property
   def sigmas(self) -> tf.Tensor:
@@ -141,7 +154,7 @@ class ScoreNetwork(tf.Module):
     r = self.refine3([h3, r], labels)
     r = self.refine2([h2, r], labels)
     r = self.refine1([h1, r], labels)
-    out = self.end(tf.cast(tf.nn.elu(self.norm_end(r, labels)), tf.float32))
+    out = self.end(tf.cast(self.norm_end(r, labels, elu=True), tf.float32))
     if not self.config.conditional:
       out = out / tf.reshape(tf.gather(self.sigmas, labels), [-1, 1, 1, 1])
     return out
