@@ -42,7 +42,8 @@ def _load_priors(flags, n_sources):
 def _sigmas(flags, priors):
   if flags.num_levels:
     return np.geomspace(flags.sigma_max, flags.sigma_min, flags.num_levels)
-  return priors[0].sigmas
+  # The prior's own levels, largest first (a flow family lists them ascending).
+  return np.sort(np.asarray(priors[0].sigmas, np.float64))[::-1]
 
 
 def run_from_flags(flags):

