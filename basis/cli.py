@@ -55,7 +55,8 @@ def run_from_flags(flags):
       'command': ' '.join(sys.argv), 'dataset': flags.dataset,
       'prior': flags.prior, 'prior_dirs': prior_dirs,
       'sigmas': [float(s) for s in sigmas], 'steps_per_sigma': flags.steps_per_sigma,
-      'step_size': flags.step_size, 'seed': flags.seed, 'batch_size': flags.batch_size}
+      'step_size': flags.step_size, 'likelihood_scale': flags.likelihood_scale,
+      'seed': flags.seed, 'batch_size': flags.batch_size}
   if flags.dataset in ('mnist', 'cifar10'):
     mixing = flags.mixing or 'mean'
     ds, info = datasets.get_dataset(
@@ -67,7 +68,8 @@ def run_from_flags(flags):
                                      n_sources=n_sources, seed=flags.seed)
     description.update(mixing=mixing, data_note=info.get('note'))
     separator = Separator(priors, sigmas=sigmas, steps_per_sigma=flags.steps_per_sigma,
-                          step_size=flags.step_size, mixing=mixing, clip=(0.0, 1.0))
+                          step_size=flags.step_size, mixing=mixing, clip=(0.0, 1.0),
+                          likelihood_scale=flags.likelihood_scale)
     init = 'normal' if flags.prior == 'flow' else 'uniform'
     print(f'separating {len(sources[0])} {flags.dataset} mixtures of {n_sources} '
           f'({len(sigmas)} levels x {flags.steps_per_sigma} steps)', flush=True)
@@ -100,7 +102,8 @@ def run_from_flags(flags):
     mixing_fn = DbPowerSum(min_db, max_db) if mixing == 'db_power_sum' else get_mixing(mixing)
     description.update(mixing=mixing)
     separator = Separator(priors, sigmas=sigmas, steps_per_sigma=flags.steps_per_sigma,
-                          step_size=flags.step_size, mixing=mixing_fn, clip=(0.0, 1.0))
+                          step_size=flags.step_size, mixing=mixing_fn, clip=(0.0, 1.0),
+                          likelihood_scale=flags.likelihood_scale)
     results = experiment.run_mel_separation(
         separator, sources, mixing_fn=mixing_fn, out_dir=flags.out_dir,
         batch_size=flags.batch_size, features=features.to_dict(), seed=flags.seed,
