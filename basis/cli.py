@@ -46,9 +46,16 @@ def _sigmas(flags, priors):
   return np.sort(np.asarray(priors[0].sigmas, np.float64))[::-1]
 
 
+DEFAULT_STEP_SIZES = {'ncsn': 3e-5, 'flow': 1e-5}
+
+
 def run_from_flags(flags):
   """Loads data and priors, separates, writes results; returns the results dict."""
   n_sources = flags.n_sources
+  if flags.step_size is None:
+    flags.step_size = DEFAULT_STEP_SIZES[flags.prior]
+  if not flags.step_size > 0:
+    raise ParameterError(f'--step_size must be > 0, got {flags.step_size}')
   priors, prior_dirs = _load_priors(flags, n_sources)
   sigmas = _sigmas(flags, priors)
   description = {

@@ -197,6 +197,46 @@ class MetricsTest(tf.test.TestCase):
       best_permutation_psnr(est[:, :2], ref)
 
 
+class RoughnessTest(tf.test.TestCase):
+
+  def test_gaussian_roughness_is_the_closed_form(self):
+    # Linear score -(x - mu) / (v + sigma^2): L sigma^2 = sigma^2 / (v + sigma^2) exactly.
+    from basis.diagnostics import score_roughness  # pylint: disable=g-import-not-at-top
+    v, sigma = 0.3, 0.2
+    prior = GaussianPrior(np.zeros((6, 6, 1)), variance=v)
+    x = np.random.default_rng(0).normal(size=(8, 6, 6, 1))
+    self.assertAllClose(score_roughness(prior, x, sigma), np.full(8, sigma**2 / (v + sigma**2)),
+                        rtol=1e-4)
+
+  def test_table_flags_a_rough_score(self):
+    from basis.diagnostics import stability_table  # pylint: disable=g-import-not-at-top
+
+    class Rough:
+      """A smooth Gaussian score plus a ripple of wavelength ~ sigma / 20."""
+
+      def score(self, x, sigma):
+        return -x / (1.0 + sigma**2) + tf.sin(20.0 * x / sigma) / sigma
+
+    sigmas = np.geomspace(1.0, 0.01, 4)
+    data = np.random.default_rng(1).normal(size=(16, 4, 4, 1))
+    smooth = stability_table(GaussianPrior(np.zeros((4, 4, 1)), variance=1.0), data,
+                             sigmas, 3e-5)
+    rough = stability_table(Rough(), data, sigmas, 3e-5)
+    for a, b in zip(smooth, rough):
+      self.assertAllClose(a['eta'], 3e-5 * (a['sigma'] / 0.01)**2)
+      self.assertLessEqual(a['eta_L'], 0.3 + 1e-6)     # delta / sigma_L^2 at most
+      self.assertGreater(b['roughness'], 5.0)          # the ripple's slope ~ 20 / sigma^2
+      self.assertGreater(b['eta_L'], 1.0)
+
+  def test_bad_arguments(self):
+    from basis.diagnostics import score_roughness  # pylint: disable=g-import-not-at-top
+    prior = GaussianPrior(np.zeros((2,)), variance=1.0)
+    with self.assertRaisesRegex(ParameterError, 'must be > 0'):
+      score_roughness(prior, np.zeros((1, 2)), 0.0)
+    with self.assertRaisesRegex(ParameterError, 'non-empty'):
+      score_roughness(prior, np.zeros((0, 2)), 0.1)
+
+
 class _Interrupt(Exception):
   pass
 
@@ -334,6 +374,10 @@ class ScriptTest(tf.test.TestCase):
     for name in ('results.json', 'separation.png', 'estimates.npy'):
       self.assertTrue(os.path.exists(os.path.join(out, name)), name)
     self.assertEqual(np.load(os.path.join(out, 'estimates.npy')).shape, (2, 3, 28, 28, 1))
+    with open(os.path.join(out, 'results.json')) as f:
+      results = json.load(f)
+    self.assertEqual(results['step_size'], 3e-5)   # the paper's, for score networks
+    self.assertEqual(results['likelihood_scale'], 1.0)
 
 
 if __name__ == '__main__':
