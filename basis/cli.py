@@ -24,6 +24,11 @@ def _load_priors(flags, n_sources):
     if flags.dataset not in DEFAULT_PRIORS:
       raise ParameterError(f'--prior_dir is required for dataset {flags.dataset!r}')
     dirs = [DEFAULT_PRIORS[flags.dataset]]
+    if not os.path.isdir(dirs[0]):
+      raise ParameterError(
+          f'the shipped {flags.dataset} prior is not at {dirs[0]}: it lives in the source '
+          "checkout's assets/priors (a wheel install does not carry it); install from the "
+          'checkout (make install) or pass --prior_dir')
   if flags.prior == 'ncsn':
     dtype = 'bfloat16' if flags.bfloat16 else 'float32'
     loaded = [NCSNPrior(d, compute_dtype=dtype) for d in dirs]
