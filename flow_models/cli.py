@@ -139,11 +139,7 @@ def sample_from_flags(flags):
                                                    temperature=flags.temperature))
   samples = draw(tf.constant([flags.seed, 0x5A], tf.int32)).numpy()
   samples = np.clip(np.nan_to_num(samples, nan=0.0), 0.0, 1.0).astype(np.float32)
-  np.save(os.path.splitext(flags.out)[0] + '.npy', samples)
-  imgs = samples
-  if (meta.get('dataset') or {}).get('name') == 'melspec':
-    imgs = image_utils.colorize(samples)
-  image_utils.save_png(flags.out, image_utils.make_grid(imgs), scale=3)
+  image_utils.save_sample_grid(flags.out, samples, meta)
   print(f'wrote {flags.out} ({flags.n_samples} samples, temperature {flags.temperature})',
         flush=True)
   return samples

@@ -77,11 +77,7 @@ def sample_from_flags(flags):
                          n_steps_each=flags.steps_each, step_lr=flags.step_lr)
   x0 = tf.random.stateless_uniform((flags.n_samples,) + shape, [flags.seed, 7])
   samples = sampler(x0, tf.constant([flags.seed, 11], tf.int32)).numpy()
-  np.save(os.path.splitext(flags.out)[0] + '.npy', samples)
-  imgs = samples
-  if (meta.get('dataset') or {}).get('name') == 'melspec':
-    imgs = image_utils.colorize(samples)
-  image_utils.save_png(flags.out, image_utils.make_grid(imgs), scale=3)
+  image_utils.save_sample_grid(flags.out, samples, meta)
   print(f'wrote {flags.out} ({flags.n_samples} samples, {flags.steps_each} steps x '
         f'{len(model.sigmas.numpy())} levels)', flush=True)
   return samples

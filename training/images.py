@@ -1,5 +1,6 @@
 """Image grids for sample summaries: PNG files and TensorBoard images."""
 
+import os
 
 import numpy as np
 
@@ -51,3 +52,20 @@ def save_png(path: str, image: np.ndarray, *, scale: int = 1):
     img = np.repeat(img, 3, axis=-1)
   with atomic_path(path, suffix='.png') as tmp:
     plt.imsave(tmp, img, format='png')
+
+
+def save_sample_grid(out_png: str, samples, meta=None, scale: int = 3):
+  """Writes ``samples`` as ``<out>.npy`` and a PNG grid (mel patches colourised).
+
+  Args:
+    out_png: PNG path; the array goes beside it with the ``.npy`` suffix.
+    samples: float ``[n, height, width, channels]`` in [0, 1].
+    meta: the prior's config json (a melspec prior's samples are colourised).
+    scale: integer upscaling of the PNG.
+  """
+  with atomic_path(os.path.splitext(out_png)[0] + '.npy', suffix='.npy') as tmp:
+    np.save(tmp, np.asarray(samples))
+  imgs = samples
+  if ((meta or {}).get('dataset') or {}).get('name') == 'melspec':
+    imgs = colorize(samples)
+  save_png(out_png, make_grid(imgs), scale=scale)
