@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from typing import Callable, Dict, Optional, Sequence
 
@@ -137,11 +138,42 @@ def _eta(seconds: float) -> str:
   return f'{h}h{rem // 60:02d}m' if h else f'{rem // 60}m{rem % 60:02d}s'
 
 
+class _LevelProgress:
+  """Reports each finished level of a batch: a redrawn bar on a terminal, else log lines."""
+
+  def __init__(self, log, n_levels: int, n_batches: int, tty: Optional[bool] = None):
+    self.log = log
+    self.n_levels = n_levels
+    self.n_batches = n_batches
+    self.tty = sys.stderr.isatty() if tty is None else tty
+    self.batch = 0
+    self.t0 = time.time()
+
+  def start(self, batch: int):
+    self.batch = batch
+    self.t0 = time.time()
+
+  def __call__(self, level: int, sigma: float):
+    done = level + 1
+    elapsed = time.time() - self.t0
+    left = elapsed / done * (self.n_levels - done)
+    text = (f'batch {self.batch + 1}/{self.n_batches}: level {done}/{self.n_levels} '
+            f'(sigma {sigma:.3g}), {_eta(elapsed)} in, batch ETA {_eta(left)}')
+    if self.tty:
+      bar = '#' * done + '.' * (self.n_levels - done)
+      end = '\n' if done == self.n_levels else ''
+      sys.stderr.write(f'\r  [{bar}] {text}  {end}')
+      sys.stderr.flush()
+    else:
+      self.log(f'  {text}')
+
+
 def separate_in_batches(separator: Separator, mixtures: np.ndarray, *, batch_size: int,
                         seed: int = 0, init: str = 'uniform', log=print,
                         cache: Optional[BatchCache] = None,
                         on_batch: Optional[Callable[[np.ndarray], str]] = None,
-                        stats: Optional[Dict] = None) -> np.ndarray:
+                        stats: Optional[Dict] = None,
+                        level_progress: bool = True) -> np.ndarray:
   """Runs a separator over ``[n, ...]`` mixtures in batches; ``[K, n, ...]`` out.
 
   Batch ``b`` always uses seed ``seed + b * batch_size``, so results do not
@@ -149,13 +181,20 @@ def separate_in_batches(separator: Separator, mixtures: np.ndarray, *, batch_siz
   saved and reused. ``on_batch(estimates_so_far)`` may return a short text
   (e.g. the running PSNR) added to the progress line. ``stats``, when given,
   receives ``computed`` and ``resumed`` mixture counts and ``seconds`` spent
-  computing.
+  computing. With ``level_progress`` every finished noise level is reported
+  (a bar on a terminal, a log line otherwise); the results are the same
+  either way.
   """
   out = []
   n = len(mixtures)
   t0 = time.time()
   computed = 0
+  n_batches = -(-n // batch_size)
+  levels = (_LevelProgress(log, len(separator.sigmas), n_batches)
+            if level_progress else None)
   for start in range(0, n, batch_size):
+    if levels is not None:
+      levels.start(start // batch_size)
     chunk = mixtures[start:start + batch_size]
     est = None
     if cache is not None:
@@ -164,10 +203,11 @@ def separate_in_batches(separator: Separator, mixtures: np.ndarray, *, batch_siz
     if not resumed:
       if len(chunk) < batch_size:  # pad: keep one compiled shape
         pad = np.repeat(chunk[-1:], batch_size - len(chunk), axis=0)
-        est = separator(np.concatenate([chunk, pad]), seed=seed + start, init=init)
+        est = separator(np.concatenate([chunk, pad]), seed=seed + start, init=init,
+                        progress=levels)
         est = est.numpy()[:, :len(chunk)]
       else:
-        est = separator(chunk, seed=seed + start, init=init).numpy()
+        est = separator(chunk, seed=seed + start, init=init, progress=levels).numpy()
       computed += len(chunk)
       if cache is not None:
         cache.save(start, est)

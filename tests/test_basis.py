@@ -278,7 +278,8 @@ class ExperimentTest(tf.test.TestCase):
     lines = []
 
     def stop_after_two_batches(line):
-      lines.append(line)
+      if line.startswith('separated'):
+        lines.append(line)
       if len(lines) == 2:
         raise _Interrupt()
 
@@ -291,11 +292,24 @@ class ExperimentTest(tf.test.TestCase):
     resumed = self._run(out, log=lines.append)
     self.assertIn('resumed', lines[0])
     self.assertIn('mean PSNR so far', lines[-1])
+    # Levels of the computed batch are reported (log lines off a terminal).
+    self.assertIn('  batch 3/3: level 1/2 (sigma 1)', '\n'.join(lines))
+    self.assertIn('  batch 3/3: level 2/2 (sigma 0.1)', '\n'.join(lines))
     self.assertEqual(resumed['mixtures_resumed'], 4)
     self.assertAllClose(np.load(os.path.join(out, 'estimates.npy')),
                         np.load(os.path.join(tmp, 'whole', 'estimates.npy')), atol=0, rtol=0)
     self.assertEqual(resumed['mean_psnr_db'], whole['mean_psnr_db'])
     self.assertFalse(os.path.exists(os.path.join(out, 'partial')))
+
+  def test_level_progress_does_not_change_results(self):
+    from basis.experiment import separate_in_batches  # pylint: disable=g-import-not-at-top
+    mixtures = self.images[:5]
+    quiet = separate_in_batches(self.sep, mixtures, batch_size=2, seed=1, log=lambda _: None,
+                                level_progress=False)
+    lines = []
+    loud = separate_in_batches(self.sep, mixtures, batch_size=2, seed=1, log=lines.append)
+    self.assertAllEqual(quiet, loud)
+    self.assertLen([l for l in lines if 'level' in l], 3 * 2)   # 3 batches x 2 levels
 
   def test_resume_with_other_settings_or_damaged_batch_is_an_error(self):
     out = os.path.join(self.get_temp_dir(), 'cut')
