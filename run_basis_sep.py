@@ -33,9 +33,9 @@ flags.DEFINE_float('sigma_min', 0.01, 'Smallest level (with --num_levels).')
 flags.DEFINE_integer('num_levels', None, 'Levels; default: the prior\'s own schedule.')
 flags.DEFINE_integer('steps_per_sigma', 100, 'Langevin steps per level (T).')
 flags.DEFINE_float('step_size', None, 'delta: eta_i = delta (sigma_i / sigma_L)^2. Default: '
-                   '3e-5 (the paper) for --prior=ncsn, 1e-5 for --prior=flow (a flow\'s '
-                   'score is rougher than a score network\'s: 3e-5 diverged with the shipped '
-                   'Glow family; docs/basis.md).')
+                   '3e-5 (the paper) for --prior=ncsn, 3e-6 for --prior=flow (a flow\'s '
+                   'score is rougher than a score network\'s: 3e-5 and 1e-5 diverged with the '
+                   'shipped Glow family; docs/basis.md).')
 flags.DEFINE_float('likelihood_scale', 1.0, 'Multiplies the 1 / sigma_i^2 weight of the mixture '
                    'residual (1: a Gaussian likelihood with std sigma_i; see docs/basis.md for '
                    "the original code's effective weights).")

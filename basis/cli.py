@@ -51,7 +51,7 @@ def _sigmas(flags, priors):
   return np.sort(np.asarray(priors[0].sigmas, np.float64))[::-1]
 
 
-DEFAULT_STEP_SIZES = {'ncsn': 3e-5, 'flow': 1e-5}
+DEFAULT_STEP_SIZES = {'ncsn': 3e-5, 'flow': 3e-6}
 
 
 def run_from_flags(flags):

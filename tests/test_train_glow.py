@@ -165,7 +165,7 @@ class TrainGlowScriptTest(tf.test.TestCase):
     results = _read_json(os.path.join(out, 'results.json'))
     self.assertEqual(results['prior'], 'flow')
     self.assertAllClose(results['sigmas'], [0.5, 0.1])
-    self.assertEqual(results['step_size'], 1e-5)   # the flow default
+    self.assertEqual(results['step_size'], 3e-6)   # the flow default
     self.assertEqual(np.load(os.path.join(out, 'estimates.npy')).shape, (2, 2, 28, 28, 1))
 
   def test_a_damaged_checkpoint_gives_a_parameter_error(self):
