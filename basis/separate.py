@@ -199,7 +199,9 @@ class Separator:
         level, step = divmod(bad, self.steps_per_sigma)
         raise DivergenceError(
             f'BASIS diverged (NaN/inf) at level {level} (sigma={self.sigmas[level]:.4g}), '
-            f'step {step}; lower step_size (now {self.step_size:g})')
+            f'step {step}; lower step_size (now {self.step_size:g}): '
+            'basis.stability_table(prior, clean_data, sigmas, step_size) shows how close '
+            'each level is to the limit (docs/basis.md)')
       if return_trajectory:
         trajectory.append(xs)
       if progress is not None:
