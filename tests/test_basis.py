@@ -228,6 +228,24 @@ class RoughnessTest(tf.test.TestCase):
       self.assertGreater(b['roughness'], 5.0)          # the ripple's slope ~ 20 / sigma^2
       self.assertGreater(b['eta_L'], 1.0)
 
+  def test_tweedie_denoising_error_of_the_exact_score_is_the_posterior_variance(self):
+    # Data ~ N(0.5, v) per pixel, the exact smoothed score: MSE / sigma^2 = v / (v + sigma^2).
+    from basis.diagnostics import denoising_error  # pylint: disable=g-import-not-at-top
+    v = 0.04
+    data = 0.5 + np.sqrt(v) * np.random.default_rng(2).standard_normal((4000, 4, 4, 1))
+    prior = GaussianPrior(np.full((4, 4, 1), 0.5), variance=v)
+    sigmas = [0.5, 0.2, 0.05]
+    rows = denoising_error(prior, data, sigmas)
+    for row, sigma in zip(rows, sigmas):
+      # 64,000 squared Gaussian errors: relative standard error sqrt(2 / 64000) = 0.6 %.
+      self.assertAllClose(row['mse_ratio'], v / (v + sigma**2), rtol=0.03)
+      self.assertGreater(row['psnr_denoised_db'], row['psnr_noisy_db'])
+    # A score of zero does not denoise: ratio 1.
+    class Zero:
+      def score(self, x, sigma):
+        return tf.zeros_like(x)
+    self.assertAllClose(denoising_error(Zero(), data, [0.1])[0]['mse_ratio'], 1.0, rtol=0.03)
+
   def test_bad_arguments(self):
     from basis.diagnostics import score_roughness  # pylint: disable=g-import-not-at-top
     prior = GaussianPrior(np.zeros((2,)), variance=1.0)
