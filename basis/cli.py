@@ -92,8 +92,9 @@ def run_from_flags(flags):
     speed = results['mixtures_per_second']
     speed = f'{speed:.3f} mixtures/s' if speed else 'all batches resumed'
     print(f"mean PSNR {results['mean_psnr_db']:.2f} dB over {results['n_mixtures']} "
-          f"mixtures ({speed}); wrote {flags.out_dir}/results.json and separation.png",
-          flush=True)
+          f"mixtures (no separation, the mixture split equally: "
+          f"{results['equal_split_psnr_db']:.2f} dB) ({speed}); wrote "
+          f"{flags.out_dir}/results.json and separation.png", flush=True)
     return results
   if flags.dataset == 'melspec':
     if not flags.data_dir or len(flags.data_dir) != n_sources:

@@ -309,11 +309,16 @@ def run_image_separation(separator: Separator, sources: np.ndarray, *, mixing_fn
                                   stats=stats)
   per_source, perm = best_permutation_psnr(estimates, sources)
   per_mixture = per_source.mean(axis=1)
+  # No separation at all: every estimate is the sources' average (the mixture
+  # split equally) -- what a separator has to beat.
+  split = np.broadcast_to(np.mean(sources, axis=0, keepdims=True), sources.shape)
+  split_psnr, _ = best_permutation_psnr(split, sources)
   results = dict(description or {})
   results.update(_timing(stats))
   results.update({
       'n_mixtures': int(len(mixtures)),
       'mean_psnr_db': float(np.mean(per_mixture)),
+      'equal_split_psnr_db': float(np.mean(split_psnr)),
       'median_psnr_db': float(np.median(per_mixture)),
       'std_psnr_db': float(np.std(per_mixture)),
       'per_mixture': [{'psnr_db': float(p), 'psnr_per_source_db': [float(v) for v in s],

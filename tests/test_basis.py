@@ -293,6 +293,12 @@ class ExperimentTest(tf.test.TestCase):
     tmp = self.get_temp_dir()
     whole = self._run(os.path.join(tmp, 'whole'))
     self.assertFalse(os.path.exists(os.path.join(tmp, 'whole', 'partial')))
+    # The no-separation reference: both estimates (x1 + x2) / 2, error (x1 - x2) / 2.
+    from basis import experiment  # pylint: disable=g-import-not-at-top
+    s = experiment.image_pairs(self.images, n_mixtures=5, seed=0)
+    half_diff = (s[0] - s[1]) / 2
+    expected = np.mean(-10 * np.log10(np.mean(np.square(half_diff), axis=(1, 2, 3))))
+    self.assertAllClose(whole['equal_split_psnr_db'], expected, rtol=1e-6)
     lines = []
 
     def stop_after_two_batches(line):
@@ -410,6 +416,7 @@ class ScriptTest(tf.test.TestCase):
       results = json.load(f)
     self.assertEqual(results['step_size'], 3e-5)   # the paper's, for score networks
     self.assertEqual(results['likelihood_scale'], 1.0)
+    self.assertTrue(np.isfinite(results['equal_split_psnr_db']))
 
 
 if __name__ == '__main__':
