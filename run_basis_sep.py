@@ -41,6 +41,9 @@ flags.DEFINE_float('likelihood_scale', 1.0, 'Multiplies the 1 / sigma_i^2 weight
                    "the original code's effective weights).")
 flags.DEFINE_string('mixing', None, "'sum', 'mean' (image default) or 'db_power_sum' "
                     '(mel default).')
+flags.DEFINE_boolean('check_step', True, 'Before separating, measure each prior\'s score '
+                     'roughness at a few clean examples plus noise and warn when the step '
+                     'size is near the stability limit (basis.stability_table).')
 flags.DEFINE_boolean('bfloat16', False, 'Score networks in mixed bfloat16.')
 flags.DEFINE_integer('seed', 0, 'Seed (mixture choice and Langevin noise).')
 flags.DEFINE_string('out_dir', 'out/basis', 'Output folder.')

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 
+from basis import diagnostics
 from basis import experiment
 from basis.mixing import DbPowerSum, get_mixing
 from basis.flow_prior import FlowFamilyPrior
@@ -54,6 +55,40 @@ def _sigmas(flags, priors):
 DEFAULT_STEP_SIZES = {'ncsn': 3e-5, 'flow': 3e-6}
 
 
+def check_step_size(priors, prior_dirs, sources, sigmas, step_size, *, n_probe=32,
+                    limit=1.0, log=print):
+  """Warns when ``eta_i L_i`` of a prior's score passes ``limit`` at some level.
+
+  Probes each distinct prior at up to ``n_probe`` clean examples of a source
+  it models, plus each level's noise (:func:`basis.diagnostics.stability_table`).
+  The clean examples only locate the data; the separation never sees them.
+
+  Returns:
+    ``{prior_dir: worst level row}``.
+  """
+  worst = {}
+  seen = set()
+  for k, prior in enumerate(priors):
+    if id(prior) in seen:
+      continue
+    seen.add(id(prior))
+    rows = diagnostics.stability_table(prior, np.asarray(sources[k][:n_probe]), sigmas,
+                                       step_size)
+    row = max(rows, key=lambda r: r['eta_L_p90'])
+    worst[prior_dirs[k]] = row
+    if row['eta_L_p90'] > limit:
+      safer = float(f"{step_size * 0.5 / row['eta_L_p90']:.1g}")
+      where = 'beyond' if row['eta_L_p90'] > 2 else 'near'
+      log(f"warning: step size {step_size:g} is {where} the stability limit of "
+          f"{prior_dirs[k]}: eta*L = {row['eta_L_p90']:.2f} at sigma {row['sigma']:.3g} "
+          f"(90th percentile; Langevin diverges above about 2); "
+          f"--step_size={safer:g} would give 0.5 (docs/basis.md)")
+    else:
+      log(f"step check: eta*L <= {row['eta_L_p90']:.2f} for {prior_dirs[k]} "
+          f"(worst level sigma {row['sigma']:.3g}, 90th percentile): stable")
+  return worst
+
+
 def run_from_flags(flags):
   """Loads data and priors, separates, writes results; returns the results dict."""
   n_sources = flags.n_sources
@@ -83,6 +118,8 @@ def run_from_flags(flags):
                           step_size=flags.step_size, mixing=mixing, clip=(0.0, 1.0),
                           likelihood_scale=flags.likelihood_scale)
     init = 'normal' if flags.prior == 'flow' else 'uniform'
+    if flags.check_step:
+      check_step_size(priors, prior_dirs, sources, sigmas, flags.step_size)
     print(f'separating {len(sources[0])} {flags.dataset} mixtures of {n_sources} '
           f'({len(sigmas)} levels x {flags.steps_per_sigma} steps)', flush=True)
     results = experiment.run_image_separation(
@@ -117,6 +154,8 @@ def run_from_flags(flags):
     separator = Separator(priors, sigmas=sigmas, steps_per_sigma=flags.steps_per_sigma,
                           step_size=flags.step_size, mixing=mixing_fn, clip=(0.0, 1.0),
                           likelihood_scale=flags.likelihood_scale)
+    if flags.check_step:
+      check_step_size(priors, prior_dirs, sources, sigmas, flags.step_size)
     results = experiment.run_mel_separation(
         separator, sources, mixing_fn=mixing_fn, out_dir=flags.out_dir,
         batch_size=flags.batch_size, features=features.to_dict(), seed=flags.seed,

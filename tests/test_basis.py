@@ -246,6 +246,28 @@ class RoughnessTest(tf.test.TestCase):
         return tf.zeros_like(x)
     self.assertAllClose(denoising_error(Zero(), data, [0.1])[0]['mse_ratio'], 1.0, rtol=0.03)
 
+  def test_run_script_check_warns_for_a_rough_prior_only(self):
+    from basis.cli import check_step_size  # pylint: disable=g-import-not-at-top
+
+    class Rough:
+      def score(self, x, sigma):
+        return -x / (1.0 + sigma**2) + tf.sin(20.0 * x / sigma) / sigma
+
+    smooth = GaussianPrior(np.zeros((4, 4, 1)), variance=1.0)
+    rough = Rough()
+    sources = np.random.default_rng(1).normal(size=(2, 16, 4, 4, 1))
+    sigmas = np.geomspace(1.0, 0.01, 4)
+    lines = []
+    worst = check_step_size([smooth, rough], ['smooth', 'rough'], sources, sigmas, 3e-5,
+                            log=lines.append)
+    self.assertLen(lines, 2)
+    # Gaussian of variance 1: eta L = 0.3 sigma^2 / (1 + sigma^2), worst 0.15 at sigma 1.
+    self.assertStartsWith(lines[0], 'step check: eta*L <= 0.15 for smooth (worst level sigma 1,')
+    self.assertRegex(lines[1], r'^warning: step size 3e-05 is (near|beyond) the stability limit of rough')
+    # The suggested step brings the worst level to 0.5.
+    suggested = float(lines[1].split('--step_size=')[1].split()[0])
+    self.assertAllClose(worst['rough']['eta_L_p90'] * suggested / 3e-5, 0.5, rtol=0.1)
+
   def test_bad_arguments(self):
     from basis.diagnostics import score_roughness  # pylint: disable=g-import-not-at-top
     prior = GaussianPrior(np.zeros((2,)), variance=1.0)
