@@ -92,17 +92,18 @@ def check_step_size(priors, prior_dirs, sources, sigmas, step_size, *, n_probe=3
 def run_from_flags(flags):
   """Loads data and priors, separates, writes results; returns the results dict."""
   n_sources = flags.n_sources
-  if flags.step_size is None:
-    flags.step_size = DEFAULT_STEP_SIZES[flags.prior]
-  if not flags.step_size > 0:
-    raise ParameterError(f'--step_size must be > 0, got {flags.step_size}')
+  step_size = flags.step_size
+  if step_size is None:
+    step_size = DEFAULT_STEP_SIZES[flags.prior]
+  if not step_size > 0:
+    raise ParameterError(f'--step_size must be > 0, got {step_size}')
   priors, prior_dirs = _load_priors(flags, n_sources)
   sigmas = _sigmas(flags, priors)
   description = {
       'command': ' '.join(sys.argv), 'dataset': flags.dataset,
       'prior': flags.prior, 'prior_dirs': prior_dirs,
       'sigmas': [float(s) for s in sigmas], 'steps_per_sigma': flags.steps_per_sigma,
-      'step_size': flags.step_size, 'likelihood_scale': flags.likelihood_scale,
+      'step_size': step_size, 'likelihood_scale': flags.likelihood_scale,
       'seed': flags.seed, 'batch_size': flags.batch_size}
   if flags.dataset in ('mnist', 'cifar10'):
     mixing = flags.mixing or 'mean'
@@ -115,11 +116,11 @@ def run_from_flags(flags):
                                      n_sources=n_sources, seed=flags.seed)
     description.update(mixing=mixing, data_note=info.get('note'))
     separator = Separator(priors, sigmas=sigmas, steps_per_sigma=flags.steps_per_sigma,
-                          step_size=flags.step_size, mixing=mixing, clip=(0.0, 1.0),
+                          step_size=step_size, mixing=mixing, clip=(0.0, 1.0),
                           likelihood_scale=flags.likelihood_scale)
     init = 'normal' if flags.prior == 'flow' else 'uniform'
     if flags.check_step:
-      check_step_size(priors, prior_dirs, sources, sigmas, flags.step_size)
+      check_step_size(priors, prior_dirs, sources, sigmas, step_size)
     print(f'separating {len(sources[0])} {flags.dataset} mixtures of {n_sources} '
           f'({len(sigmas)} levels x {flags.steps_per_sigma} steps)', flush=True)
     results = experiment.run_image_separation(
@@ -152,10 +153,10 @@ def run_from_flags(flags):
     mixing_fn = DbPowerSum(min_db, max_db) if mixing == 'db_power_sum' else get_mixing(mixing)
     description.update(mixing=mixing)
     separator = Separator(priors, sigmas=sigmas, steps_per_sigma=flags.steps_per_sigma,
-                          step_size=flags.step_size, mixing=mixing_fn, clip=(0.0, 1.0),
+                          step_size=step_size, mixing=mixing_fn, clip=(0.0, 1.0),
                           likelihood_scale=flags.likelihood_scale)
     if flags.check_step:
-      check_step_size(priors, prior_dirs, sources, sigmas, flags.step_size)
+      check_step_size(priors, prior_dirs, sources, sigmas, step_size)
     results = experiment.run_mel_separation(
         separator, sources, mixing_fn=mixing_fn, out_dir=flags.out_dir,
         batch_size=flags.batch_size, features=features.to_dict(), seed=flags.seed,

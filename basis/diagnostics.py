@@ -22,6 +22,13 @@ import tensorflow as tf
 from pipeline.errors import ParameterError
 
 
+def _levels(sigmas) -> np.ndarray:
+  sigmas = np.asarray(sigmas, np.float64).reshape(-1)
+  if sigmas.size == 0 or np.any(~(sigmas > 0)):
+    raise ParameterError(f'sigmas must be a non-empty list of values > 0, got {sigmas}')
+  return sigmas
+
+
 def score_roughness(prior, x, sigma: float, *, rel_eps: float = 0.01, seed: int = 0):
   """Finite-difference Lipschitz estimate of ``prior.score(., sigma)`` around ``x``.
 
@@ -81,9 +88,7 @@ def stability_table(prior, data, sigmas: Sequence[float], step_size: float, *,
     sigma^2``), ``roughness_p90`` and ``eta_L`` (median ``eta L``) and
     ``eta_L_p90``. Values of ``eta_L`` near or above 1 mean trouble.
   """
-  sigmas = np.asarray(sigmas, np.float64).reshape(-1)
-  if sigmas.size == 0 or np.any(~(sigmas > 0)):
-    raise ParameterError(f'sigmas must be a non-empty list of values > 0, got {sigmas}')
+  sigmas = _levels(sigmas)
   data = np.asarray(data, np.float32)
   sigma_min = sigmas.min()
   rng = np.random.default_rng(seed)
@@ -124,9 +129,7 @@ def denoising_error(prior, data, sigmas: Sequence[float], *, seed: int = 0) -> L
   Raises:
     ParameterError: for empty data, non-positive sigmas or a non-finite score.
   """
-  sigmas = np.asarray(sigmas, np.float64).reshape(-1)
-  if sigmas.size == 0 or np.any(~(sigmas > 0)):
-    raise ParameterError(f'sigmas must be a non-empty list of values > 0, got {sigmas}')
+  sigmas = _levels(sigmas)
   x0 = np.asarray(data, np.float32)
   if x0.ndim < 1 or x0.shape[0] == 0:
     raise ParameterError(f'data must be a non-empty batch [batch, ...], got shape {x0.shape}')

@@ -17,7 +17,7 @@ from basis.separate import Separator
 from evaluation.image_metrics import best_permutation_psnr
 from pipeline.errors import ParameterError
 from training import images as image_utils
-from pipeline.atomic import atomic_path, write_json_atomic
+from pipeline.atomic import save_npy_atomic, write_json_atomic
 
 
 def image_pairs(images: np.ndarray, *, n_mixtures: int, n_sources: int = 2,
@@ -119,12 +119,6 @@ class BatchCache:
 
   def remove(self):
     shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def save_npy_atomic(path: str, arr: np.ndarray):
-  with atomic_path(path, suffix='.npy') as tmp:
-    with open(tmp, 'wb') as f:
-      np.save(f, arr)
 
 
 def mixtures_digest(mixtures: np.ndarray) -> str:

@@ -42,3 +42,11 @@ def write_json_atomic(path: str, obj, *, default=None, sort_keys: bool = True):
     with open(tmp, 'w', encoding='utf-8') as f:
       json.dump(obj, f, indent=2, sort_keys=sort_keys, default=default)
       f.write('\n')
+
+
+def save_npy_atomic(path: str, arr):
+  """Writes ``arr`` with ``np.save``, atomically."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  with atomic_path(path, suffix='.npy') as tmp:
+    with open(tmp, 'wb') as f:
+      np.save(f, np.asarray(arr))

@@ -197,6 +197,13 @@ class MetricsTest(tf.test.TestCase):
       best_permutation_psnr(est[:, :2], ref)
 
 
+class _Rough:
+  """A smooth Gaussian score plus a ripple of wavelength ~ sigma / 20."""
+
+  def score(self, x, sigma):
+    return -x / (1.0 + sigma**2) + tf.sin(20.0 * x / sigma) / sigma
+
+
 class RoughnessTest(tf.test.TestCase):
 
   def test_gaussian_roughness_is_the_closed_form(self):
@@ -211,17 +218,11 @@ class RoughnessTest(tf.test.TestCase):
   def test_table_flags_a_rough_score(self):
     from basis.diagnostics import stability_table  # pylint: disable=g-import-not-at-top
 
-    class Rough:
-      """A smooth Gaussian score plus a ripple of wavelength ~ sigma / 20."""
-
-      def score(self, x, sigma):
-        return -x / (1.0 + sigma**2) + tf.sin(20.0 * x / sigma) / sigma
-
     sigmas = np.geomspace(1.0, 0.01, 4)
     data = np.random.default_rng(1).normal(size=(16, 4, 4, 1))
     smooth = stability_table(GaussianPrior(np.zeros((4, 4, 1)), variance=1.0), data,
                              sigmas, 3e-5)
-    rough = stability_table(Rough(), data, sigmas, 3e-5)
+    rough = stability_table(_Rough(), data, sigmas, 3e-5)
     for a, b in zip(smooth, rough):
       self.assertAllClose(a['eta'], 3e-5 * (a['sigma'] / 0.01)**2)
       self.assertLessEqual(a['eta_L'], 0.3 + 1e-6)     # delta / sigma_L^2 at most
@@ -249,12 +250,8 @@ class RoughnessTest(tf.test.TestCase):
   def test_run_script_check_warns_for_a_rough_prior_only(self):
     from basis.cli import check_step_size  # pylint: disable=g-import-not-at-top
 
-    class Rough:
-      def score(self, x, sigma):
-        return -x / (1.0 + sigma**2) + tf.sin(20.0 * x / sigma) / sigma
-
     smooth = GaussianPrior(np.zeros((4, 4, 1)), variance=1.0)
-    rough = Rough()
+    rough = _Rough()
     sources = np.random.default_rng(1).normal(size=(2, 16, 4, 4, 1))
     sigmas = np.geomspace(1.0, 0.01, 4)
     lines = []

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from pipeline.atomic import atomic_path
+from pipeline.atomic import atomic_path, save_npy_atomic
 from pipeline.errors import ParameterError
 
 
@@ -63,8 +63,7 @@ def save_sample_grid(out_png: str, samples, meta=None, scale: int = 3):
     meta: the prior's config json (a melspec prior's samples are colourised).
     scale: integer upscaling of the PNG.
   """
-  with atomic_path(os.path.splitext(out_png)[0] + '.npy', suffix='.npy') as tmp:
-    np.save(tmp, np.asarray(samples))
+  save_npy_atomic(os.path.splitext(out_png)[0] + '.npy', samples)
   imgs = samples
   if ((meta or {}).get('dataset') or {}).get('name') == 'melspec':
     imgs = colorize(samples)
