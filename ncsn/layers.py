@@ -38,6 +38,9 @@ and labels int32 ``[batch]`` (or None for unconditional layers).
 import numpy as np
 import tensorflow as tf
 
+from pipeline import compute
+from pipeline.errors import ParameterError
+
 _EPS = 1e-5
 
 
@@ -74,6 +77,67 @@ def elu(x, fused: bool = True):
   return _fused_elu(x) if fused else tf.nn.elu(x)
 
 
+DILATED_CONV_MODES = ('auto', 'native', 'space_to_batch')
+_dilated_conv_mode = 'auto'
+
+
+def set_dilated_conv_mode(mode: str) -> str:
+  """Forces the dilated-convolution path (benchmarks, tests); returns the old mode.
+
+  ``'auto'`` (default) is :func:`native_dilated_conv`; ``'native'`` always
+  uses ``tf.nn.conv2d(..., dilations=d)`` (no gradient without oneDNN);
+  ``'space_to_batch'`` always uses :func:`dilated_conv_space_to_batch`. Read
+  when a function is traced: set it before building ``tf.function`` s.
+
+  Raises:
+    ParameterError: for an unknown mode.
+  """
+  global _dilated_conv_mode
+  if mode not in DILATED_CONV_MODES:
+    raise ParameterError(f'dilated conv mode must be one of {DILATED_CONV_MODES}, got {mode!r}')
+  old, _dilated_conv_mode = _dilated_conv_mode, mode
+  return old
+
+
+def native_dilated_conv(dtype) -> bool:
+  """Whether TensorFlow's own dilated convolution works here, forward and backward.
+
+  oneDNN's kernels have a dilated gradient; TensorFlow's plain CPU kernels do
+  not ("Current CPU implementations do not yet support dilation rates larger
+  than 1"), and oneDNN has bfloat16 kernels only on CPUs with native bfloat16.
+  Where oneDNN runs, its native dilated convolution is 1.1-1.2x faster than
+  the space-to-batch form (docs/benchmarks.md), so it is kept there.
+  """
+  if _dilated_conv_mode != 'auto':
+    return _dilated_conv_mode == 'native'
+  if not compute.onednn_enabled():
+    return False
+  return tf.as_dtype(dtype) != tf.bfloat16 or compute.has_native_bf16()
+
+
+def dilated_conv_space_to_batch(x, kernel, dilation: int):
+  """'SAME' dilated convolution as space-to-batch -> plain conv -> batch-to-space.
+
+  The same map as ``tf.nn.conv2d(x, kernel, 1, 'SAME', dilations=dilation)``
+  (equal to float rounding; tested): the ``dilation x dilation`` phases of the
+  image are stacked on the batch axis, each convolved with the undilated
+  kernel, and interleaved back. Every op in it has a gradient on every CPU.
+
+  Args:
+    x: ``[batch, height, width, cin]``.
+    kernel: ``[k, k, cin, cout]`` in x's dtype.
+    dilation: int > 1.
+
+  Returns:
+    ``[batch, height, width, cout]``.
+  """
+  def conv(inp, num_spatial_dims, padding):
+    del num_spatial_dims
+    return tf.nn.conv2d(inp, kernel, 1, padding)
+  return tf.nn.with_space_to_batch(x, [dilation, dilation], 'SAME', conv,
+                                   filter_shape=kernel.shape[:2])
+
+
 class Conv2D(tf.Module):
   """'SAME' 2-D convolution with Glorot-uniform kernel and zero bias.
 
@@ -95,8 +159,11 @@ class Conv2D(tf.Module):
     self.dilation = dilation
 
   def __call__(self, x):
-    y = tf.nn.conv2d(x, tf.cast(self.kernel, x.dtype), 1, 'SAME',
-                     dilations=self.dilation)
+    kernel = tf.cast(self.kernel, x.dtype)
+    if self.dilation == 1 or native_dilated_conv(x.dtype):
+      y = tf.nn.conv2d(x, kernel, 1, 'SAME', dilations=self.dilation)
+    else:
+      y = dilated_conv_space_to_batch(x, kernel, self.dilation)
     if self.bias is not None:
       y = y + tf.cast(self.bias, x.dtype)
     return y
