@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 
 from basis import cli
+from pipeline import compute
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('dataset', 'mnist', ['mnist', 'cifar10', 'melspec'], 'Data to mix.')
@@ -44,7 +45,7 @@ flags.DEFINE_string('mixing', None, "'sum', 'mean' (image default) or 'db_power_
 flags.DEFINE_boolean('check_step', True, 'Before separating, measure each prior\'s score '
                      'roughness at a few clean examples plus noise and warn when the step '
                      'size is near the stability limit (basis.stability_table).')
-flags.DEFINE_boolean('bfloat16', False, 'Score networks in mixed bfloat16.')
+compute.define_precision_flags()
 flags.DEFINE_integer('seed', 0, 'Seed (mixture choice and Langevin noise).')
 flags.DEFINE_string('out_dir', 'out/basis', 'Output folder.')
 flags.DEFINE_boolean('resume', True, 'Keep finished batches in <out_dir>/partial and reuse '

@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 
 from ncsn import cli
+from pipeline import compute
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('mode', 'train', ['train', 'sample', 'export'], 'What to do.')
@@ -38,7 +39,7 @@ flags.DEFINE_integer('eval_every', 1000, 'Steps between evaluations + sample gri
 flags.DEFINE_integer('checkpoint_every', 500, 'Steps between checkpoints.')
 flags.DEFINE_enum('strategy', 'default', ['default', 'one_device', 'mirrored', 'multi_worker'],
                   'tf.distribute strategy.')
-flags.DEFINE_boolean('bfloat16', True, 'Mixed bfloat16 network compute (about 2x on CPU).')
+compute.define_precision_flags()
 flags.DEFINE_string('init_from', None, 'Exported prior folder to start from.')
 flags.DEFINE_integer('seed', 0, 'Run seed.')
 flags.DEFINE_integer('n_samples', 64, 'Samples to draw (sample mode; preview grid: 36).')

@@ -11,6 +11,7 @@ from basis.mixing import DbPowerSum, get_mixing
 from basis.flow_prior import FlowFamilyPrior
 from basis.priors import NCSNPrior
 from basis.separate import Separator
+from pipeline import compute
 from pipeline import datasets
 from pipeline.config import FeatureConfig
 from pipeline.errors import ParameterError
@@ -31,7 +32,7 @@ def _load_priors(flags, n_sources):
           "checkout's assets/priors (a wheel install does not carry it); install from the "
           'checkout (make install) or pass --prior_dir')
   if flags.prior == 'ncsn':
-    dtype = 'bfloat16' if flags.bfloat16 else 'float32'
+    dtype = compute.resolve_precision(flags.precision, bfloat16=flags.bfloat16)
     loaded = [NCSNPrior(d, compute_dtype=dtype) for d in dirs]
   elif flags.prior == 'flow':
     loaded = [FlowFamilyPrior(d) for d in dirs]

