@@ -4,9 +4,13 @@ strategy), its EMA and its fused Adam, on a 4-parameter linear model."""
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 from unittest import mock
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from absl.testing import parameterized
 
@@ -449,3 +453,67 @@ class AdamTest(tf.test.TestCase, parameterized.TestCase):
   def test_config_raises_on_bad_values(self, kwargs, regex):
     with self.assertRaisesRegex(ParameterError, regex):
       optim.OptimizerConfig(**kwargs)
+
+
+def _free_ports(n):
+  socks = [socket.socket() for _ in range(n)]
+  for s in socks:
+    s.bind(('127.0.0.1', 0))
+  ports = [s.getsockname()[1] for s in socks]
+  for s in socks:
+    s.close()
+  return ports
+
+
+@pytest.mark.slow
+class MultiWorkerTest(tf.test.TestCase):
+  """Two worker processes on this machine, as two hosts would run it."""
+
+  def test_two_workers_train_in_step_and_the_checkpoint_resumes_on_one(self):
+    root = self.create_tempdir().full_path
+    workdir = os.path.join(root, 'run')
+    child = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'multi_worker_child.py')
+    cluster = {'worker': [f'127.0.0.1:{p}' for p in _free_ports(2)]}
+    procs = []
+    for i in range(2):
+      env = dict(os.environ, CUDA_VISIBLE_DEVICES='', TF_CPP_MIN_LOG_LEVEL='2',
+                 TF_CONFIG=json.dumps({'cluster': cluster, 'task': {'type': 'worker',
+                                                                    'index': i}}))
+      procs.append(subprocess.Popen(
+          [sys.executable, child, workdir, os.path.join(root, f'w{i}.npz'), '7',
+           'multi_worker'], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+          text=True))
+    outs = []
+    try:
+      for p in procs:
+        outs.append(p.communicate(timeout=240)[0])
+    finally:
+      for p in procs:
+        p.kill()
+    for i, (p, out) in enumerate(zip(procs, outs)):
+      self.assertEqual(p.returncode, 0, msg=f'worker {i}:\n{out[-4000:]}')
+    w0, w1 = (np.load(os.path.join(root, f'w{i}.npz')) for i in range(2))
+    self.assertEqual(int(w0['replicas']), 2)            # one replica per worker
+    self.assertEqual(int(w0['step']), 7)
+    # All-reduced gradients: both workers apply the same update every step.
+    self.assertAllClose(w0['w'], w1['w'], rtol=1e-6, atol=1e-7)
+    self.assertAllClose(w0['b'], w1['b'], rtol=1e-6, atol=1e-7)
+    self.assertGreater(float(np.abs(w0['w']).max()), 0.1)   # it did train
+    # Only the chief's checkpoints and metrics stay in the workdir.
+    self.assertEqual(os.path.basename(self._latest(workdir)), 'ckpt-7')
+    self.assertFalse(os.path.exists(os.path.join(workdir, 'workers')))
+    # The checkpoint resumes in a single process (one host, no TF_CONFIG).
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', TF_CPP_MIN_LOG_LEVEL='2')
+    env.pop('TF_CONFIG', None)
+    proc = subprocess.run([sys.executable, child, workdir, os.path.join(root, 'one.npz'),
+                           '9', 'default'], env=env, capture_output=True, text=True,
+                          timeout=240, check=False)
+    self.assertEqual(proc.returncode, 0, msg=proc.stdout[-3000:] + proc.stderr[-3000:])
+    self.assertIn('resumed from', proc.stdout)
+    self.assertIn('at step 7', proc.stdout)
+    one = np.load(os.path.join(root, 'one.npz'))
+    self.assertEqual(int(one['step']), 9)
+    self.assertEqual(int(one['replicas']), 1)
+
+  def _latest(self, workdir):
+    return tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))

@@ -26,7 +26,8 @@ import json
 import os
 import signal
 import time
-from typing import Any, Callable, Dict, Optional
+import shutil
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from absl import logging
 import numpy as np
@@ -167,10 +168,35 @@ def check_description(workdir: str, description: Dict[str, Any]):
     write_json_atomic(path, description)
 
 
+def worker_role(strategy: tf.distribute.Strategy) -> Tuple[bool, str]:
+  """``(is_chief, name)`` of this process in a multi-worker run.
+
+  Under ``MultiWorkerMirroredStrategy`` every worker runs the same loop; the
+  chief (task ``chief``, or ``worker`` 0 when the cluster has no chief) owns
+  the workdir: checkpoints, ``metrics.json``, TensorBoard and sample grids.
+  The other workers save their checkpoints to ``workdir/workers/<name>/``
+  (deleted when they finish) and resume from the chief's. Any other strategy
+  has a single process, the chief.
+  """
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return True, 'chief'
+  resolver = strategy.cluster_resolver
+  task_type, task_id = resolver.task_type, resolver.task_id
+  name = f'{task_type}_{task_id}'
+  if task_type in (None, 'chief'):
+    return True, name
+  has_chief = 'chief' in resolver.cluster_spec().as_dict()
+  return (task_type == 'worker' and task_id == 0 and not has_chief), name
+
+
 def restore_or_initialize(manager: tf.train.CheckpointManager, checkpoint,
-                          workdir: str) -> Optional[str]:
-  """Restores the newest checkpoint; clear errors for damaged/mismatched ones."""
-  latest = manager.latest_checkpoint
+                          workdir: str, latest: Optional[str] = None) -> Optional[str]:
+  """Restores the newest checkpoint; clear errors for damaged/mismatched ones.
+
+  ``latest``: restore this checkpoint path instead of the manager's newest
+  (a non-chief worker resumes from the chief's).
+  """
+  latest = latest or manager.latest_checkpoint
   if latest is None:
     return None
   try:
@@ -240,12 +266,19 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
     elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name='elapsed_s',
                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     ema = EMA(variables, config.ema_decay)
-  check_description(workdir, task.description)
+  is_chief, worker_name = worker_role(strategy)
+  chief_ckpt_dir = os.path.join(workdir, 'checkpoints')
+  if is_chief:
+    check_description(workdir, task.description)
+    ckpt_dir, resume_from = chief_ckpt_dir, None
+  else:   # every worker saves (as TF asks), only the chief's copy is kept
+    ckpt_dir = os.path.join(workdir, 'workers', worker_name, 'checkpoints')
+    resume_from = tf.train.latest_checkpoint(chief_ckpt_dir)
   checkpoint = tf.train.Checkpoint(step=step, elapsed_s=elapsed, model=task.model,
                                    optimizer=task.optimizer, ema=ema, **task.trackables)
-  manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, 'checkpoints'),
+  manager = tf.train.CheckpointManager(checkpoint, ckpt_dir,
                                        max_to_keep=config.keep_checkpoints)
-  restored = restore_or_initialize(manager, checkpoint, workdir)
+  restored = restore_or_initialize(manager, checkpoint, workdir, latest=resume_from)
   if not restored and task.initial_step:
     step.assign(task.initial_step)
     elapsed.assign(task.initial_elapsed_s)
@@ -292,13 +325,14 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
   def eval_step(batch, seed):
     return eval_fn(batch, seed)
 
-  writers = {k: tf.summary.create_file_writer(os.path.join(workdir, 'tb', k))
-             for k in ('train', 'eval')}
-  final: Dict[str, Any] = {'num_parameters': n_params, 'replicas': replicas}
+  writers = {k: (tf.summary.create_file_writer(os.path.join(workdir, 'tb', k)) if is_chief
+                 else tf.summary.create_noop_writer()) for k in ('train', 'eval')}
+  final: Dict[str, Any] = {}
   metrics_path = os.path.join(workdir, 'metrics.json')
-  if os.path.exists(metrics_path):
+  if os.path.exists(metrics_path):   # a resumed run keeps its earlier metrics ...
     with open(metrics_path) as f:
       final.update(json.load(f))
+  final.update(num_parameters=n_params, replicas=replicas)   # ... but not this run's facts
 
   def evaluate(at_step):
     out = {}
@@ -311,7 +345,7 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
           losses.append(float(loss))
         if losses:
           out['eval_loss'] = float(np.mean(losses))
-      if task.sample_fn is not None:
+      if task.sample_fn is not None and is_chief:
         imgs = np.asarray(task.sample_fn(config.seed))
         if task.colormap and imgs.shape[-1] == 1:
           imgs = image_utils.colorize(imgs, cmap=task.colormap)
@@ -336,7 +370,7 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
   save.t0 = time.time()
 
   bar = None
-  if config.progress:
+  if config.progress and is_chief:
     from tqdm import tqdm  # pylint: disable=g-import-not-at-top
     bar = tqdm(total=config.total_steps, initial=start_step, unit='step',
                dynamic_ncols=True, mininterval=1.0)
@@ -385,7 +419,8 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
           last_ckpt_time = time.time()
         if cur % config.eval_every == 0 and cur != config.total_steps:
           final.update(evaluate(cur), step=cur)
-          write_json_atomic(metrics_path, final)
+          if is_chief:
+            write_json_atomic(metrics_path, final)
   except KeyboardInterrupt:
     if bar is not None:
       bar.close()
@@ -402,7 +437,14 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
   final.update(step=int(step.numpy()), elapsed_s=float(elapsed.numpy()),
                examples_seen=None)
   final.pop('examples_seen')
-  write_json_atomic(metrics_path, final)
+  if is_chief:
+    write_json_atomic(metrics_path, final)
+  else:
+    shutil.rmtree(os.path.join(workdir, 'workers', worker_name), ignore_errors=True)
+    try:
+      os.rmdir(os.path.join(workdir, 'workers'))   # the last worker out
+    except OSError:
+      pass
   for w in writers.values():
     w.flush()
   return final
