@@ -17,7 +17,7 @@ width must therefore be even.
 """
 
 import dataclasses
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -26,32 +26,107 @@ from ncsn import layers
 from pipeline.errors import ParameterError
 
 
+ARCHS = ('refinenet', 'unet')
+
+
 @dataclasses.dataclass(frozen=True)
 class ScoreNetConfig:
   """Architecture of the score network.
 
   Attributes:
-    ngf: int > 0, base width; the deep layers use ``2 * ngf``. The original
-      MNIST model used 64, the audio model 192; 16-32 train on a 2-core CPU.
+    ngf: int > 0, base width. RefineNet: its deep layers use ``2 * ngf``; the
+      original MNIST model used 64, the audio model 192; 16-32 train on a
+      2-core CPU. U-Net: the width at its first (1/2) resolution.
     conditional: True for NCSN (level-conditional norms), False for NCSNv2
       (unconditional, output divided by sigma).
     centered: feed ``2 x - 1`` (data in [0, 1] centred on zero) to the first conv.
+    arch: ``'refinenet'`` (:class:`ScoreNetwork`) or ``'unet'``
+      (:class:`ncsn.unet.UNetScoreNetwork`, a CPU-sized network that
+      downsamples early).
+    channel_mult: U-Net only: tuple of ints > 0, the width of each
+      resolution (1/2, 1/4, 1/8, ...) in units of ``ngf``; its length sets the
+      depth (total downsampling ``2 ** len(channel_mult)``).
+    num_res_blocks: U-Net only: int > 0, residual blocks per resolution and
+      path.
+
+  Raises:
+    ParameterError: for a bad width, an unknown ``arch``, or U-Net fields
+      changed from their defaults with ``arch='refinenet'`` (they would be
+      ignored).
   """
 
   ngf: int = 32
   conditional: bool = True
   centered: bool = True
+  arch: str = 'refinenet'
+  channel_mult: Tuple[int, ...] = (1, 2, 2, 4)
+  num_res_blocks: int = 1
 
   def __post_init__(self):
     if int(self.ngf) != self.ngf or self.ngf <= 0:
       raise ParameterError(f'ngf must be a positive int, got {self.ngf!r}')
+    if self.arch not in ARCHS:
+      raise ParameterError(f'arch must be one of {ARCHS}, got {self.arch!r}')
+    mult = tuple(self.channel_mult)
+    if not mult or any(int(m) != m or m <= 0 for m in mult):
+      raise ParameterError(
+          f'channel_mult must be a non-empty sequence of positive ints, got {self.channel_mult!r}')
+    object.__setattr__(self, 'channel_mult', tuple(int(m) for m in mult))   # lists from json
+    if int(self.num_res_blocks) != self.num_res_blocks or self.num_res_blocks <= 0:
+      raise ParameterError(
+          f'num_res_blocks must be a positive int, got {self.num_res_blocks!r}')
+    if self.arch == 'refinenet':
+      for name in _UNET_FIELDS:
+        if getattr(self, name) != _DEFAULTS[name]:
+          raise ParameterError(
+              f"{name} applies to arch='unet' only, got {name}={getattr(self, name)!r} "
+              "with arch='refinenet'")
 
   def to_dict(self):
-    return dataclasses.asdict(self)
+    """json-able fields; a RefineNet's dict has no U-Net fields (nor ``arch``),
+    so descriptions of runs and priors made before the U-Net compare equal."""
+    d = dataclasses.asdict(self)
+    if self.arch == 'refinenet':
+      for name in ('arch',) + _UNET_FIELDS:
+        del d[name]
+    else:
+      d['channel_mult'] = list(self.channel_mult)
+    return d
 
   @classmethod
   def from_dict(cls, d):
     return cls(**d)
+
+
+_UNET_FIELDS = ('channel_mult', 'num_res_blocks')
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ScoreNetConfig)}
+
+
+def build_score_network(config: ScoreNetConfig, sigmas: Sequence[float], image_shape, *,
+                        compute_dtype='float32', seed: int = 0, fused_norm: bool = True):
+  """The score network of ``config.arch`` (one builder for training, export, loading).
+
+  Args:
+    config: a :class:`ScoreNetConfig`.
+    sigmas, image_shape, compute_dtype, seed, fused_norm: as for
+      :class:`ScoreNetwork`.
+
+  Returns:
+    A :class:`ScoreNetwork` (``arch='refinenet'``) or an
+    :class:`ncsn.unet.UNetScoreNetwork` (``arch='unet'``); both map
+    ``(x [batch, height, width, channels], labels int32 [batch])`` to float32
+    scores of the shape of ``x``.
+
+  Raises:
+    ParameterError: for arguments the network rejects (see each class).
+  """
+  if config.arch == 'unet':
+    from ncsn import unet  # pylint: disable=g-import-not-at-top  (unet imports this module)
+    cls = unet.UNetScoreNetwork
+  else:
+    cls = ScoreNetwork
+  return cls(config, sigmas, image_shape, compute_dtype=compute_dtype, seed=seed,
+             fused_norm=fused_norm)
 
 
 class ScoreNetwork(tf.Module):

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from ncsn.losses import dsm_loss
-from ncsn.model import ScoreNetConfig, ScoreNetwork
+from ncsn.model import ScoreNetConfig, build_score_network
 from ncsn.sampling import make_sampler
 from ncsn.schedules import NoiseSchedule
 from pipeline.errors import ParameterError
@@ -64,9 +64,10 @@ class NCSNTrainConfig:
             'dataset': self.dataset}
 
 
-def build_model(config: NCSNTrainConfig) -> ScoreNetwork:
-  return ScoreNetwork(config.net, config.schedule.sigmas, config.image_shape,
-                      compute_dtype=config.compute_dtype, seed=config.seed)
+def build_model(config: NCSNTrainConfig):
+  """The score network of ``config.net.arch`` (:func:`ncsn.model.build_score_network`)."""
+  return build_score_network(config.net, config.schedule.sigmas, config.image_shape,
+                             compute_dtype=config.compute_dtype, seed=config.seed)
 
 
 def make_task(config: NCSNTrainConfig, *, colormap: Optional[str] = None,
@@ -140,7 +141,7 @@ def config_from_description(desc: Dict[str, Any]) -> NCSNTrainConfig:
                          dataset=desc.get('dataset', {}))
 
 
-def load_score_model(prior_dir: str, *, compute_dtype: str = 'float32') -> ScoreNetwork:
+def load_score_model(prior_dir: str, *, compute_dtype: str = 'float32'):
   """Loads an exported NCSN prior folder.
 
   Args:
@@ -148,7 +149,9 @@ def load_score_model(prior_dir: str, *, compute_dtype: str = 'float32') -> Score
     compute_dtype: 'float32' or 'bfloat16' (faster on CPUs with BF16 units).
 
   Returns:
-    The :class:`ScoreNetwork` with the exported (EMA) weights; its
+    The score network (a :class:`ncsn.model.ScoreNetwork`, or an
+    :class:`ncsn.unet.UNetScoreNetwork` for ``arch='unet'``) with the
+    exported (EMA) weights; its
     ``sigmas`` are the trained levels and ``prior_metadata`` the config json.
 
   Raises:
