@@ -2,12 +2,13 @@
 
 import os
 import sys
+from typing import Optional
 
 import numpy as np
 
 from basis import diagnostics
 from basis import experiment
-from basis.mixing import DbPowerSum, get_mixing
+from basis.mixing import get_mixing
 from basis.flow_prior import FlowFamilyPrior
 from basis.priors import NCSNPrior
 from basis.separate import Separator
@@ -90,6 +91,63 @@ def check_step_size(priors, prior_dirs, sources, sigmas, step_size, *, n_probe=3
   return worst
 
 
+def _feature_diff(a: FeatureConfig, b: FeatureConfig) -> str:
+  da, db = a.to_dict(), b.to_dict()
+  return ', '.join(f'{k} {da.get(k)!r} vs {db.get(k)!r}' for k in sorted(set(da) | set(db))
+                   if da.get(k) != db.get(k))
+
+
+def check_same_features(first: Optional[FeatureConfig], other: Optional[FeatureConfig],
+                        first_dir: str, other_dir: str) -> FeatureConfig:
+  """The features shared by two patch folders; a clear error when they differ or are absent.
+
+  Raises:
+    ParameterError: naming both folders and the differing parameters.
+  """
+  if other is None:
+    raise ParameterError(f'{other_dir} records no feature parameters (metadata.json); '
+                         'remake it with wav_to_spec.py')
+  if first is not None and first != other:
+    raise ParameterError(f'the source folders were made with different features: '
+                         f'{first_dir} and {other_dir} differ in {_feature_diff(first, other)}')
+  return other
+
+
+def check_prior_matches_data(prior, prior_dir: str, image_shape, features):
+  """Raises ParameterError when a prior was trained on other shapes or features.
+
+  Compares the ``image_shape`` and ``dataset.features`` that an exported
+  prior's ``config.json`` records with the data's. Priors without that record
+  (a user's own object) are not checked.
+
+  Args:
+    prior: a prior object (``NCSNPrior`` has ``model.prior_metadata``;
+      ``FlowFamilyPrior`` has ``metadata``).
+    prior_dir: its folder, for the message.
+    image_shape: ``(height, width, channels)`` of the data.
+    features: the data's ``FeatureConfig``, or None for images.
+  """
+  meta = getattr(getattr(prior, 'model', None), 'prior_metadata', None)
+  if meta is None:
+    meta = getattr(prior, 'metadata', None) or {}
+  shape = meta.get('image_shape')
+  if shape is not None and tuple(shape) != tuple(int(v) for v in image_shape):
+    raise ParameterError(f'prior {prior_dir} was trained on shape {tuple(shape)}, the data '
+                         f'have shape {tuple(int(v) for v in image_shape)}')
+  dataset = meta.get('dataset') or {}
+  trained = dataset.get('features') if isinstance(dataset, dict) else None
+  if dataset.get('name') and (trained is None) != (features is None):
+    kind = 'images' if trained is None else 'mel patches'
+    data_kind = 'images' if features is None else 'mel patches'
+    raise ParameterError(f'prior {prior_dir} was trained on {kind} '
+                         f"({dataset.get('name')!r}), the data are {data_kind}")
+  if trained is not None and features is not None:
+    trained = FeatureConfig.from_dict(trained)
+    if trained != features:
+      raise ParameterError(f'prior {prior_dir} was trained on features that differ from '
+                           f"the data's: {_feature_diff(trained, features)} (prior vs data)")
+
+
 def run_from_flags(flags):
   """Loads data and priors, separates, writes results; returns the results dict."""
   n_sources = flags.n_sources
@@ -113,6 +171,8 @@ def run_from_flags(flags):
         data_dir=flags.data_dir[0] if flags.data_dir else None,
         mnist_source=flags.mnist_source)
     images = np.stack([x.numpy() for x in ds])
+    for prior, prior_dir in zip(priors, prior_dirs):
+      check_prior_matches_data(prior, prior_dir, images.shape[1:], None)
     sources = experiment.image_pairs(images, n_mixtures=flags.n_mixtures,
                                      n_sources=n_sources, seed=flags.seed)
     description.update(mixing=mixing, data_note=info.get('note'))
@@ -144,14 +204,14 @@ def run_from_flags(flags):
     for d in flags.data_dir:
       ds, info = datasets.get_dataset('melspec', 'test', batch_size=None, data_dir=d,
                                       shuffle=False)
-      features = features or info['features']
+      features = check_same_features(features, info['features'], flags.data_dir[0], d)
       per_source.append(np.stack([x.numpy() for x in ds.take(flags.n_mixtures)]))
+    for prior, prior_dir in zip(priors, prior_dirs):
+      check_prior_matches_data(prior, prior_dir, features.patch_shape, features)
     n = min(len(p) for p in per_source)
     sources = np.stack([p[:n] for p in per_source])
-    features = features or FeatureConfig()
-    min_db, max_db = features.db_range
     mixing = flags.mixing or 'db_power_sum'
-    mixing_fn = DbPowerSum(min_db, max_db) if mixing == 'db_power_sum' else get_mixing(mixing)
+    mixing_fn = get_mixing(mixing, features=features)
     description.update(mixing=mixing)
     separator = Separator(priors, sigmas=sigmas, steps_per_sigma=flags.steps_per_sigma,
                           step_size=step_size, mixing=mixing_fn, clip=(0.0, 1.0),

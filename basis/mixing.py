@@ -33,14 +33,31 @@ class DbPowerSum:
   power sum to the [0, 1] values, which made g nearly the mean.) The result is
   not clipped to ``max_db``, so the gradient never vanishes.
 
+  The range has no default: it comes from the ``FeatureConfig`` that travels
+  with the data (:meth:`from_features`), so it can never disagree with it.
+
   Args:
     min_db, max_db: the unit-scale range (``FeatureConfig.db_range``).
   """
 
-  def __init__(self, min_db: float = -100.0, max_db: float = 20.0):
+  def __init__(self, min_db: float, max_db: float):
     if not min_db < max_db:
       raise ParameterError(f'need min_db < max_db, got {min_db!r}, {max_db!r}')
     self.min_db, self.max_db = float(min_db), float(max_db)
+
+  @classmethod
+  def from_features(cls, features) -> 'DbPowerSum':
+    """The power sum for data made with ``features`` (a ``FeatureConfig`` or its dict)."""
+    from pipeline.config import FeatureConfig  # pylint: disable=g-import-not-at-top
+    if isinstance(features, dict):
+      features = FeatureConfig.from_dict(features)
+    if not isinstance(features, FeatureConfig):
+      raise ParameterError(f'features must be a FeatureConfig or its dict, got '
+                           f'{type(features).__name__}')
+    return cls(*features.db_range)
+
+  def __repr__(self):
+    return f'DbPowerSum(min_db={self.min_db:g}, max_db={self.max_db:g})'
 
   def __call__(self, xs):
     span = self.max_db - self.min_db
@@ -50,14 +67,29 @@ class DbPowerSum:
     return (mixed_db - self.min_db) / span
 
 
-MIXINGS = {'sum': mix_sum, 'mean': mix_mean, 'db_power_sum': DbPowerSum()}
+MIXINGS = {'sum': mix_sum, 'mean': mix_mean}
+MIXING_NAMES = ('sum', 'mean', 'db_power_sum')
 
 
-def get_mixing(name_or_fn):
-  """A mixing function by name ('sum', 'mean', 'db_power_sum') or a callable."""
+def get_mixing(name_or_fn, *, features=None):
+  """A mixing function by name ('sum', 'mean', 'db_power_sum') or a callable.
+
+  Args:
+    name_or_fn: a name or a callable ``xs [K, ...] -> mixture [...]``.
+    features: the data's ``FeatureConfig`` (or dict); needed by
+      ``'db_power_sum'``, whose dB range it gives.
+
+  Raises:
+    ParameterError: for an unknown name, or ``'db_power_sum'`` without features.
+  """
   if callable(name_or_fn):
     return name_or_fn
+  if name_or_fn == 'db_power_sum':
+    if features is None:
+      raise ParameterError("mixing 'db_power_sum' needs the data's feature parameters "
+                           '(their dB range): pass features=, or DbPowerSum.from_features(...)')
+    return DbPowerSum.from_features(features)
   if name_or_fn not in MIXINGS:
-    raise ParameterError(f'unknown mixing {name_or_fn!r}; choose one of {sorted(MIXINGS)} '
+    raise ParameterError(f'unknown mixing {name_or_fn!r}; choose one of {list(MIXING_NAMES)} '
                          'or pass a callable')
   return MIXINGS[name_or_fn]

@@ -51,8 +51,8 @@ class Separator:
     sigmas: float ``[L]`` decreasing noise levels.
     steps_per_sigma: int > 0, Langevin steps per level (T).
     step_size: float > 0, delta.
-    mixing: 'sum', 'mean', 'db_power_sum' or a callable
-      ``[K, batch, ...] -> [batch, ...]`` (default 'sum').
+    mixing: 'sum', 'mean' or a callable ``[K, batch, ...] -> [batch, ...]``
+      (default 'sum'); for dB mel patches ``DbPowerSum.from_features(features)``.
     likelihood_scale: multiplies the 1 / sigma_i^2 weight (1: the paper).
     clip: optional ``(low, high)`` applied to the final estimates.
   """
@@ -226,7 +226,8 @@ def separate(mixture, priors, *, sigmas, steps_per_sigma=100, step_size=3e-5,
     sigmas: float ``[L]`` decreasing levels (paper: 10 from 1 to 0.01).
     steps_per_sigma: T (paper: 100).
     step_size: delta (paper code 3e-5).
-    mixing: 'sum' (default), 'mean', 'db_power_sum' or a callable.
+    mixing: 'sum' (default), 'mean' or a callable (for dB mel patches
+      ``basis.DbPowerSum.from_features(features)``).
     seed: int or None (0).
     init: see :meth:`Separator.__call__`.
     return_trajectory: also return ``[L, K, batch, ...]``.

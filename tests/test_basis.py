@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from basis import DbPowerSum, DivergenceError, GaussianPrior, Separator, separate
+from basis import DbPowerSum, DivergenceError, GaussianPrior, NCSNPrior, Separator, separate
 from evaluation.image_metrics import best_permutation_psnr, psnr
 from pipeline import ParameterError
 
@@ -375,12 +375,13 @@ class ExperimentTest(tf.test.TestCase):
     self.assertTrue(os.path.exists(os.path.join(out, 'results.json')))
 
 
-def _tiny_prior(prior_dir, image_shape):
+def _tiny_prior(prior_dir, image_shape, dataset=None):
   from ncsn import schedules, train_lib  # pylint: disable=g-import-not-at-top
   from ncsn.model import ScoreNetConfig  # pylint: disable=g-import-not-at-top
   from training.loop import write_json_atomic  # pylint: disable=g-import-not-at-top
   config = train_lib.NCSNTrainConfig(net=ScoreNetConfig(ngf=4),
-                                     schedule=schedules.ncsn_v1(), image_shape=image_shape)
+                                     schedule=schedules.ncsn_v1(), image_shape=image_shape,
+                                     dataset=dataset or {})
   os.makedirs(prior_dir)
   tf.train.Checkpoint(model=train_lib.build_model(config)).write(
       os.path.join(prior_dir, 'weights'))
@@ -395,8 +396,9 @@ class ScriptTest(tf.test.TestCase):
     tmp = self.get_temp_dir()
     rng = np.random.default_rng(0)
     dirs = []
+    mel = {'name': 'melspec', 'features': FeatureConfig().to_dict()}
     for name in ('piano', 'violin'):
-      _tiny_prior(os.path.join(tmp, f'prior_{name}'), (96, 64, 1))
+      _tiny_prior(os.path.join(tmp, f'prior_{name}'), (96, 64, 1), mel)
       write_patches(rng.uniform(0, 1, (30, 96, 64, 1)).astype(np.float32),
                     os.path.join(tmp, f'tfr_{name}'), features=FeatureConfig())
       dirs += [f'--prior_dir={tmp}/prior_{name}', f'--data_dir={tmp}/tfr_{name}']
@@ -440,3 +442,60 @@ class ScriptTest(tf.test.TestCase):
 
 if __name__ == '__main__':
   tf.test.main()
+
+
+class SeamCheckTest(tf.test.TestCase):
+  """The separation seam compares a prior's record of its training data with the data."""
+
+  def _prior(self, image_shape, dataset):
+    prior_dir = os.path.join(self.create_tempdir().full_path, 'prior')
+    _tiny_prior(prior_dir, image_shape, dataset)
+    return NCSNPrior(prior_dir), prior_dir
+
+  def test_mel_prior_on_mnist_and_mnist_prior_on_mel_raise(self):
+    from basis.cli import check_prior_matches_data  # pylint: disable=g-import-not-at-top
+    from pipeline import FeatureConfig  # pylint: disable=g-import-not-at-top
+    features = FeatureConfig()
+    mel, mel_dir = self._prior((96, 64, 1), {'name': 'melspec',
+                                             'features': features.to_dict()})
+    with self.assertRaisesRegex(ParameterError, r'trained on shape \(96, 64, 1\), the data '
+                                r'have shape \(28, 28, 1\)'):
+      check_prior_matches_data(mel, mel_dir, (28, 28, 1), None)
+    digits, digits_dir = self._prior((96, 64, 1), {'name': 'mnist', 'features': None})
+    with self.assertRaisesRegex(ParameterError, "trained on images .'mnist'., the data are "
+                                'mel patches'):
+      check_prior_matches_data(digits, digits_dir, (96, 64, 1), features)
+
+  def test_other_features_raise_naming_the_parameter(self):
+    import dataclasses  # pylint: disable=g-import-not-at-top
+    from basis.cli import check_prior_matches_data  # pylint: disable=g-import-not-at-top
+    from pipeline import FeatureConfig  # pylint: disable=g-import-not-at-top
+    trained = FeatureConfig()
+    prior, prior_dir = self._prior((96, 64, 1), {'name': 'melspec',
+                                                 'features': trained.to_dict()})
+    check_prior_matches_data(prior, prior_dir, (96, 64, 1), trained)   # same: fine
+    other = dataclasses.replace(trained, fmax=8000.0)
+    with self.assertRaisesRegex(ParameterError, 'fmax 7600.0 vs 8000.0'):
+      check_prior_matches_data(prior, prior_dir, (96, 64, 1), other)
+
+  def test_source_folders_with_different_features_raise_naming_both(self):
+    import dataclasses  # pylint: disable=g-import-not-at-top
+    from basis.cli import check_same_features  # pylint: disable=g-import-not-at-top
+    from pipeline import FeatureConfig  # pylint: disable=g-import-not-at-top
+    a = FeatureConfig()
+    self.assertEqual(check_same_features(None, a, 'A', 'A'), a)
+    with self.assertRaisesRegex(ParameterError, 'A and B differ in n_mels 96 vs 64'):
+      check_same_features(a, dataclasses.replace(a, n_mels=64), 'A', 'B')
+    with self.assertRaisesRegex(ParameterError, 'B records no feature parameters'):
+      check_same_features(a, None, 'A', 'B')
+
+  def test_db_power_sum_takes_its_range_from_the_features(self):
+    import dataclasses  # pylint: disable=g-import-not-at-top
+    from basis.mixing import get_mixing  # pylint: disable=g-import-not-at-top
+    from pipeline import FeatureConfig  # pylint: disable=g-import-not-at-top
+    features = dataclasses.replace(FeatureConfig(), amin=1e-8, amax=10.0)
+    g = get_mixing('db_power_sum', features=features.to_dict())
+    self.assertEqual((g.min_db, g.max_db), features.db_range)
+    self.assertAllClose((g.min_db, g.max_db), (-80.0, 10.0))
+    with self.assertRaisesRegex(ParameterError, "'db_power_sum' needs the data's feature"):
+      get_mixing('db_power_sum')
