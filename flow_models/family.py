@@ -36,8 +36,12 @@ def write_family(family_dir: str, levels: Sequence[Dict[str, Any]], *, sigmas: S
     family_dir: the family folder.
     levels: finished levels, ``[{'sigma': float, 'prior': folder name}]``.
     sigmas: all planned levels.
-    base_prior, steps_per_sigma, description: provenance.
+    base_prior, steps_per_sigma, description: provenance. ``base_prior`` is
+      stored relative to ``family_dir`` (the pair moves together; an absolute
+      path would name the machine the family was trained on).
   """
+  if base_prior is not None:
+    base_prior = os.path.relpath(os.path.abspath(base_prior), os.path.abspath(family_dir))
   doc = {'kind': KIND, 'version': VERSION,
          'sigmas': sorted(float(s) for s in sigmas),
          'levels': [{'sigma': float(e['sigma']), 'prior': str(e['prior'])} for e in levels],

@@ -389,8 +389,8 @@ def finetune_noise(base_prior: str, family_dir: str, sigmas: Sequence[float], *,
       add_bits_per_dim(workdir, metrics)
       export_prior(workdir, out, extra=dict(extra or {}, fine_tuned_from=source))
     entries.append({'sigma': float(sigma), 'prior': name})
-    family_lib.write_family(family_dir, entries, sigmas=sig, base_prior=os.path.abspath(
-        base_prior), steps_per_sigma=loop_config.total_steps, description={
+    family_lib.write_family(family_dir, entries, sigmas=sig, base_prior=base_prior,
+        steps_per_sigma=loop_config.total_steps, description={
             k: base_meta.get(k) for k in ('model', 'flow', 'image_shape', 'num_bins',
                                           'dataset')})
     source = os.path.abspath(out)

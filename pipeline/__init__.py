@@ -2,4 +2,5 @@
 
 from pipeline.errors import ParameterError
 from pipeline.config import FeatureConfig
+from pipeline.filterbank import mel_filterbank
 from pipeline.audio import load, write_wav, validate_audio, resample, to_mono

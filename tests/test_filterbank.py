@@ -11,6 +11,13 @@ from pipeline.filterbank import hz_to_mel, mel_filterbank, mel_to_hz
 
 class MelFilterbankTest(parameterized.TestCase):
 
+  def test_is_public_at_the_package_top_level(self):
+    import pipeline  # pylint: disable=g-import-not-at-top
+    self.assertIs(pipeline.mel_filterbank, mel_filterbank)
+    fb = pipeline.mel_filterbank(sample_rate=16000, n_fft=2048, n_mels=96, fmin=125.0,
+                                 fmax=7600.0)
+    self.assertEqual(fb.shape, (1025, 96))   # [n_bins, n_mels], as MelTransform applies it
+
   @parameterized.parameters(
       # (sample_rate, n_fft, n_mels, fmin, fmax): the reference setting first.
       (16000, 2048, 96, 125.0, 7600.0),

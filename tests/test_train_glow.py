@@ -130,6 +130,10 @@ class TrainGlowScriptTest(tf.test.TestCase):
     doc = _read_json(os.path.join(self.family, 'family.json'))
     self.assertTrue(doc['complete'])
     self.assertAllClose(doc['sigmas'], [0.1, 0.5])
+    # The base prior is recorded relative to the family folder (portable).
+    self.assertFalse(os.path.isabs(doc['base_prior']))
+    self.assertEqual(os.path.normpath(os.path.join(self.family, doc['base_prior'])),
+                     os.path.abspath(self.prior))
     self.assertEqual([e['prior'] for e in doc['levels']], ['sigma_00', 'sigma_01'])
     first = _read_json(os.path.join(self.family, 'sigma_00', 'config.json'))
     second = _read_json(os.path.join(self.family, 'sigma_01', 'config.json'))
