@@ -1,7 +1,8 @@
 # One-word entry points. Each creates the local virtual environment when missing.
 #   make demo   install, then run the main job on the shipped demo data
 #   make test   install, then run the test suite
-#   make data   render piano/violin training audio (installs fluidsynth if missing)
+#   make data   render piano/violin train/validation/test audio + mel patches
+#               (installs fluidsynth if missing)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -35,8 +36,24 @@ system-render-deps:
 	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq fluidsynth fluid-soundfont-gm; }
 
+# Piano/violin data for the mel priors (docs/pipeline.md, "Piano and violin
+# training data"): split:seed:clips, 8.16 s clips (4 patches) at mixture peak
+# 0.3; then 96 x 64 mel patches per instrument per split. Finished parts are
+# kept (render reuses a complete set; a patch folder with metadata.json is done).
+DATA   ?= $(OUT)/data
+SPLITS ?= train:1000:900 validation:2000:75 test:3000:75
+
 data: $(STAMP) system-render-deps
-	$(PY) render_instruments.py --out_dir=$(OUT)/instruments --n_clips=200
+	@set -e; for spec in $(SPLITS); do \
+	  split=$${spec%%:*}; rest=$${spec#*:}; seed=$${rest%%:*}; n=$${rest#*:}; \
+	  $(PY) render_instruments.py --out_dir=$(DATA)/render/$$split --n_clips=$$n \
+	    --duration_s=8.16 --seed=$$seed --mixture_peak=0.3 --mix_ratio_db=0 --n_workers=2; \
+	  for inst in piano violin; do \
+	    test -f $(DATA)/tfr/$$inst/$$split/metadata.json || \
+	      $(PY) wav_to_spec.py --in_dir=$(DATA)/render/$$split/$$inst \
+	        --out_dir=$(DATA)/tfr/$$inst/$$split; \
+	  done; \
+	done
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_features.py
