@@ -4,7 +4,7 @@ One helper decides the network precision for every command
 (:func:`resolve_precision`); library code takes the resolved dtype string.
 
 Why it matters (measured, docs/benchmarks.md): on CPUs with native bfloat16
-(``avx512_bf16`` or ``amx_bf16``, e.g. Intel Xeon with AMX, AMD Zen 4) the
+(``avx512_bf16`` or ``amx_bf16``, e.g. Intel Xeon with AMX, AMD Zen 4 and 5) the
 oneDNN bfloat16 convolutions run 1.5-5x faster than float32 ones; on CPUs
 without it (AMD Zen 3: AVX2 only) bfloat16 is emulated and slower than
 float32 (TensorFlow's plain kernels 10x slower or worse, and oneDNN, when
@@ -95,15 +95,20 @@ def has_gpu() -> bool:
 
 
 def choose_precision(precision: str = 'auto', *, gpu: Optional[bool] = None,
-                     flags: Optional[FrozenSet[str]] = None) -> Tuple[str, str]:
+                     flags: Optional[FrozenSet[str]] = None,
+                     onednn: Optional[bool] = None) -> Tuple[str, str]:
   """Resolves a precision name to a compute dtype, and says why.
 
   Args:
     precision: ``'auto'``, ``'float32'`` or ``'bfloat16'``. ``'auto'`` picks
       bfloat16 on a GPU or on a CPU with native bfloat16 (``avx512_bf16`` or
-      ``amx_bf16`` in its flags), float32 everywhere else.
+      ``amx_bf16`` in its flags) where TensorFlow runs its oneDNN kernels,
+      float32 everywhere else: TensorFlow's plain CPU kernels emulate
+      bfloat16 whatever the CPU (a training step 13x slower than float32 on
+      an AMD Zen 5 with oneDNN off, docs/benchmarks.md).
     gpu: whether a GPU is visible (default: ask TensorFlow).
     flags: CPU feature flags (default: this machine's).
+    onednn: whether oneDNN kernels run (default: :func:`onednn_enabled`).
 
   Returns:
     ``(dtype, reason)``: dtype ``'float32'`` or ``'bfloat16'``, reason one
@@ -118,14 +123,21 @@ def choose_precision(precision: str = 'auto', *, gpu: Optional[bool] = None,
   native = [f for f in NATIVE_BF16_FLAGS if f in flags]
   if precision != 'auto':
     reason = f'--precision={precision} asked for'
-    if precision == 'bfloat16' and not native and not (has_gpu() if gpu is None else gpu):
-      reason += (' (this CPU has no native bfloat16: expect it slower than float32, '
-                 'and failures where oneDNN is forced on)')
+    if precision == 'bfloat16' and not (has_gpu() if gpu is None else gpu):
+      if not native:
+        reason += (' (this CPU has no native bfloat16: expect it slower than float32, '
+                   'and failures where oneDNN is forced on)')
+      elif not (onednn_enabled() if onednn is None else onednn):
+        reason += (" (oneDNN is off: TensorFlow's plain kernels emulate bfloat16, "
+                   'expect it much slower than float32)')
     return precision, reason
   if gpu is None:
     gpu = has_gpu()
   if gpu:
     return 'bfloat16', 'auto: a GPU is visible'
+  if native and not (onednn_enabled() if onednn is None else onednn):
+    return 'float32', (f"auto: the CPU has native bfloat16 ({', '.join(native)}) but oneDNN "
+                       "is off, and TensorFlow's plain kernels emulate bfloat16")
   if native:
     return 'bfloat16', f"auto: the CPU has native bfloat16 ({', '.join(native)})"
   return 'float32', 'auto: the CPU has no native bfloat16 (no avx512_bf16 / amx_bf16)'
