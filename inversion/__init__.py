@@ -6,3 +6,4 @@ from inversion.stft import (stft_transform, consistency_projection, magnitude_pr
 from inversion.phase import (Reconstruction, METHODS, get_method, reconstruct, griffin_lim,
                              fast_griffin_lim, misi, mix_incons, mix_incons_hard_mag,
                              mag_incons_hard_mix, incons_hard_mix, amplitude_mask, wiener)
+from inversion.mel_to_linear import MAGNITUDE_METHODS, mel_to_magnitude, mel_fit_error

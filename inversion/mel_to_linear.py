@@ -1,0 +1,97 @@
+"""Mel spectrogram -> linear-frequency magnitude.
+
+Two estimators of ``S >= 0`` with ``S M ~= mel`` (``M`` the ``[n_bins, n_mels]``
+filterbank of a :class:`pipeline.transforms.MelTransform`):
+
+* ``'pinv'``: least squares with the pseudo-inverse, clipped at zero,
+  ``S = max(mel M^+, 0)``;
+* ``'nnls'``: that, refined by accelerated projected gradient on
+  ``||S M - mel||^2`` s.t. ``S >= 0``; this is
+  :meth:`MelTransform.mel_to_spectrogram` itself (reused, so the filterbank
+  that made the features is the one inverted; with ``n_iter = 0`` it *is* the
+  clipped pseudo-inverse).
+
+Both run batched in TensorFlow on ``[..., n_frames, n_mels]``. The mel is in
+the power of the features (``FeatureConfig.power``: 2 = power, 1 =
+magnitude); the result is the linear *magnitude* ``|STFT|`` that phase
+retrieval takes (the square root is taken for power features). Bins outside
+``[fmin, fmax]`` are not seen by the filterbank and come back as zero.
+"""
+
+from typing import Optional
+
+import tensorflow as tf
+
+from inversion import checks
+from inversion import stft as stft_lib
+from pipeline.errors import ParameterError
+
+MAGNITUDE_METHODS = ('pinv', 'nnls')
+DEFAULT_NNLS_ITERATIONS = 50
+
+
+def mel_to_magnitude(mel, *, method: str = 'nnls', transform=None,
+                     n_iter: Optional[int] = None):
+  """Estimates the linear magnitude spectrogram from a mel spectrogram.
+
+  Args:
+    mel: float ``[..., n_frames, n_mels]``, non-negative, in the power of the
+      transform's features (as ``MelTransform.spectrogram_to_mel`` makes it).
+    method: ``'pinv'`` or ``'nnls'``.
+    transform: the ``MelTransform`` (or ``FeatureConfig``) that made the mel;
+      default the reference features.
+    n_iter: int >= 0, NNLS refinement steps (``'nnls'`` only); default 50.
+
+  Returns:
+    float32 ``[..., n_frames, n_bins]``, non-negative linear magnitude;
+    numpy if ``mel`` was numpy.
+
+  Raises:
+    ParameterError: for an unknown method, ``n_iter`` with ``'pinv'``, a last
+      axis that is not ``n_mels`` of the transform, or negative values.
+  """
+  numpy_out = checks.is_numpy_input(mel)
+  t = stft_lib.as_transform(transform)
+  if method not in MAGNITUDE_METHODS:
+    raise ParameterError(
+        f'unknown magnitude method {method!r}; choose one of {list(MAGNITUDE_METHODS)}')
+  if method == 'pinv':
+    if n_iter not in (None, 0):
+      raise ParameterError(f"n_iter={n_iter!r} is only for method 'nnls'")
+    n_iter = 0
+  elif n_iter is None:
+    n_iter = DEFAULT_NNLS_ITERATIONS
+  if isinstance(n_iter, bool) or int(n_iter) != n_iter or n_iter < 0:
+    raise ParameterError(f'n_iter must be an int >= 0, got {n_iter!r}')
+  m = tf.cast(checks.real_tensor(mel, name='mel'), tf.float32)
+  checks.check_min_rank(m, 1, name='mel', layout='[..., n_frames, n_mels]')
+  n_mels = t.config.n_mels
+  if m.shape.rank is not None and m.shape[-1] is not None and m.shape[-1] != n_mels:
+    raise ParameterError(
+        f'mel has {m.shape[-1]} bands on its last axis (shape {m.shape}) but the '
+        f'transform has n_mels={n_mels}; expected [..., n_frames, n_mels] '
+        '(images [..., n_mels, n_frames, 1] go through MelTransform.image_to_mel)')
+  checks.check_non_negative(m, name='mel')
+  s = t.mel_to_spectrogram(m, n_iter=int(n_iter))
+  if t.config.power == 2.0:
+    s = tf.sqrt(s)
+  return checks.to_output(s, numpy_out)
+
+
+def mel_fit_error(mel, magnitude, *, transform=None):
+  """Relative misfit ``||S^p M - mel||_F / ||mel||_F`` over the whole array.
+
+  Args:
+    mel: float ``[..., n_frames, n_mels]`` in the features' power.
+    magnitude: float ``[..., n_frames, n_bins]`` linear magnitude.
+    transform: the ``MelTransform`` / ``FeatureConfig``.
+
+  Returns:
+    float, dimensionless.
+  """
+  t = stft_lib.as_transform(transform)
+  m = tf.cast(checks.real_tensor(mel, name='mel'), tf.float32)
+  s = tf.cast(checks.real_tensor(magnitude, name='magnitude'), tf.float32)
+  if t.config.power == 2.0:
+    s = tf.square(s)
+  return float(tf.norm(t.spectrogram_to_mel(s) - m) / tf.maximum(tf.norm(m), 1e-30))
