@@ -1,0 +1,54 @@
+"""wav -> mel spectrogram -> wav: how much a mel representation keeps.
+
+  python mel_to_wav.py --input=IN.wav --output=OUT.wav [--magnitude=nnls --phase=fgla]
+
+Prints the spectral convergence against the original (and PESQ / STOI when
+the `pesq` / `pystoi` packages are installed); writes OUT.wav and OUT.png.
+"""
+
+from absl import app
+from absl import flags
+
+from inversion import commands
+from inversion import mel_to_linear
+from pipeline.config import FeatureConfig
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('input', None, 'Audio file to rebuild.', required=True)
+flags.DEFINE_string('output', None, 'Wav to write.', required=True)
+flags.DEFINE_string('figure', None, "Spectrogram PNG; default OUTPUT with .png, '' for none.")
+flags.DEFINE_enum('magnitude', commands.DEFAULT_MAGNITUDE, list(mel_to_linear.MAGNITUDE_METHODS),
+                  'Mel -> linear magnitude.')
+flags.DEFINE_integer('nnls_iter', mel_to_linear.DEFAULT_NNLS_ITERATIONS, 'NNLS steps.')
+flags.DEFINE_enum('phase', commands.DEFAULT_PHASE, ['gla', 'fgla'], 'Phase retrieval.')
+flags.DEFINE_integer('n_iter', commands.DEFAULT_PHASE_ITERATIONS, 'Phase iterations.')
+flags.DEFINE_float('momentum', 0.99, 'Fast GLA momentum.')
+flags.DEFINE_boolean('clip', False, 'Clip the mel power to [amin, amax] as the dB features do.')
+flags.DEFINE_integer('seed', 0, 'Seed of the initial random phase.')
+flags.DEFINE_integer('sample_rate', 16000, 'Hz; the input is resampled to it.')
+flags.DEFINE_integer('n_fft', 2048, 'FFT size (samples).')
+flags.DEFINE_integer('hop_length', 512, 'Hop (samples).')
+flags.DEFINE_integer('n_mels', 96, 'Mel bands.')
+flags.DEFINE_float('fmin', 125.0, 'Lowest mel edge (Hz).')
+flags.DEFINE_float('fmax', 7600.0, 'Highest mel edge (Hz).')
+
+
+def main(argv):
+  del argv
+  features = FeatureConfig(
+      sample_rate=FLAGS.sample_rate, n_fft=FLAGS.n_fft, hop_length=FLAGS.hop_length,
+      n_mels=FLAGS.n_mels, fmin=FLAGS.fmin, fmax=FLAGS.fmax,
+      patch_samples=(FeatureConfig.patch_frames - 1) * FLAGS.hop_length)
+  config = commands.MelToWavConfig(
+      input=FLAGS.input, output=FLAGS.output, figure=FLAGS.figure, features=features,
+      clip=FLAGS.clip, magnitude=FLAGS.magnitude, nnls_iter=FLAGS.nnls_iter,
+      phase=FLAGS.phase, n_iter=FLAGS.n_iter, momentum=FLAGS.momentum, seed=FLAGS.seed)
+  commands.run_mel_to_wav(config)
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()
