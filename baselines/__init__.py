@@ -1,3 +1,4 @@
 """Baseline separators to compare against: the oracles (IBM, IRM, Wiener, MWF)."""
 
-from baselines.oracles import OracleConfig, parse_method, separate, multichannel_wiener
+from baselines.oracles import (OracleConfig, OracleRunConfig, multichannel_wiener,
+                               parse_method, separate)

@@ -36,8 +36,9 @@ n_samples]``, the mixture ``[n_samples]`` or ``[n_channels, n_samples]``.
 
 import dataclasses
 import functools
+import os
 import re
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -267,8 +268,12 @@ def separate(sources, mixture, *, sample_rate: int, config: OracleConfig) -> np.
     mix_mag = np.abs(x)
     if config.domain == 'mel':
       def lift(m):
-        mel = transform.spectrogram_to_mel(np.square(m))
-        return np.sqrt(transform.mel_to_spectrogram(mel, n_iter=config.nnls_iters).numpy())
+        # Flattened to [frames, bins]: TF 2.16's oneDNN batch matmul segfaults on
+        # some 4-D inputs (e.g. [2, 1, 94, 257] @ [257, 40]).
+        flat = np.square(m).reshape(-1, m.shape[-1])
+        mel = transform.spectrogram_to_mel(flat)
+        lin = transform.mel_to_spectrogram(mel, n_iter=config.nnls_iters).numpy()
+        return np.sqrt(lin).reshape(m.shape)
       mags, mix_mag = lift(mags), lift(mix_mag)
     if config.method == 'IBM':
       m = tf_masks.binary_mask(mags, power=config.alpha, theta=config.theta,
@@ -278,3 +283,69 @@ def separate(sources, mixture, *, sample_rate: int, config: OracleConfig) -> np.
     est = tf_masks.apply_masks(np.asarray(m, np.float32), x.astype(np.complex64))
   out = transform.istft(np.asarray(est), length=n_samples).numpy().astype(np.float32)
   return out[:, 0] if mono else out
+
+
+@dataclasses.dataclass(frozen=True)
+class OracleRunConfig:
+  """``oracle_systems.py``: every oracle on every track of a references folder.
+
+  Attributes:
+    references_dir: ``<track>/mixture.wav`` + ``<track>/<source>.wav``.
+    out_dir: estimates go to ``<out_dir>/<method name>/<track>/<source>.wav``.
+    oracles: the oracles to run.
+    tracks: track names to run (default: all).
+    overwrite: recompute tracks whose estimates exist (default: skip them).
+    progress: show a progress bar over tracks.
+  """
+
+  references_dir: str
+  out_dir: str
+  oracles: Tuple[OracleConfig, ...] = ()
+  tracks: Optional[Tuple[str, ...]] = None
+  overwrite: bool = False
+  progress: bool = False
+
+  def __post_init__(self):
+    if not self.oracles:
+      raise ParameterError('oracles is empty: name at least one (e.g. IBM1, IRM2, MWF)')
+    names = [o.name for o in self.oracles]
+    if len(set(names)) != len(names):
+      raise ParameterError(f'oracle names repeat: {names}')
+
+
+def run(config: OracleRunConfig) -> dict:
+  """Writes every oracle's estimates in the museval folder layout.
+
+  A track whose every estimate file exists already is skipped unless
+  ``overwrite`` (so an interrupted run resumes). Files are 32-bit float wavs
+  (no clipping of estimates that exceed [-1, 1]).
+
+  Returns:
+    ``{method name: folder}``.
+
+  Raises:
+    ParameterError: for a bad references folder or track (see
+      ``evaluation.folders``).
+  """
+  from evaluation import folders  # pylint: disable=g-import-not-at-top
+  from pipeline.audio import write_wav  # pylint: disable=g-import-not-at-top
+  tracks = list(config.tracks) if config.tracks else folders.list_tracks(config.references_dir)
+  outputs = {o.name: os.path.join(config.out_dir, o.name) for o in config.oracles}
+  iterator = tracks
+  if config.progress:
+    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+    iterator = tqdm(tracks, unit='track', desc='oracles')
+  for name in iterator:
+    track = None
+    for oracle in config.oracles:
+      folder = os.path.join(outputs[oracle.name], name)
+      if track is None:
+        track = folders.load_track(config.references_dir, name)
+      paths = [os.path.join(folder, f'{s}.wav') for s in track.source_names]
+      if not config.overwrite and all(os.path.exists(p) for p in paths):
+        continue
+      est = separate(track.stacked_sources(), track.mixture,
+                     sample_rate=track.sample_rate, config=oracle)
+      for path, y in zip(paths, est):
+        write_wav(path, y, track.sample_rate, subtype='FLOAT')
+  return outputs

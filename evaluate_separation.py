@@ -1,0 +1,53 @@
+"""Scores separated signals against references: tables, box plots, a report page.
+
+  python evaluate_separation.py --references=out/eval/references \
+      --estimates=IRM2=out/eval/oracles/IRM2 --estimates=BASIS=out/eval/basis \
+      --out_dir=out/eval/report
+
+References: ``<track>/mixture.wav`` + ``<track>/<source>.wav``; each estimates
+folder ``<track>/<source>.wav`` (the MUSDB / museval layout). Writes
+results.{md,csv,json}, boxplot_<metric>.png and report.html (open it in a
+browser: it plays every signal). A rerun skips tracks already scored.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+
+from evaluation import report
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('references', None, 'References folder.', required=True)
+flags.DEFINE_multi_string('estimates', None, 'NAME=DIR, once per method.', required=True)
+flags.DEFINE_string('out_dir', None, 'Output folder of the report.', required=True)
+flags.DEFINE_float('window_s', 1.0, 'BSS Eval window (s).')
+flags.DEFINE_float('hop_s', 1.0, 'BSS Eval hop (s).')
+flags.DEFINE_integer('filters_len', 512, 'BSS Eval distortion filter taps.')
+flags.DEFINE_list('tracks', None, 'Only these tracks (default: all).')
+flags.DEFINE_boolean('pad_or_truncate', False,
+                     'Zero-pad or cut estimates of another length (as museval) instead of '
+                     'failing.')
+flags.DEFINE_boolean('media', True, 'Spectrograms and audio players in report.html.')
+
+
+def main(argv):
+  del argv
+  config = report.ReportConfig(
+      references_dir=FLAGS.references, estimates=report.parse_estimates(FLAGS.estimates),
+      out_dir=FLAGS.out_dir, window_s=FLAGS.window_s, hop_s=FLAGS.hop_s,
+      filters_len=FLAGS.filters_len, tracks=tuple(FLAGS.tracks) if FLAGS.tracks else None,
+      pad_or_truncate=FLAGS.pad_or_truncate, media=FLAGS.media,
+      progress=sys.stderr.isatty())
+  result = report.run(config)
+  print(report.table_markdown(result['rows']), end='')
+  print(f"scored {result['computed']} (method, track) pair(s), {result['cached']} from the "
+        f"cache; report: {result['paths']['html']}")
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

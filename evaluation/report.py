@@ -1,0 +1,372 @@
+"""One comparison report: score many methods against references, tables, plots, a page.
+
+``run(ReportConfig)`` (``evaluate_separation.py``) reads a references folder and
+one estimates folder per method in the MUSDB / museval layout
+(``evaluation.folders``), and writes into ``out_dir``::
+
+  results.md, results.csv, results.json   median over tracks of each track's
+                                          median SDR/SIR/SAR/ISR, and SI-SDR(i),
+                                          per method and source
+  boxplot_<metric>.png                    one box per method and source, over tracks
+  report.html                             the table, the plots, and per track the
+                                          mixture, references and estimates as
+                                          spectrograms and <audio> players
+  scores/<method>/<track>.json            framewise scores of one track (the cache)
+  media/<track>/...                       spectrogram PNGs and the wavs the page plays
+
+Scores follow SiSEC / museval: BSS Eval v4 on ``window_s`` windows (NaN
+windows skipped), median over windows per track, then median over tracks.
+SI-SDR is computed once per whole track (jointly over channels), SI-SDRi
+against the mixture.
+
+A rerun skips every (method, track) whose cache file exists and was computed
+from the same files (size and modification time) with the same parameters,
+so an interrupted run resumes where it stopped.
+"""
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from evaluation import folders
+from evaluation.audio_metrics import si_sdr
+from evaluation.bss_eval import METRICS, bss_eval_v4, nanmedian
+from pipeline.atomic import atomic_path, write_json_atomic
+from pipeline.errors import ParameterError
+
+TABLE_METRICS = METRICS + ('SI-SDR', 'SI-SDRi')
+CACHE_VERSION = 1
+_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.+-]*$')
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig:
+  """What ``evaluate_separation.py`` scores and where it writes.
+
+  Attributes:
+    references_dir: ``<track>/mixture.wav`` + ``<track>/<source>.wav``.
+    estimates: ``((method name, folder), ...)``, each folder
+      ``<track>/<source>.wav``; names become folder and column names.
+    out_dir: output folder.
+    window_s: float > 0, BSS Eval window, seconds.
+    hop_s: float > 0, BSS Eval hop, seconds.
+    filters_len: int > 0, BSS Eval distortion filter length, samples.
+    tracks: track names to score (default: every track of the references).
+    pad_or_truncate: zero-pad or cut estimates of another length (museval's
+      behaviour) instead of raising.
+    media: write spectrograms and audio into the page.
+    progress: show a progress bar over tracks.
+  """
+
+  references_dir: str
+  estimates: Tuple[Tuple[str, str], ...]
+  out_dir: str
+  window_s: float = 1.0
+  hop_s: float = 1.0
+  filters_len: int = 512
+  tracks: Optional[Tuple[str, ...]] = None
+  pad_or_truncate: bool = False
+  media: bool = True
+  progress: bool = False
+
+  def __post_init__(self):
+    if not self.estimates:
+      raise ParameterError('estimates is empty: give at least one NAME=DIR')
+    names = [n for n, _ in self.estimates]
+    for name, folder in self.estimates:
+      if not _NAME_RE.match(name):
+        raise ParameterError(
+            f'method name {name!r} must start with a letter or digit and hold only '
+            'letters, digits and _.+-')
+      if not os.path.isdir(folder):
+        raise ParameterError(f'estimates folder {folder!r} of method {name!r} does not exist')
+    if len(set(names)) != len(names):
+      raise ParameterError(f'method names repeat: {names}')
+    if 'reference' in names or 'mixture' in names:
+      raise ParameterError(f"'reference' and 'mixture' are reserved, got methods {names}")
+
+
+def parse_estimates(specs: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
+  """``['NAME=DIR', ...]`` -> ``((NAME, DIR), ...)``.
+
+  Raises:
+    ParameterError: for an entry without ``=``.
+  """
+  out = []
+  for spec in specs:
+    name, sep, folder = spec.partition('=')
+    if not sep or not name or not folder:
+      raise ParameterError(f'--estimates entries must be NAME=DIR, got {spec!r}')
+    out.append((name.strip(), folder.strip()))
+  return tuple(out)
+
+
+# ------------------------------------------------------------------- json
+def _to_json(x):
+  """Floats (NaN -> None, +-inf -> 'inf'/'-inf') in nested lists."""
+  arr = np.asarray(x, np.float64)
+  if arr.ndim == 0:
+    v = float(arr)
+    return None if math.isnan(v) else ('inf' if v == math.inf else
+                                       '-inf' if v == -math.inf else v)
+  return [_to_json(a) for a in arr]
+
+
+def _from_json(x) -> np.ndarray:
+  def conv(v):
+    if isinstance(v, list):
+      return [conv(a) for a in v]
+    return np.nan if v is None else float(v)
+  return np.asarray(conv(x), np.float64)
+
+
+def _signature(paths: Sequence[str], config: ReportConfig) -> dict:
+  files = []
+  for p in paths:
+    st = os.stat(p)
+    files.append([os.path.abspath(p), st.st_size, st.st_mtime_ns])
+  return {'version': CACHE_VERSION, 'window_s': config.window_s, 'hop_s': config.hop_s,
+          'filters_len': config.filters_len, 'pad_or_truncate': config.pad_or_truncate,
+          'files': files}
+
+
+# ---------------------------------------------------------------- scoring
+def score_track(track: folders.Track, estimates: np.ndarray, *, window_s: float = 1.0,
+                hop_s: float = 1.0, filters_len: int = 512) -> dict:
+  """All metrics of one method on one track.
+
+  Args:
+    track: the references.
+    estimates: float ``[n_sources, n_channels, n_samples]`` in
+      ``track.source_names`` order.
+    window_s, hop_s, filters_len: BSS Eval settings.
+
+  Returns:
+    ``{'sources': [...], 'framewise': {metric: [n_sources, n_windows]},
+    'median': {metric: [n_sources]}, 'SI-SDR': [n_sources], 'SI-SDRi':
+    [n_sources]}`` (numpy arrays, dB).
+  """
+  refs = track.stacked_sources()
+  result = bss_eval_v4(refs, estimates, sample_rate=track.sample_rate, window_s=window_s,
+                       hop_s=hop_s, filters_len=filters_len)
+  value = si_sdr(estimates, refs, axis=(-2, -1))
+  mixture_value = si_sdr(np.broadcast_to(track.mixture, refs.shape), refs, axis=(-2, -1))
+  return {'sources': track.source_names, 'framewise': result.framewise(),
+          'median': result.medians(), 'SI-SDR': value, 'SI-SDRi': value - mixture_value,
+          'window_s': window_s, 'hop_s': hop_s}
+
+
+def _cache_path(out_dir: str, method: str, track: str) -> str:
+  return os.path.join(out_dir, 'scores', method, f'{track}.json')
+
+
+def _read_cache(path: str, signature: dict) -> Optional[dict]:
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path, encoding='utf-8') as f:
+      data = json.load(f)
+  except (OSError, ValueError):
+    return None
+  if data.get('signature') != signature:
+    return None
+  return {'sources': data['sources'],
+          'framewise': {k: _from_json(v) for k, v in data['framewise'].items()},
+          'median': {k: _from_json(v) for k, v in data['median'].items()},
+          'SI-SDR': _from_json(data['SI-SDR']), 'SI-SDRi': _from_json(data['SI-SDRi'])}
+
+
+def _write_cache(path: str, scores: dict, signature: dict):
+  write_json_atomic(path, {
+      'signature': signature, 'sources': scores['sources'],
+      'framewise': {k: _to_json(v) for k, v in scores['framewise'].items()},
+      'median': {k: _to_json(v) for k, v in scores['median'].items()},
+      'SI-SDR': _to_json(scores['SI-SDR']), 'SI-SDRi': _to_json(scores['SI-SDRi'])})
+
+
+# ----------------------------------------------------------------- tables
+def aggregate(per_track: Dict[str, Dict[str, dict]], methods: Sequence[str],
+              sources: Sequence[str]) -> List[dict]:
+  """Median over tracks of the per-track medians.
+
+  Args:
+    per_track: ``{method: {track: scores}}`` as :func:`score_track` returns.
+    methods: method order.
+    sources: source order.
+
+  Returns:
+    rows ``{'method', 'source', 'n_tracks', SDR, SIR, SAR, ISR, SI-SDR,
+    SI-SDRi}`` (floats, dB; NaN where no track has a value).
+  """
+  rows = []
+  for method in methods:
+    tracks = per_track.get(method, {})
+    for source in sources:
+      row = {'method': method, 'source': source}
+      values = track_values(tracks, source)
+      for metric in TABLE_METRICS:
+        row[metric] = float(nanmedian(values[metric])) if values[metric] else math.nan
+      row['n_tracks'] = len(values['SDR'])
+      rows.append(row)
+  return rows
+
+
+def track_values(tracks: Dict[str, dict], source: str) -> Dict[str, List[float]]:
+  """``{metric: [one value per track]}`` for one source (per-track medians)."""
+  out = {m: [] for m in TABLE_METRICS}
+  for scores in tracks.values():
+    if source not in scores['sources']:
+      continue
+    j = scores['sources'].index(source)
+    for metric in METRICS:
+      out[metric].append(float(scores['median'][metric][j]))
+    out['SI-SDR'].append(float(scores['SI-SDR'][j]))
+    out['SI-SDRi'].append(float(scores['SI-SDRi'][j]))
+  return out
+
+
+def _fmt(v: float) -> str:
+  return 'nan' if math.isnan(v) else ('inf' if v == math.inf else
+                                      '-inf' if v == -math.inf else f'{v:.2f}')
+
+
+def table_markdown(rows: List[dict]) -> str:
+  """The results table as GitHub markdown (dB, two decimals)."""
+  head = ['method', 'source'] + list(TABLE_METRICS) + ['tracks']
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * 2 + '---:|' * (len(head) - 2)]
+  for r in rows:
+    cells = [r['method'], r['source']] + [_fmt(r[m]) for m in TABLE_METRICS] + [
+        str(r['n_tracks'])]
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def _write_text(path: str, text: str):
+  with atomic_path(path, suffix='.tmp') as tmp:
+    with open(tmp, 'w', encoding='utf-8') as f:
+      f.write(text)
+
+
+def write_tables(out_dir: str, rows: List[dict], *, meta: dict) -> Dict[str, str]:
+  """Writes results.md, results.csv and results.json; returns their paths."""
+  paths = {k: os.path.join(out_dir, f'results.{k}') for k in ('md', 'csv', 'json')}
+  note = (f"Median over tracks of the per-track median over {meta['window_s']:g} s windows "
+          f"(hop {meta['hop_s']:g} s) of BSS Eval v4; SI-SDR(i) over whole tracks; dB.\n\n")
+  _write_text(paths['md'], note + table_markdown(rows))
+  buf = io.StringIO()
+  writer = csv.writer(buf)
+  writer.writerow(['method', 'source'] + list(TABLE_METRICS) + ['n_tracks'])
+  for r in rows:
+    writer.writerow([r['method'], r['source']] + [repr(r[m]) if not math.isnan(r[m])
+                                                  else 'nan' for m in TABLE_METRICS] +
+                    [r['n_tracks']])
+  _write_text(paths['csv'], buf.getvalue())
+  write_json_atomic(paths['json'], {
+      **meta, 'rows': [{k: (_to_json(v) if isinstance(v, float) else v) for k, v in r.items()}
+                       for r in rows]})
+  return paths
+
+
+def write_boxplots(out_dir: str, per_track: Dict[str, Dict[str, dict]],
+                   methods: Sequence[str], sources: Sequence[str]) -> Dict[str, str]:
+  """One PNG per metric: a panel per source, a box per method over tracks.
+
+  Returns:
+    ``{metric: path}``.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  paths = {}
+  for metric in TABLE_METRICS:
+    fig, axes = plt.subplots(1, len(sources), figsize=(2.2 + 1.1 * len(methods) * len(sources),
+                                                        3.2), squeeze=False, sharey=True)
+    for ax, source in zip(axes[0], sources):
+      data = []
+      for method in methods:
+        v = np.array(track_values(per_track.get(method, {}), source)[metric])
+        data.append(v[np.isfinite(v)])
+      ax.boxplot(data, showfliers=True, medianprops={'color': 'black'}, widths=0.6)
+      ax.set_xticks(range(1, len(methods) + 1), methods, rotation=30, ha='right',
+                    fontsize=8)
+      ax.set_title(source, fontsize=10)
+      ax.grid(axis='y', alpha=0.3)
+    axes[0][0].set_ylabel(f'{metric} (dB)')
+    fig.tight_layout()
+    path = os.path.join(out_dir, f'boxplot_{metric}.png')
+    with atomic_path(path, suffix='.png') as tmp:
+      fig.savefig(tmp, dpi=90, format='png')
+    plt.close(fig)
+    paths[metric] = path
+  return paths
+
+
+# -------------------------------------------------------------------- run
+def run(config: ReportConfig) -> dict:
+  """Scores every method on every track and writes tables, plots and the page.
+
+  Returns:
+    ``{'rows': aggregate rows, 'paths': {name: path}, 'computed': number of
+    (method, track) pairs scored now, 'cached': number read from the cache}``.
+
+  Raises:
+    ParameterError: for missing folders, tracks or sources, and files whose
+      sample rate, channel count or length differ (see ``evaluation.folders``).
+  """
+  from evaluation import report_html  # pylint: disable=g-import-not-at-top
+  track_names = (list(config.tracks) if config.tracks else
+                 folders.list_tracks(config.references_dir))
+  methods = [name for name, _ in config.estimates]
+  os.makedirs(config.out_dir, exist_ok=True)
+  per_track = {m: {} for m in methods}
+  tracks_info = []
+  sources: List[str] = []
+  computed = cached = 0
+  iterator = track_names
+  if config.progress:
+    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+    iterator = tqdm(track_names, unit='track', desc='evaluate_separation')
+  for name in iterator:
+    track = folders.load_track(config.references_dir, name)
+    sources += [s for s in track.source_names if s not in sources]
+    loaded = {}
+    for method, folder in config.estimates:
+      ests, paths = folders.load_estimates(folder, track, method=method,
+                                           pad_or_truncate=config.pad_or_truncate)
+      loaded[method] = (ests, paths)
+      signature = _signature(list(track.paths.values()) + list(paths.values()), config)
+      cache = _cache_path(config.out_dir, method, name)
+      scores = _read_cache(cache, signature)
+      if scores is None:
+        scores = score_track(track, ests, window_s=config.window_s, hop_s=config.hop_s,
+                             filters_len=config.filters_len)
+        _write_cache(cache, scores, signature)
+        computed += 1
+      else:
+        cached += 1
+      per_track[method][name] = scores
+    media = (report_html.write_track_media(config.out_dir, track, loaded)
+             if config.media else None)
+    tracks_info.append({'name': name, 'sources': track.source_names, 'media': media,
+                        'sample_rate': track.sample_rate,
+                        'duration_s': track.mixture.shape[-1] / track.sample_rate,
+                        'n_channels': track.mixture.shape[0]})
+  rows = aggregate(per_track, methods, sources)
+  meta = {'references_dir': os.path.abspath(config.references_dir),
+          'estimates': {m: os.path.abspath(f) for m, f in config.estimates},
+          'window_s': config.window_s, 'hop_s': config.hop_s,
+          'filters_len': config.filters_len, 'tracks': track_names}
+  paths = write_tables(config.out_dir, rows, meta=meta)
+  plots = write_boxplots(config.out_dir, per_track, methods, sources)
+  paths.update({f'boxplot_{k}': v for k, v in plots.items()})
+  paths['html'] = report_html.write_html(
+      config.out_dir, rows=rows, plots=plots, tracks=tracks_info, per_track=per_track,
+      methods=methods, meta=meta)
+  return {'rows': rows, 'paths': paths, 'computed': computed, 'cached': cached}
