@@ -30,6 +30,7 @@ import tensorflow as tf
 from ncsn import train_lib
 from ncsn.losses import dsm_loss
 from ncsn.model import ScoreNetConfig, ScoreNetwork
+from pipeline import compute
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('prior', None, 'Exported prior folder (default: a fresh ngf=32 net).')
@@ -110,14 +111,8 @@ def main(argv):
         trains[v](x0).numpy()
         train_times[v].append(time.perf_counter() - t0)
 
-  cpu = 'unknown CPU'
-  if os.path.exists('/proc/cpuinfo'):
-    for line in open('/proc/cpuinfo'):
-      if line.startswith('model name'):
-        cpu = line.split(':', 1)[1].strip()
-        break
   base = statistics.median(times[VARIANTS[0]])
-  print(f'\n{cpu}, {os.cpu_count()} cores; network {ref_model.num_parameters():,} '
+  print(f'\n{compute.cpu_description()}; load average {os.getloadavg()[0]:.1f}; network {ref_model.num_parameters():,} '
         f'parameters, batch {b}, {n} calls per round, medians of {FLAGS.repeats} '
         'interleaved rounds\n')
   print('| variant | ms per call | ms per example | speed vs float32 plain | '
