@@ -38,7 +38,8 @@ class ScoreNetConfig:
       original MNIST model used 64, the audio model 192; 16-32 train on a
       2-core CPU. U-Net: the width at its first (1/2) resolution.
     conditional: True for NCSN (level-conditional norms), False for NCSNv2
-      (unconditional, output divided by sigma).
+      (unconditional, output divided by sigma). The U-Net divides its output
+      by sigma in both (see :mod:`ncsn.unet`).
     centered: feed ``2 x - 1`` (data in [0, 1] centred on zero) to the first conv.
     arch: ``'refinenet'`` (:class:`ScoreNetwork`) or ``'unet'``
       (:class:`ncsn.unet.UNetScoreNetwork`, a CPU-sized network that

@@ -26,9 +26,14 @@ little at full resolution and more channels at coarse ones:
 Noise conditioning: ``conditional=True`` makes every instance norm++ a
 level-conditional one (NCSN v1, per-level gamma, alpha, beta) *and* divides the
 output by sigma (as NCSNv2 and NCSN++ do), so the network predicts
-``sigma * s``, which has unit scale at every level (the DSM target is ``-z``);
-docs/ncsn.md has the measurement behind this choice. ``conditional=False`` is
-the NCSNv2 form (unconditional norms, output divided by sigma).
+``sigma * s``, which has unit scale at every level (the DSM target is ``-z``).
+``conditional=False`` is the NCSNv2 form (unconditional norms, output divided
+by sigma). Measured on piano mel patches (docs/ncsn.md, 600 equal steps): the
+division is what matters -- without it the denoising error
+``MSE / sigma^2`` at sigma = 0.01 was 0.86 instead of 0.57 (0.30 instead of
+0.19 averaged over the levels); conditioning the norms as well gained another
+1-7% per level over the unconditional form (most at the large sigmas), at no
+measurable cost in time.
 
 Total downsampling ``2 ** len(channel_mult)``: height and width must be
 divisible by it (16 for the default four resolutions; 96 x 64 mel patches
