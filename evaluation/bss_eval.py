@@ -20,8 +20,11 @@ Version 4 (Liutkus, Stoter & Ito, 2018) fits the distortion filters once on
 the whole signal and only evaluates the energies per window. This module
 computes exactly what ``museval.evaluate(..., mode='v4')`` computes, but
 
-* the filters for all estimates come from one linear solve with many
-  right-hand sides (museval factorises the same Gram matrix once per source);
+* the correlations are summed block by block in the frequency domain (one
+  short inverse FFT per pair instead of one the length of the signal);
+* the filters for all estimates come from one Cholesky solve with many
+  right-hand sides (museval LU-factorises the same Gram matrix once per
+  source);
 * all windows are scored at once: the windowed references and estimates are
   Fourier transformed in one batch, the projections are products in the
   frequency domain and the energies follow from Parseval's theorem, so no
@@ -173,6 +176,72 @@ def window_starts(n_samples: int, *, window: int, hop: int) -> np.ndarray:
   return np.arange((n_samples - window) // hop + 1, dtype=np.int64) * hop
 
 
+def _correlations(refs: np.ndarray, others: np.ndarray, length: int) -> np.ndarray:
+  """Cross-correlations at lags ``-(length-1) .. length-1``, block by block.
+
+  ``xc[p, q, k + length - 1] = sum_n refs[p, n] others[q, n + k]`` (zero
+  outside the signals), exactly. Instead of one transform of the whole signal
+  per pair, the signal is cut into blocks of ``B`` samples; each block of
+  ``refs`` is correlated with the block of ``others`` extended by
+  ``length - 1`` samples on both sides (one FFT of ``B + 2 length - 2``
+  points, no wrap-around), the cross-spectra are summed over blocks (one
+  matrix product per frequency) and only the summed spectrum of each pair is
+  transformed back.
+
+  Args:
+    refs: float64 ``[P, n_samples]``.
+    others: float64 ``[Q, n_samples]``.
+    length: int > 0, the number of non-negative lags.
+
+  Returns:
+    float64 ``[P, Q, 2 length - 1]``.
+  """
+  n_samples = refs.shape[-1]
+  ext = length - 1
+  n_fft = sp_fft.next_fast_len(max(4 * (2 * ext + 1), 16384), real=True)
+  block = n_fft - 2 * ext
+  n_blocks = -(-n_samples // block)
+  p_sig = np.zeros((refs.shape[0], n_blocks * block))
+  p_sig[:, :n_samples] = refs
+  q_sig = np.zeros((others.shape[0], n_blocks * block + 2 * ext))
+  q_sig[:, ext:ext + n_samples] = others
+  n_bins = n_fft // 2 + 1
+  per_block = 16 * n_bins * (refs.shape[0] + others.shape[0])
+  chunk = max(1, _FILTER_BUDGET_BYTES // per_block)
+  cross = np.zeros((n_bins, refs.shape[0], others.shape[0]), np.complex128)
+  q_view = np.lib.stride_tricks.sliding_window_view(q_sig, block + 2 * ext, axis=-1)
+  for lo in range(0, n_blocks, chunk):
+    hi = min(lo + chunk, n_blocks)
+    p_blocks = p_sig[:, lo * block:hi * block].reshape(refs.shape[0], hi - lo, block)
+    q_blocks = q_view[:, lo * block:hi * block:block]              # [Q, nb, B + 2 ext]
+    p_f = sp_fft.rfft(p_blocks, n=n_fft, axis=-1)                  # [P, nb, F]
+    q_f = sp_fft.rfft(q_blocks, n=n_fft, axis=-1)                  # [Q, nb, F]
+    cross += np.matmul(np.conj(p_f).transpose(2, 0, 1), q_f.transpose(2, 1, 0))
+  corr = sp_fft.irfft(cross.transpose(1, 2, 0), n=n_fft, axis=-1)
+  return corr[..., :2 * ext + 1]
+
+
+def _solve_psd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """Solves ``a x = b`` for symmetric positive (semi)definite ``a`` (batched).
+
+  Cholesky (half the work of museval's LU); LU where the factorisation fails
+  (a Gram matrix that is singular to working precision).
+  """
+  try:
+    chol = np.linalg.cholesky(a)
+  except np.linalg.LinAlgError:
+    return np.linalg.solve(a, b)
+  from scipy.linalg import solve_triangular  # pylint: disable=g-import-not-at-top
+  if a.ndim == 2:
+    y = solve_triangular(chol, b, lower=True, check_finite=False)
+    return solve_triangular(chol, y, lower=True, trans='T', check_finite=False)
+  out = np.empty(b.shape, np.float64)
+  for i in range(a.shape[0]):
+    y = solve_triangular(chol[i], b[i], lower=True, check_finite=False)
+    out[i] = solve_triangular(chol[i], y, lower=True, trans='T', check_finite=False)
+  return out
+
+
 def _fit_filters(refs: np.ndarray, ests: np.ndarray, *, filters_len: int,
                  pairs: np.ndarray):
   """Least-squares distortion filters fitted on the whole signals.
@@ -195,36 +264,26 @@ def _fit_filters(refs: np.ndarray, ests: np.ndarray, *, filters_len: int,
   n_est = ests.shape[0]
   length = filters_len
   n_sig = n_src * n_chan
-  n_fft = sp_fft.next_fast_len(n_samples + length - 1, real=True)
-  ref_f = sp_fft.rfft(refs.reshape(n_sig, n_samples), n=n_fft, axis=-1)
-  est_f = sp_fft.rfft(ests.reshape(n_est * n_chan, n_samples), n=n_fft, axis=-1)
-  # Correlations at lags -(L-1)..(L-1): xc[p, q, k] = sum_n r_p[n] r_q[n + k]
-  # and, for the right-hand sides, d[p, m, a] = sum_n r_p[n - a] y_m[n].
-  rows_per_chunk = max(1, _FILTER_BUDGET_BYTES // (16 * ref_f.shape[-1] * n_sig))
-  xc = np.empty((n_sig, n_sig, 2 * length - 1))
-  d = np.empty((n_sig, n_est * n_chan, length))
-  for start in range(0, n_sig, rows_per_chunk):
-    rows = slice(start, min(start + rows_per_chunk, n_sig))
-    conj = np.conj(ref_f[rows])[:, np.newaxis, :]
-    corr = sp_fft.irfft(conj * ref_f[np.newaxis], n=n_fft, axis=-1)
-    xc[rows] = np.concatenate([corr[..., n_fft - length + 1:], corr[..., :length]], axis=-1)
-    corr = sp_fft.irfft(conj * est_f[np.newaxis], n=n_fft, axis=-1)
-    d[rows] = corr[..., :length]
-  del corr, conj
+  flat_refs = refs.reshape(n_sig, n_samples)
+  xc = _correlations(flat_refs, np.concatenate(
+      [flat_refs, ests.reshape(n_est * n_chan, n_samples)]), length)
+  # d[p, m, a] = <r_p delayed by a, y_m> = xc(r_p, y_m) at lag a.
+  d = xc[:, n_sig:, length - 1:]
+  xc = xc[:, :n_sig]
   # Gram matrix of the delayed references: G[(p, a), (q, b)] = xc[p, q, a - b].
   lag = np.arange(length)
   gram = xc[:, :, (lag[:, np.newaxis] - lag[np.newaxis, :]) + length - 1]  # [P, P, L, L]
   gram = gram.transpose(0, 2, 1, 3).reshape(n_sig * length, n_sig * length)
   gram[np.diag_indices_from(gram)] += np.finfo(np.float64).eps   # as museval
   rhs = d.transpose(0, 2, 1).reshape(n_sig * length, n_est * n_chan)
-  c_all = np.linalg.solve(gram, rhs)
+  c_all = _solve_psd(gram, rhs)
   c_all = c_all.reshape(n_src, n_chan, length, n_est, n_chan).transpose(3, 0, 1, 2, 4)
   # Single-source projections: the diagonal blocks of the same system.
   block = n_chan * length
   gram = gram.reshape(n_src, block, n_src, block)
   rhs = rhs.reshape(n_src, block, n_est, n_chan)
   j_ref, j_est = pairs[:, 0], pairs[:, 1]
-  c_pair = np.linalg.solve(gram[j_ref, :, j_ref, :], rhs[j_ref, :, j_est, :])
+  c_pair = _solve_psd(gram[j_ref, :, j_ref, :], rhs[j_ref, :, j_est, :])
   c_pair = c_pair.reshape(len(pairs), n_chan, length, n_chan)
   return c_all, c_pair
 
