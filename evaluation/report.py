@@ -286,8 +286,9 @@ def write_boxplots(out_dir: str, per_track: Dict[str, Dict[str, dict]],
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   paths = {}
   for metric in TABLE_METRICS:
-    fig, axes = plt.subplots(1, len(sources), figsize=(2.2 + 1.1 * len(methods) * len(sources),
-                                                        3.2), squeeze=False, sharey=True)
+    width = min(12.0, 1.5 + 0.8 * len(methods) * len(sources))
+    fig, axes = plt.subplots(1, len(sources), figsize=(width, 3.6), squeeze=False,
+                             sharey=True)
     for ax, source in zip(axes[0], sources):
       data = []
       for method in methods:
@@ -296,7 +297,7 @@ def write_boxplots(out_dir: str, per_track: Dict[str, Dict[str, dict]],
       ax.boxplot(data, showfliers=True, medianprops={'color': 'black'}, widths=0.6)
       ax.set_xticks(range(1, len(methods) + 1), methods, rotation=30, ha='right',
                     fontsize=8)
-      ax.set_title(source, fontsize=10)
+      ax.set_title(f'{metric}: {source}', fontsize=10)
       ax.grid(axis='y', alpha=0.3)
     axes[0][0].set_ylabel(f'{metric} (dB)')
     fig.tight_layout()

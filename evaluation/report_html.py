@@ -18,7 +18,8 @@ import numpy as np
 from evaluation import folders
 from pipeline.atomic import atomic_path
 
-# Spectrogram images: dB below the mixture's peak, clipped at DYNAMIC_RANGE_DB.
+# Spectrogram images: log frequency (40 Hz to Nyquist), dB below the mixture's
+# peak, clipped at DYNAMIC_RANGE_DB.
 DYNAMIC_RANGE_DB = 80.0
 _MAX_ROWS, _MAX_COLS = 192, 640
 
@@ -37,18 +38,32 @@ def _link_or_copy(src: str, dst: str):
 
 
 def _power_db(y: np.ndarray, sample_rate: int) -> np.ndarray:
-  """``[n_channels, n_samples]`` -> dB power ``[n_bins, n_frames]`` of the mono mixdown."""
+  """Log-frequency dB spectrogram of the mono mixdown, for a thumbnail.
+
+  Args:
+    y: float ``[n_channels, n_samples]``.
+    sample_rate: int, Hz.
+
+  Returns:
+    float ``[rows, cols]`` (at most ``_MAX_ROWS x _MAX_COLS``), dB; rows are
+    log-spaced bands from 40 Hz to Nyquist (max over the bins of a band),
+    columns max-pooled frames.
+  """
   from scipy import signal  # pylint: disable=g-import-not-at-top
-  n_fft = 1024 if sample_rate > 24000 else 512
-  _, _, z = signal.stft(np.mean(y, axis=0), nperseg=n_fft, noverlap=n_fft * 3 // 4)
-  power = np.abs(z) ** 2
-  # Max-pool down to at most _MAX_ROWS x _MAX_COLS pixels.
-  rows = -(-power.shape[0] // _MAX_ROWS)
+  x = np.mean(np.asarray(y, np.float32), axis=0)
+  n_fft = 2048 if sample_rate <= 48000 else 4096
+  hop = int(min(n_fft, max(n_fft // 4, x.shape[-1] // (2 * _MAX_COLS))))
+  _, _, z = signal.stft(x, nperseg=n_fft, noverlap=n_fft - hop, boundary=None)
+  power = (np.abs(z) ** 2).astype(np.float64)                       # [n_bins, n_frames]
+  bin_hz = sample_rate / n_fft
+  edges = np.geomspace(40.0, sample_rate / 2, _MAX_ROWS + 1)[:-1]
+  start = np.minimum(np.floor(edges / bin_hz).astype(int), power.shape[0] - 1)
+  power = np.maximum.reduceat(power, start, axis=0)                 # [rows, n_frames]
   cols = -(-power.shape[1] // _MAX_COLS)
-  pad_r, pad_c = (-power.shape[0]) % rows, (-power.shape[1]) % cols
-  power = np.pad(power, [(0, pad_r), (0, pad_c)])
-  power = power.reshape(power.shape[0] // rows, rows, power.shape[1] // cols, cols)
-  return 10.0 * np.log10(np.maximum(power.max(axis=(1, 3)), 1e-20))
+  pad = (-power.shape[1]) % cols
+  power = np.pad(power, [(0, 0), (0, pad)])
+  power = power.reshape(power.shape[0], power.shape[1] // cols, cols).max(axis=-1)
+  return 10.0 * np.log10(np.maximum(power, 1e-20))
 
 
 def _save_spectrogram(path: str, db: np.ndarray, peak_db: float):
@@ -104,9 +119,11 @@ th, td { border: 1px solid #ddd; padding: 4px 8px; font-size: 13px; vertical-ali
 th { background: #f4f4f4; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.best { font-weight: bold; background: #eef7ee; }
-.plots img { max-width: 100%; margin: 4px; border: 1px solid #eee; }
-.cell img { display: block; width: 240px; height: 72px; image-rendering: auto; }
-.cell audio { width: 240px; height: 28px; }
+.plots { display: flex; flex-wrap: wrap; gap: 6px; }
+.plots a { flex: 0 0 49%; } .plots img { width: 100%; border: 1px solid #eee; }
+.cell img { display: block; width: 190px; height: 72px; }
+.cell audio { width: 190px; height: 28px; }
+.cell .score { width: 190px; }
 .cell .score { font-size: 12px; color: #444; }
 .meta { font-size: 13px; color: #555; }
 """
@@ -165,10 +182,12 @@ def write_html(out_dir: str, *, rows: List[dict], plots: Dict[str, str], tracks:
     parts.append(f'<tr><td>{_esc(r["method"])}</td><td>{_esc(r["source"])}</td>{cells}'
                  f'<td class="num">{r["n_tracks"]}</td></tr>')
   parts.append('</table>')
-  parts.append('<h2>Distributions over tracks</h2><div class="plots">')
+  parts.append('<h2>Distributions over tracks</h2><p class="meta">Per-track values (the '
+               'median over windows for BSS Eval); click a plot to enlarge it.</p>'
+               '<div class="plots">')
   for metric, path in plots.items():
     rel = _esc(os.path.relpath(path, out_dir).replace(os.sep, '/'))
-    parts.append(f'<img src="{rel}" alt="{_esc(metric)} box plot">')
+    parts.append(f'<a href="{rel}"><img src="{rel}" alt="{_esc(metric)} box plot"></a>')
   parts.append('</div>')
   # Per track: mixture, then a row per source.
   for info in tracks:
