@@ -202,6 +202,29 @@ class ReportTest(absltest.TestCase):
       report.run(report.ReportConfig(references_dir=os.path.join(self.root, 'nope'),
                                      estimates=(('m', self.good),), out_dir=out))
 
+  def test_stereo_oracles_and_report(self):
+    from baselines import oracles  # pylint: disable=g-import-not-at-top
+    refs = self.create_tempdir().full_path
+    _render(refs, n_tracks=1, n_channels=2)
+    out = self.create_tempdir().full_path
+    run = oracles.OracleRunConfig(
+        references_dir=refs, out_dir=os.path.join(out, 'oracles'),
+        oracles=(oracles.parse_method('MWF', n_fft=512, hop_length=256),
+                 oracles.parse_method('IBM1', n_fft=512, hop_length=256)))
+    folders_by_name = oracles.run(run)
+    y, rate = sf.read(os.path.join(folders_by_name['MWF'], 'track0', 'piano.wav'))
+    self.assertEqual((y.shape[1], rate), (2, SR))
+    stamp = os.path.getmtime(os.path.join(folders_by_name['MWF'], 'track0', 'piano.wav'))
+    oracles.run(run)                                    # finished tracks are skipped
+    self.assertEqual(
+        os.path.getmtime(os.path.join(folders_by_name['MWF'], 'track0', 'piano.wav')), stamp)
+    result = report.run(report.ReportConfig(
+        references_dir=refs, estimates=tuple(folders_by_name.items()),
+        out_dir=os.path.join(out, 'report'), **FAST))
+    rows = {(r['method'], r['source']): r for r in result['rows']}
+    self.assertGreater(rows['MWF', 'piano']['SDR'], 10.0)
+    self.assertTrue(np.isfinite(rows['IBM1', 'violin']['ISR']))
+
   def test_the_two_commands_end_to_end(self):
     out = self.create_tempdir().full_path
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', CUDA_VISIBLE_DEVICES='')
