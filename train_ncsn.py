@@ -19,7 +19,8 @@ from pipeline import compute
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('mode', 'train', ['train', 'sample', 'export'], 'What to do.')
-flags.DEFINE_enum('dataset', 'mnist', ['mnist', 'cifar10', 'melspec'], 'Training data.')
+flags.DEFINE_enum('dataset', 'mnist', ['mnist', 'cifar10', 'melspec', 'audio'], 'Training '
+                  'data (audio: folders of wav/flac/ogg/mp3 streamed by tensorflow-io).')
 flags.DEFINE_multi_string('data_dir', None, 'cifar10: pickle folder; melspec: patch folder(s).')
 flags.DEFINE_multi_string('eval_data_dir', None, 'melspec: held-out patch folder(s) for the '
                           'eval loss (all their records; e.g. the validation split). Default: '

@@ -46,25 +46,26 @@ def train_from_flags(flags):
   if not flags.workdir:
     raise ParameterError('--workdir is required for training')
   data_dir = flags.data_dir
-  if flags.dataset != 'melspec' and data_dir:
+  mel = flags.dataset in ('melspec', 'audio')
+  if not mel and data_dir:
     data_dir = data_dir[0]
   common = dict(data_dir=data_dir, mnist_source=flags.mnist_source)
   train_ds, info = datasets.get_dataset(flags.dataset, 'train', batch_size=flags.batch_size,
                                         repeat=True, drop_remainder=True,
                                         seed=flags.seed, **common)
   if flags.eval_data_dir:
-    if flags.dataset != 'melspec':
-      raise ParameterError('--eval_data_dir applies to --dataset=melspec')
+    if not mel:
+      raise ParameterError('--eval_data_dir applies to --dataset=melspec or audio')
     test_ds, eval_info = datasets.get_dataset(
-        'melspec', 'all', batch_size=flags.batch_size, shuffle=False,
+        flags.dataset, 'all', batch_size=flags.batch_size, shuffle=False,
         data_dir=flags.eval_data_dir, features=info.get('features'))
-    print(f"eval: {eval_info.get('num_examples')} held-out patches from "
+    print(f"eval: {eval_info.get('num_examples') or 'all'} held-out patches from "
           f"{', '.join(flags.eval_data_dir)}", flush=True)
   else:
     test_ds, _ = datasets.get_dataset(flags.dataset, 'test', batch_size=flags.batch_size,
                                       shuffle=False, **common)
   print(f"data: {flags.dataset} ({info.get('note', info.get('source'))}), "
-        f"{info.get('num_examples')} training examples, shape {info['image_shape']}",
+        f"{info.get('num_examples') or 'streamed'} training examples, shape {info['image_shape']}",
         flush=True)
   schedule = _schedule(flags, train_ds.unbatch()) if flags.v2_schedule else _schedule(flags, None)
   features = info.get('features')
@@ -82,7 +83,7 @@ def train_from_flags(flags):
       eval_every=flags.eval_every, checkpoint_every=flags.checkpoint_every,
       ema_decay=flags.ema_decay, grad_clip_norm=flags.grad_clip_norm, seed=flags.seed,
       eval_batches=4, progress=sys.stderr.isatty() or bool(os.environ.get('FORCE_PROGRESS')))
-  colormap = 'magma' if flags.dataset == 'melspec' else None
+  colormap = 'magma' if mel else None
   strategy = get_strategy(flags.strategy)
   metrics = loop.train(
       lambda: train_lib.make_task(config, colormap=colormap, init_from=flags.init_from),

