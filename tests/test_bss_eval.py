@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+from unittest import mock
 
 import numpy as np
 from absl.testing import absltest
@@ -85,6 +86,27 @@ class BssEvalBehaviourTest(absltest.TestCase):
       self.assertTrue(np.isfinite(medians[metric]).all(), metric)
       np.testing.assert_allclose(
           medians[metric], np.median(result.framewise()[metric][:, [0, 2, 3]], axis=1))
+
+  def test_silent_estimate_window_is_nan_for_every_source(self):
+    ests = self.refs + 0.1 * self.refs[::-1]
+    ests[1, 8000:12000] = 0.0                       # as museval: one estimate silent
+    result = bss_eval.bss_eval_v4(self.refs, ests, sample_rate=8000, window_s=0.5,
+                                  hop_s=0.5, filters_len=32)
+    self.assertTrue(np.isnan(result.sdr[:, 2]).all())
+    self.assertFalse(np.isnan(result.sdr[:, [0, 1, 3]]).any())
+
+  def test_chunked_processing_gives_the_same_values(self):
+    case = CASES['stereo_3src_silent']
+    kwargs = dict(sample_rate=FIXTURE['sample_rate'], window_s=0.25, hop_s=0.125,
+                  filters_len=128)
+    whole = bss_eval.bss_eval_v4(case['references'], case['estimates'], **kwargs)
+    # Budgets of a few bytes: one block / one window per chunk.
+    with mock.patch.object(bss_eval, '_FILTER_BUDGET_BYTES', 1), \
+        mock.patch.object(bss_eval, '_WINDOW_BUDGET_BYTES', 1):
+      chunked = bss_eval.bss_eval_v4(case['references'], case['estimates'], **kwargs)
+    for metric, values in whole.framewise().items():
+      np.testing.assert_allclose(chunked.framewise()[metric], values, atol=1e-9,
+                                 err_msg=metric)
 
   def test_all_silent_reference_gives_nan_not_an_error(self):
     refs = self.refs.copy()
