@@ -187,6 +187,15 @@ def _rfft(x: np.ndarray, n: int) -> np.ndarray:
   return sp_fft.rfft(buf, axis=-1, overwrite_x=True)
 
 
+def _segment(x: np.ndarray, start: int, stop: int) -> np.ndarray:
+  """``x[:, start:stop]`` with zeros where the range leaves ``[0, n_samples)``."""
+  out = np.zeros((x.shape[0], stop - start))
+  lo, hi = max(start, 0), min(stop, x.shape[-1])
+  if hi > lo:
+    out[:, lo - start:hi - start] = x[:, lo:hi]
+  return out
+
+
 def _correlations(refs: np.ndarray, others: np.ndarray, length: int) -> np.ndarray:
   """Cross-correlations at lags ``-(length-1) .. length-1``, block by block.
 
@@ -212,23 +221,22 @@ def _correlations(refs: np.ndarray, others: np.ndarray, length: int) -> np.ndarr
   n_fft = sp_fft.next_fast_len(max(4 * (2 * ext + 1), 16384), real=True)
   block = n_fft - 2 * ext
   n_blocks = -(-n_samples // block)
-  p_sig = np.zeros((refs.shape[0], n_blocks * block))
-  p_sig[:, :n_samples] = refs
-  q_sig = np.zeros((others.shape[0], n_blocks * block + 2 * ext))
-  q_sig[:, ext:ext + n_samples] = others
   n_bins = n_fft // 2 + 1
   per_block = 16 * n_bins * (refs.shape[0] + others.shape[0])
   chunk = max(1, _FILTER_BUDGET_BYTES // per_block)
   cross = np.zeros((n_bins, refs.shape[0], others.shape[0]), np.complex128)
-  q_view = np.lib.stride_tricks.sliding_window_view(q_sig, block + 2 * ext, axis=-1)
   for lo in range(0, n_blocks, chunk):
     hi = min(lo + chunk, n_blocks)
-    p_blocks = p_sig[:, lo * block:hi * block].reshape(refs.shape[0], hi - lo, block)
-    q_blocks = q_view[:, lo * block:hi * block:block]              # [Q, nb, B + 2 ext]
+    # Blocks cut straight from the inputs (zeros outside), one chunk at a time.
+    p_blocks = _segment(refs, lo * block, hi * block).reshape(refs.shape[0], hi - lo, block)
+    q_seg = _segment(others, lo * block - ext, hi * block + ext)
+    q_blocks = np.lib.stride_tricks.sliding_window_view(
+        q_seg, block + 2 * ext, axis=-1)[:, ::block]              # [Q, nb, B + 2 ext]
     p_f = _rfft(p_blocks, n_fft)                                   # [P, nb, F]
     q_f = _rfft(q_blocks, n_fft)                                   # [Q, nb, F]
     # (einsum beats a stacked matmul of these small matrices several times)
     cross += np.einsum('pbf,qbf->fpq', np.conj(p_f), q_f)
+    del p_f, q_f
   corr = sp_fft.irfft(cross.transpose(1, 2, 0), n=n_fft, axis=-1)
   return corr[..., :2 * ext + 1]
 
@@ -284,8 +292,10 @@ def _fit_filters(refs: np.ndarray, ests: np.ndarray, *, filters_len: int,
   xc = xc[:, :n_sig]
   # Gram matrix of the delayed references: G[(p, a), (q, b)] = xc[p, q, a - b].
   lag = np.arange(length)
-  gram = xc[:, :, (lag[:, np.newaxis] - lag[np.newaxis, :]) + length - 1]  # [P, P, L, L]
-  gram = gram.transpose(0, 2, 1, 3).reshape(n_sig * length, n_sig * length)
+  gram = np.empty((n_sig, length, n_sig, length))
+  gram[...] = xc[:, :, (lag[:, np.newaxis] - lag[np.newaxis, :]) + length - 1].transpose(
+      0, 2, 1, 3)
+  gram = gram.reshape(n_sig * length, n_sig * length)
   gram[np.diag_indices_from(gram)] += np.finfo(np.float64).eps   # as museval
   rhs = d.transpose(0, 2, 1).reshape(n_sig * length, n_est * n_chan)
   c_all = _solve_psd(gram, rhs)
