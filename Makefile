@@ -55,6 +55,24 @@ data: $(STAMP) system-render-deps
 	  done; \
 	done
 
+# Speech needs the Debian package espeak-ng (pipeline/speech.py).
+.PHONY: system-speech-deps speech-data
+system-speech-deps:
+	@command -v espeak-ng >/dev/null 2>&1 || \
+	  { echo 'installing espeak-ng (apt-get)'; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq espeak-ng; }
+
+# Speech + noise mixtures at input SNR 10, 0, -10 dB (docs/inversion.md, "The
+# study"): 3 s clips, noise white / pink / babble / rendered instruments (so
+# fluidsynth is installed too). Resumable: finished clip folders are kept.
+SPEECH ?= $(OUT)/speech
+SPEECH_SPLITS ?= train:100:60,validation:200:20,test:300:20
+
+speech-data: $(STAMP) system-speech-deps system-render-deps
+	$(PY) make_speech_noise.py --out_dir=$(SPEECH) --splits=$(SPEECH_SPLITS) \
+	  --duration_s=3 --snrs_db=10,0,-10
+
 bench: $(STAMP)
 	$(PY) benchmarks/bench_features.py
 
