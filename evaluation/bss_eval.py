@@ -63,7 +63,7 @@ import dataclasses
 import itertools
 import math
 import warnings
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 from scipy import fft as sp_fft
