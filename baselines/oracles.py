@@ -43,6 +43,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from inversion import masks as tf_masks
+from inversion import stft as inversion_stft
 from pipeline.config import FeatureConfig
 from pipeline.errors import ParameterError
 from pipeline.transforms import MelTransform
@@ -146,14 +147,10 @@ def parse_method(spec: str, *, theta: float = 0.5, n_fft: int = 2048,
                       n_fft=n_fft, hop_length=hop_length, features=features)
 
 
-@functools.lru_cache(maxsize=8)
 def stft_transform(sample_rate: int, n_fft: int, hop_length: int) -> MelTransform:
-  """A ``MelTransform`` used only for its Hann STFT / iSTFT (placeholder mel part)."""
-  frames = 8
-  config = FeatureConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
-                         n_mels=32, fmin=0.0, fmax=sample_rate / 2,
-                         patch_frames=frames, patch_samples=(frames - 1) * hop_length)
-  return MelTransform(config)
+  """The (cached) transform whose Hann STFT / iSTFT the STFT-domain oracles use."""
+  return inversion_stft.stft_transform(n_fft=n_fft, hop_length=hop_length,
+                                       sample_rate=int(sample_rate))
 
 
 @functools.lru_cache(maxsize=8)
