@@ -125,8 +125,16 @@ class MelTransform:
   def spectrogram_to_mel(self, spectrogram) -> tf.Tensor:
     """``[..., n_frames, n_bins]`` -> ``[..., n_frames, n_mels]`` (same power)."""
     s = tf.convert_to_tensor(spectrogram, tf.float32)
-    if len(s.shape) >= 2:
-      return tf.matmul(s, self.filterbank)  # broadcasts; faster than tensordot
+    if len(s.shape) == 2:
+      return tf.matmul(s, self.filterbank)  # faster than tensordot
+    if len(s.shape) > 2:
+      # Flattened to one 2-D matmul: TF 2.16's oneDNN batched matmul, broadcasting
+      # the 2-D filterbank against a rank-4 input such as [2, 1, 94, 257],
+      # crashes the process (segmentation fault; fine with oneDNN off).
+      shape = tf.shape(s)
+      flat = tf.matmul(tf.reshape(s, [-1, shape[-1]]), self.filterbank)
+      out = tf.reshape(flat, tf.concat([shape[:-1], [self.config.n_mels]], axis=0))
+      return tf.ensure_shape(out, s.shape[:-1].concatenate([self.config.n_mels]))
     return tf.tensordot(s, self.filterbank, axes=[[-1], [0]])
 
   def mel_to_spectrogram(self, mel, *, n_iter: int = 50) -> tf.Tensor:

@@ -48,6 +48,20 @@ class StftTest(tf.test.TestCase, parameterized.TestCase):
     # float32 FFT of a 2048 frame: error ~1e-6 relative to the peak.
     self.assertLess(np.abs(ours - ref).max() / np.abs(ref).max(), 1e-5)
 
+  def test_mel_of_rank_4_input_equals_per_item_mel(self):
+    # Regression: oneDNN's broadcasting batched matmul crashed the process on
+    # [2, 1, 94, 257] (40 mels); the transform flattens to one 2-D matmul.
+    import dataclasses  # pylint: disable=g-import-not-at-top
+    t = MelTransform(dataclasses.replace(FeatureConfig(), n_fft=512, hop_length=128,
+                                         n_mels=40, patch_samples=8064))
+    x = tf.random.stateless_uniform([2, 1, 94, 257], [1, 2])
+    got = t.spectrogram_to_mel(x)
+    self.assertEqual(got.shape, (2, 1, 94, 40))
+    self.assertAllClose(got[1, 0], t.spectrogram_to_mel(x[1, 0]), rtol=1e-6, atol=1e-6)
+    traced = tf.function(t.spectrogram_to_mel,
+                         input_signature=[tf.TensorSpec([None, None, 94, 257])])
+    self.assertEqual(traced(x).shape, (2, 1, 94, 40))
+
   def test_mel_spectrogram_matches_librosa(self):
     t = MelTransform()
     y = _chirp_plus_noise(32640)
