@@ -36,6 +36,8 @@ flags.DEFINE_enum('magnitude', 'nnls', ['nnls', 'pinv'], 'Mel -> linear magnitud
 flags.DEFINE_enum('phase', 'wiener', sorted(phase.METHODS), 'Phase / waveform method.')
 flags.DEFINE_integer('phase_iterations', 20, 'Iterations of the iterative phase methods.')
 flags.DEFINE_integer('seed', 0, 'Langevin noise seed.')
+flags.DEFINE_float('input_peak', 0.3, 'Scale the mixture to this peak before separating (the '
+                   'level of the priors\' training data; estimates are scaled back). 0: as is.')
 flags.DEFINE_boolean('resume', True, 'Reuse finished batches in <out_dir>/partial.')
 compute.define_precision_flags()
 
@@ -55,7 +57,8 @@ def main(argv):
         precision=(FLAGS.precision if FLAGS.bfloat16 is None
                    else 'bfloat16' if FLAGS.bfloat16 else 'float32'),
         magnitude=FLAGS.magnitude, phase=FLAGS.phase,
-        phase_iterations=FLAGS.phase_iterations, seed=FLAGS.seed, resume=FLAGS.resume)
+        phase_iterations=FLAGS.phase_iterations, seed=FLAGS.seed, resume=FLAGS.resume,
+        input_peak=FLAGS.input_peak or None)
     lib.run(config)
   except ParameterError as e:
     print(f'separate_audio: error: {e}', file=sys.stderr)
