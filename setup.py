@@ -16,6 +16,11 @@ SCRIPTS = {
     'run_basis_sep': 'run_basis_sep',
     'render_instruments': 'render_instruments',
     'basis_demo': 'demo',
+    'separate_audio': 'separate_audio',
+    'mel_to_wav': 'mel_to_wav',
+    'melspec_inversion_basis': 'melspec_inversion_basis',
+    'oracle_systems': 'oracle_systems',
+    'evaluate_separation': 'evaluate_separation',
 }
 
 setuptools.setup(
@@ -29,7 +34,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[
         'pipeline', 'pipeline.*', 'training', 'training.*', 'ncsn', 'ncsn.*',
         'basis', 'basis.*', 'flow_models', 'flow_models.*', 'evaluation',
-        'evaluation.*']),
+        'evaluation.*', 'inversion', 'inversion.*', 'baselines', 'baselines.*',
+        'experiments', 'experiments.*']),
     py_modules=sorted(set(SCRIPTS.values())),
     include_package_data=True,
     package_data={'pipeline': ['demo_data/*.wav', 'demo_data/*.json']},
@@ -51,6 +57,8 @@ setuptools.setup(
     extras_require={
         'gpu': ['tensorflow[and-cuda]==2.16.2'],
         'dev': ['pytest'],
+        # PESQ / STOI in mel_to_wav and the inversion study (pesq compiles C code).
+        'quality': ['pesq', 'pystoi'],
     },
     entry_points={
         'console_scripts': [
