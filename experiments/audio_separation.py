@@ -9,7 +9,9 @@
     -> cross-faded stitching back to [n_sources, n_mels, n_frames, 1]
     -> mel power -> linear magnitude (NNLS) -> phase from the mixture
        (Wiener by default; MISI and the rest of inversion.phase.METHODS)
-    -> <out_dir>/<source>.wav, spectrograms.png, separation.json
+    -> <out_dir>/<source>.wav, spectrograms.png, separation.json and the
+       separated scaled mel images estimates_mel.npy [n_sources, n_mels, n_frames, 1]
+       (to invert again with another method: images_to_waveforms)
 
 The features (rate, STFT, mel bands, dB range) come from the priors'
 ``config.json``: both priors must have been trained on the same features.
@@ -32,7 +34,7 @@ from inversion import mel_to_linear
 from inversion import phase as phase_lib
 from pipeline import audio
 from pipeline import compute
-from pipeline.atomic import write_json_atomic
+from pipeline.atomic import save_npy_atomic, write_json_atomic
 from pipeline.config import FeatureConfig
 from pipeline.errors import ParameterError
 from pipeline.transforms import MelTransform
@@ -252,6 +254,7 @@ def run(config: AudioSeparationConfig, *, log=print) -> Dict[str, Any]:
   waves = images_to_waveforms(images, mixture, transform, magnitude=config.magnitude,
                               phase=config.phase, phase_iterations=config.phase_iterations)
   t_inv = time.time() - t1
+  save_npy_atomic(os.path.join(config.out_dir, 'estimates_mel.npy'), images)
   written = {}
   waves = waves / np.float32(gain)              # back to the input's level
   mixture = mixture / np.float32(gain)

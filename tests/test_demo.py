@@ -1,47 +1,55 @@
-"""The demo (make demo) runs end to end on the shipped data."""
+"""The demo (make demo) runs end to end on the shipped mixture, with tiny priors."""
 
 import json
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from pipeline import demo
-from pipeline.tfrecords import read_metadata
+from experiments import demo
+from pipeline import FeatureConfig
+from pipeline.demo import load_demo_clips
+from tests.test_audio_separation import _tiny_mel_prior
 
 
+@pytest.mark.slow
 class DemoTest(tf.test.TestCase):
 
-  def test_demo_makes_tfrecords_figure_and_separation(self):
-    from ncsn import schedules, train_lib  # pylint: disable=g-import-not-at-top
-    from ncsn.model import ScoreNetConfig  # pylint: disable=g-import-not-at-top
-    from training.loop import write_json_atomic  # pylint: disable=g-import-not-at-top
-    tmp = self.get_temp_dir()
-    prior_dir = os.path.join(tmp, 'prior')   # a tiny untrained prior: fast
-    config = train_lib.NCSNTrainConfig(net=ScoreNetConfig(ngf=4),
-                                       schedule=schedules.ncsn_v1(), image_shape=(28, 28, 1))
-    os.makedirs(prior_dir)
-    tf.train.Checkpoint(model=train_lib.build_model(config)).write(
-        os.path.join(prior_dir, 'weights'))
-    write_json_atomic(os.path.join(prior_dir, 'config.json'), config.description())
+  def test_demo_writes_wavs_figure_metrics_and_report(self):
+    tmp = self.create_tempdir().full_path
+    priors = []
+    for i, name in enumerate(('ncsn_piano', 'ncsn_violin')):
+      priors.append(os.path.join(tmp, name))
+      _tiny_mel_prior(priors[-1], seed=i)
     out = os.path.join(tmp, 'demo')
     lines = []
-    summary = demo.run(out, n_mixtures=2, steps_per_sigma=1, prior_dir=prior_dir,
+    summary = demo.run(demo.DemoConfig(out_dir=out, prior_dirs=tuple(priors),
+                                       steps_per_sigma=1, precision='float32'),
                        log=lines.append)
-    for name in demo.SOURCES:
-      meta = read_metadata(os.path.join(out, 'tfrecords', name))
-      self.assertEqual(meta['count'], 4)          # 8.2 s -> four 2.04 s patches
-      self.assertEqual(meta['patch_shape'], [96, 64, 1])
-    self.assertTrue(os.path.getsize(os.path.join(out, 'spectrograms.png')) > 10000)
-    self.assertTrue(os.path.exists(os.path.join(out, 'mnist_separation', 'separation.png')))
-    self.assertTrue(np.isfinite(summary['mnist_separation']['mean_psnr_db']))
+    for name in ('piano', 'violin'):
+      self.assertTrue(os.path.exists(os.path.join(out, 'separation', f'{name}.wav')))
+    self.assertGreater(os.path.getsize(os.path.join(out, 'spectrograms.png')), 10000)
+    self.assertTrue(os.path.exists(os.path.join(out, 'report', 'report.html')))
     with open(os.path.join(out, 'summary.json')) as f:
-      self.assertEqual(json.load(f)['clips']['piano']['patches'], 4)
-    self.assertTrue(any('mean PSNR' in line for line in lines))
+      doc = json.load(f)
+    methods = {r['method'] for r in doc['rows']}
+    self.assertEqual(methods, {'BASIS-wiener', 'BASIS-misi', 'IBM1', 'IRM1', 'IRM2',
+                               'mixture-as-estimate'})
+    for row in doc['rows']:
+      self.assertIn(row['source'], ('piano', 'violin'))
+      for metric in ('SDR', 'SIR', 'SAR'):
+        self.assertTrue(np.isfinite(row[metric]), msg=(row['method'], metric))
+    by = {(r['method'], r['source']): r for r in doc['rows']}
+    # Oracles from the true sources beat leaving the mixture as it is.
+    for source in ('piano', 'violin'):
+      self.assertGreater(by[('IRM2', source)]['SDR'],
+                         by[('mixture-as-estimate', source)]['SDR'] + 5)
+    self.assertTrue(any('| method | source |' in line for line in lines))
+    self.assertEqual(summary['report_html'], os.path.join(out, 'report', 'report.html'))
 
   def test_shipped_clips_are_audible_and_mixture_is_their_sum(self):
-    from pipeline.config import FeatureConfig  # pylint: disable=g-import-not-at-top
-    clips = demo.load_demo_clips(FeatureConfig())
+    clips = load_demo_clips(FeatureConfig())
     for name, y in clips.items():
       self.assertGreater(np.sqrt(np.mean(y ** 2)), 0.01, name)
     # PCM16 files: the sum holds to 3 quantisation steps.
