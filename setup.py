@@ -21,6 +21,7 @@ SCRIPTS = {
     'melspec_inversion_basis': 'melspec_inversion_basis',
     'oracle_systems': 'oracle_systems',
     'evaluate_separation': 'evaluate_separation',
+    'evaluate_audio_priors': 'evaluate_audio_priors',
 }
 
 setuptools.setup(

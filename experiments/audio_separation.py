@@ -270,7 +270,7 @@ def run(config: AudioSeparationConfig, *, log=print) -> Dict[str, Any]:
   summary = {
       'input': os.path.abspath(config.input), 'duration_s': seconds,
       'original_sample_rate': original_rate, 'sample_rate': features.sample_rate,
-      'input_gain_db': 20.0 * float(np.log10(gain)),
+      'input_gain_db': 20.0 * float(np.log10(gain)), 'features': features.to_dict(),
       'sources': written, 'precision': dtype, 'cpu': compute.cpu_description(),
       'config': {k: (list(v) if isinstance(v, tuple) else v)
                  for k, v in dataclasses.asdict(config).items()},

@@ -179,3 +179,40 @@ class AudioSeparationTest(tf.test.TestCase):
 
 if __name__ == '__main__':
   tf.test.main()
+
+
+@pytest.mark.slow
+class EvaluateTracksTest(tf.test.TestCase):
+
+  def test_rendered_split_is_separated_scored_and_resumed(self):
+    from experiments import evaluate_tracks  # pylint: disable=g-import-not-at-top
+    tmp = self.create_tempdir().full_path
+    render = os.path.join(tmp, 'render')
+    for clip in ('00000', '00001'):
+      t = np.arange(40000) / 16000
+      piano = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+      violin = (0.05 * np.sin(2 * np.pi * (600 + 100 * int(clip)) * t)).astype(np.float32)
+      for name, y in (('piano', piano), ('violin', violin), ('mixture', piano + violin)):
+        os.makedirs(os.path.join(render, name), exist_ok=True)
+        sf.write(os.path.join(render, name, f'{clip}.wav'), y, 16000, subtype='FLOAT')
+    refs = os.path.join(tmp, 'refs')
+    self.assertEqual(evaluate_tracks.tracks_from_render(render, refs), ['00000', '00001'])
+    priors = []
+    for i, name in enumerate(('ncsn_piano', 'ncsn_violin')):
+      priors.append(os.path.join(tmp, name))
+      _tiny_mel_prior(priors[-1], seed=i)
+    config = evaluate_tracks.TrackEvalConfig(
+        references_dir=refs, out_dir=os.path.join(tmp, 'out'), prior_dirs=tuple(priors),
+        phases=('wiener', 'amplitude_mask'), oracles=('IRM2',), steps_per_sigma=1,
+        precision='float32')
+    summary = evaluate_tracks.run(config, log=lambda s: None)
+    self.assertEqual(summary['n_tracks'], 2)
+    self.assertEqual({r['method'] for r in summary['rows']},
+                     {'BASIS-wiener', 'BASIS-amplitude_mask', 'IRM2', 'mixture-as-estimate'})
+    self.assertGreater(summary['separation_s_per_2_04_s_median'], 0)
+    lines = []
+    evaluate_tracks.run(config, log=lines.append)        # rerun: tracks skipped
+    self.assertLen([l for l in lines if 'done in an earlier run' in l], 2)
+    with self.assertRaisesRegex(ParameterError, 'has no violin/ folder'):
+      os.rename(os.path.join(render, 'violin'), os.path.join(render, 'v'))
+      evaluate_tracks.tracks_from_render(render, refs)
