@@ -16,6 +16,7 @@ from absl import app
 from absl import flags
 
 from evaluation import report
+from pipeline import cli_errors
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('references', None, 'References folder.', required=True)
@@ -46,7 +47,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli_errors.run_main(main, 'evaluate_separation', resumable=True)
 
 
 if __name__ == '__main__':

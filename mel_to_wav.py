@@ -11,6 +11,7 @@ from absl import flags
 
 from inversion import commands
 from inversion import mel_to_linear
+from pipeline import cli_errors
 from pipeline.config import FeatureConfig
 
 FLAGS = flags.FLAGS
@@ -47,7 +48,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli_errors.run_main(main, 'mel_to_wav')
 
 
 if __name__ == '__main__':

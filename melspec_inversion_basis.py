@@ -16,6 +16,7 @@ from absl import flags
 from inversion import commands
 from inversion import mel_to_linear
 from inversion import phase
+from pipeline import cli_errors
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('basis_dir', None, 'BASIS mel output folder.', required=True)
@@ -44,7 +45,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli_errors.run_main(main, 'melspec_inversion_basis')
 
 
 if __name__ == '__main__':

@@ -16,6 +16,7 @@ from absl import app
 from absl import flags
 
 from baselines import oracles
+from pipeline import cli_errors
 from pipeline.config import FeatureConfig
 
 FLAGS = flags.FLAGS
@@ -55,7 +56,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli_errors.run_main(main, 'oracle_systems', resumable=True)
 
 
 if __name__ == '__main__':

@@ -18,8 +18,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from pipeline import cli_errors
 from pipeline import render
-from pipeline.errors import ParameterError
 
 _OUT_DIR = flags.DEFINE_string('out_dir', 'out/instruments',
                                'Folder to write the data set to.')
@@ -54,17 +54,13 @@ _OVERWRITE = flags.DEFINE_bool('overwrite', False,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
-    manifest = render.render_dataset(
-        _OUT_DIR.value, n_clips=_N_CLIPS.value, duration_s=_DURATION_S.value,
-        sample_rate=_SAMPLE_RATE.value, seed=_SEED.value,
-        mix_ratio_db=_MIX_RATIO_DB.value, mixture_peak=_MIXTURE_PEAK.value,
-        duet=_DUET.value, subtype=_SUBTYPE.value, n_workers=_N_WORKERS.value,
-        soundfont=_SOUNDFONT.value, keep_midi=_KEEP_MIDI.value,
-        overwrite=_OVERWRITE.value)
-  except (render.RenderDependencyError, ParameterError) as e:
-    logging.error('%s', e)
-    return 1
+  manifest = render.render_dataset(
+      _OUT_DIR.value, n_clips=_N_CLIPS.value, duration_s=_DURATION_S.value,
+      sample_rate=_SAMPLE_RATE.value, seed=_SEED.value,
+      mix_ratio_db=_MIX_RATIO_DB.value, mixture_peak=_MIXTURE_PEAK.value,
+      duet=_DUET.value, subtype=_SUBTYPE.value, n_workers=_N_WORKERS.value,
+      soundfont=_SOUNDFONT.value, keep_midi=_KEEP_MIDI.value,
+      overwrite=_OVERWRITE.value)
   clips = manifest['clips']
   logging.info(
       '%d clips of %.2f s at %d Hz in %s (soundfont %s, fluidsynth %s); '
@@ -78,7 +74,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli_errors.run_main(main, 'render_instruments', expected=(render.RenderDependencyError,))
 
 
 if __name__ == '__main__':

@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 
 from basis import cli
+from pipeline import cli_errors
 from pipeline import compute
 
 FLAGS = flags.FLAGS
@@ -60,7 +61,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli_errors.run_main(main, 'run_basis_sep', resumable=True)
 
 
 if __name__ == '__main__':

@@ -12,12 +12,11 @@ Rerunning a train (or finetune_noise) command with the same --workdir
 resumes. Metrics report train/test bits per dimension. See docs/flows.md.
 """
 
-import sys
-
 from absl import app
 from absl import flags
 
 from flow_models import cli
+from pipeline import cli_errors
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('mode', 'train', ['train', 'sample', 'export', 'finetune_noise'],
@@ -71,21 +70,18 @@ flags.DEFINE_integer('steps_per_sigma', 1000, 'finetune_noise: steps per noise l
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
-    if FLAGS.mode == 'train':
-      cli.train_from_flags(FLAGS)
-    elif FLAGS.mode == 'sample':
-      cli.sample_from_flags(FLAGS)
-    elif FLAGS.mode == 'export':
-      cli.export_from_flags(FLAGS)
-    else:
-      cli.finetune_noise_from_flags(FLAGS)
-  except KeyboardInterrupt:  # the loop has checkpointed and said so
-    sys.exit(130)
+  if FLAGS.mode == 'train':
+    cli.train_from_flags(FLAGS)
+  elif FLAGS.mode == 'sample':
+    cli.sample_from_flags(FLAGS)
+  elif FLAGS.mode == 'export':
+    cli.export_from_flags(FLAGS)
+  else:
+    cli.finetune_noise_from_flags(FLAGS)
 
 
 def run():
-  app.run(main)
+  cli_errors.run_main(main, 'train_glow', resumable=True)
 
 
 if __name__ == '__main__':

@@ -9,12 +9,11 @@ Rerunning a train command with the same --workdir resumes from its newest
 checkpoint. See docs/ncsn.md.
 """
 
-import sys
-
 from absl import app
 from absl import flags
 
 from ncsn import cli
+from pipeline import cli_errors
 from pipeline import compute
 
 FLAGS = flags.FLAGS
@@ -63,19 +62,16 @@ flags.DEFINE_string('out', None, 'Sample mode: output PNG (an .npy is written be
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
-    if FLAGS.mode == 'train':
-      cli.train_from_flags(FLAGS)
-    elif FLAGS.mode == 'sample':
-      cli.sample_from_flags(FLAGS)
-    else:
-      cli.export_from_flags(FLAGS)
-  except KeyboardInterrupt:  # the loop has checkpointed and said so
-    sys.exit(130)
+  if FLAGS.mode == 'train':
+    cli.train_from_flags(FLAGS)
+  elif FLAGS.mode == 'sample':
+    cli.sample_from_flags(FLAGS)
+  else:
+    cli.export_from_flags(FLAGS)
 
 
 def run():
-  app.run(main)
+  cli_errors.run_main(main, 'train_ncsn', resumable=True)
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ import sys
 from absl import app
 from absl import flags
 
+from pipeline import cli_errors
 from pipeline.config import FeatureConfig
 from pipeline.spec_folder import folder_to_patches
 
@@ -49,7 +50,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli_errors.run_main(main, 'wav_to_spec')
 
 
 if __name__ == '__main__':

@@ -1,0 +1,120 @@
+"""Every command turns an expected error into one line and exit status 2."""
+
+import os
+import subprocess
+import sys
+
+from absl.testing import absltest
+import pytest
+
+from basis.separate import DivergenceError
+from pipeline import cli_errors
+from pipeline.errors import ParameterError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _exit_and_stderr(main, *, name='cmd', resumable=False, expected=()):
+  """Runs a guarded main; returns (exit code, captured stderr)."""
+  import contextlib  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+  err = io.StringIO()
+  with contextlib.redirect_stderr(err):
+    try:
+      cli_errors.guard(main, name, resumable=resumable, expected=expected)(['cmd'])
+    except SystemExit as e:
+      return e.code, err.getvalue()
+  return None, err.getvalue()
+
+
+class GuardTest(absltest.TestCase):
+
+  def _raise(self, error):
+    def main(argv):
+      del argv
+      raise error
+    return main
+
+  def test_parameter_error_is_one_line_and_exit_2(self):
+    code, err = _exit_and_stderr(self._raise(ParameterError("--n_mels must be > 0, got 0")),
+                                 name='wav_to_spec')
+    self.assertEqual(code, 2)
+    self.assertEqual(err, 'wav_to_spec: error: --n_mels must be > 0, got 0\n')
+
+  def test_divergence_and_floating_point_errors_are_one_line(self):
+    for error in (DivergenceError('BASIS diverged at level 0'),
+                  FloatingPointError('loss is NaN at step 3')):
+      code, err = _exit_and_stderr(self._raise(error), name='train_ncsn')
+      self.assertEqual(code, 2)
+      self.assertEqual(err.count('\n'), 1)
+      self.assertStartsWith(err, 'train_ncsn: error: ')
+
+  def test_multi_line_message_is_joined_on_one_line(self):
+    code, err = _exit_and_stderr(self._raise(ParameterError('first\nsecond')))
+    self.assertEqual(code, 2)
+    self.assertEqual(err, 'cmd: error: first; second\n')
+
+  def test_extra_expected_class_is_one_line(self):
+    class MissingTool(RuntimeError):
+      pass
+    code, err = _exit_and_stderr(self._raise(MissingTool('install fluidsynth')),
+                                 expected=(MissingTool,))
+    self.assertEqual((code, err), (2, 'cmd: error: install fluidsynth\n'))
+
+  def test_interrupt_exits_130_and_says_rerun_when_resumable(self):
+    code, err = _exit_and_stderr(self._raise(KeyboardInterrupt()), resumable=True)
+    self.assertEqual(code, 130)
+    self.assertIn('rerun the same command to resume', err)
+    code, err = _exit_and_stderr(self._raise(KeyboardInterrupt()), resumable=False)
+    self.assertEqual(code, 130)
+    self.assertNotIn('resume', err)
+
+  def test_a_real_bug_keeps_its_traceback(self):
+    with self.assertRaisesRegex(ZeroDivisionError, 'division'):
+      _exit_and_stderr(self._raise(ZeroDivisionError('division by zero')))
+
+  def test_return_value_passes_through(self):
+    code, err = _exit_and_stderr(lambda argv: 0)
+    self.assertEqual((code, err), (None, ''))
+
+
+# (script, bad flags, a piece of the expected message). Each fails in its flag
+# checks, before any data or model work.
+_BAD_FLAGS = [
+    ('wav_to_spec', ['--in_dir={tmp}', '--out_dir={tmp}/o', '--n_mels=0'], 'n_mels'),
+    ('render_instruments', ['--out_dir={tmp}/r', '--duration_s=-1'], 'duration_s'),
+    ('train_ncsn', ['--mode=sample'], '--prior'),
+    ('train_glow', ['--mode=sample'], '--prior'),
+    ('run_basis_sep', ['--step_size=-1', '--out_dir={tmp}/b'], '--step_size'),
+    ('oracle_systems', ['--references={tmp}', '--out_dir={tmp}/o', '--methods=XYZ'], 'XYZ'),
+    ('evaluate_separation', ['--references={tmp}', '--estimates=bad', '--out_dir={tmp}/e'],
+     "'bad'"),
+    ('mel_to_wav', ['--input={tmp}/none.wav', '--output={tmp}/x.wav'], 'none.wav'),
+    ('melspec_inversion_basis', ['--basis_dir={tmp}/none'], '--mixture_wav'),
+]
+
+
+@pytest.mark.slow
+class ScriptsTest(absltest.TestCase):
+
+  def test_every_command_prints_one_error_line_and_exits_2(self):
+    tmp = self.create_tempdir().full_path
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', CUDA_VISIBLE_DEVICES='')
+    procs = []
+    for script, flags, _ in _BAD_FLAGS:   # all at once: each is mostly the TF import
+      args = [sys.executable, os.path.join(ROOT, script + '.py')]
+      args += [f.format(tmp=tmp) for f in flags]
+      procs.append(subprocess.Popen(args, cwd=tmp, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True))
+    for (script, _, needle), proc in zip(_BAD_FLAGS, procs):
+      _, err = proc.communicate(timeout=600)
+      with self.subTest(script=script):
+        self.assertEqual(proc.returncode, 2, err)
+        errors = [l for l in err.splitlines() if l.startswith(f'{script}: error: ')]
+        self.assertLen(errors, 1, err)
+        self.assertIn(needle, errors[0])
+        self.assertNotIn('Traceback', err)
+
+
+if __name__ == '__main__':
+  absltest.main()
