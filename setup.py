@@ -22,6 +22,7 @@ SCRIPTS = {
     'oracle_systems': 'oracle_systems',
     'evaluate_separation': 'evaluate_separation',
     'evaluate_audio_priors': 'evaluate_audio_priors',
+    'prior_quality': 'prior_quality',
 }
 
 setuptools.setup(

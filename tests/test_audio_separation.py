@@ -216,3 +216,21 @@ class EvaluateTracksTest(tf.test.TestCase):
     with self.assertRaisesRegex(ParameterError, 'has no violin/ folder'):
       os.rename(os.path.join(render, 'violin'), os.path.join(render, 'v'))
       evaluate_tracks.tracks_from_render(render, refs)
+
+
+class PriorQualityTest(tf.test.TestCase):
+
+  def test_denoising_table_has_one_row_per_level(self):
+    from experiments import prior_quality  # pylint: disable=g-import-not-at-top
+    from pipeline.tfrecords import write_patches  # pylint: disable=g-import-not-at-top
+    tmp = self.create_tempdir().full_path
+    prior = os.path.join(tmp, 'ncsn_piano')
+    _tiny_mel_prior(prior)
+    data = os.path.join(tmp, 'tfr')
+    write_patches(np.random.default_rng(0).uniform(0, 1, (6, 96, 64, 1)).astype(np.float32),
+                  data, features=FeatureConfig())
+    rows = prior_quality.run(prior_quality.PriorQualityConfig(prior_dir=prior, data_dir=data,
+                                                              n_examples=4))
+    self.assertLen(rows, 3)                    # the tiny prior's 3 levels
+    self.assertTrue(all(np.isfinite(r['mse_ratio']) for r in rows))
+    self.assertIn('| sigma | MSE / sigma^2 |', prior_quality.markdown(rows))
