@@ -148,6 +148,17 @@ def _diff(a, b, prefix=''):
   return [] if a == b else [f'{prefix[:-1]}: saved {a!r}, now {b!r}']
 
 
+def read_json(path: str) -> Any:
+  """The json in ``path``; a ParameterError naming the file when it is invalid."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ParameterError(
+        f'{path} is not valid json ({e}); fix or delete it (a run folder keeps its '
+        'checkpoints without it)') from e
+
+
 def check_description(workdir: str, description: Dict[str, Any]):
   """Writes ``config.json`` or checks it against a previous run in ``workdir``.
 
@@ -156,9 +167,14 @@ def check_description(workdir: str, description: Dict[str, Any]):
   """
   path = os.path.join(workdir, 'config.json')
   description = json.loads(json.dumps(description, default=_json_default))
+  checkpoints = os.path.join(workdir, 'checkpoints')
+  if os.path.exists(path) and not tf.train.latest_checkpoint(checkpoints):
+    # The run that wrote it never reached a checkpoint (it failed at step 0):
+    # nothing of it is kept, so it does not lock the workdir.
+    write_json_atomic(path, description)
+    return
   if os.path.exists(path):
-    with open(path) as f:
-      saved = json.load(f)
+    saved = read_json(path)
     diffs = _diff(saved, description)
     if diffs:
       raise ParameterError(
@@ -190,25 +206,53 @@ def worker_role(strategy: tf.distribute.Strategy) -> Tuple[bool, str]:
 
 
 def restore_or_initialize(manager: tf.train.CheckpointManager, checkpoint,
-                          workdir: str, latest: Optional[str] = None) -> Optional[str]:
-  """Restores the newest checkpoint; clear errors for damaged/mismatched ones.
+                          workdir: str, latest: Optional[str] = None,
+                          log: Optional[Callable[[str], None]] = None) -> Optional[str]:
+  """Restores the newest intact checkpoint; clear errors for damaged/mismatched ones.
 
-  ``latest``: restore this checkpoint path instead of the manager's newest
-  (a non-chief worker resumes from the chief's).
+  When the newest checkpoint is damaged (a truncated or missing ``.data`` or
+  ``.index`` file), the older ones the manager keeps are tried, newest first,
+  and ``log`` says which one was skipped and which one is used.
+
+  Args:
+    manager: the run's ``tf.train.CheckpointManager``.
+    checkpoint: the ``tf.train.Checkpoint`` to restore into.
+    workdir: the run folder, for messages.
+    latest: restore this checkpoint path instead of the manager's newest
+      (a non-chief worker resumes from the chief's); no fallback then.
+    log: callable for the fallback message (default: print).
+
+  Returns:
+    The path restored, or None when there is no checkpoint.
+
+  Raises:
+    ParameterError: when no checkpoint can be restored (naming each one tried
+      and why).
   """
-  latest = latest or manager.latest_checkpoint
-  if latest is None:
+  candidates = [latest] if latest else list(reversed(manager.checkpoints))
+  if not candidates and manager.latest_checkpoint:
+    candidates = [manager.latest_checkpoint]
+  if not candidates:
     return None
-  try:
-    status = checkpoint.restore(latest)
-    status.assert_existing_objects_matched()
-  # A truncated .data file surfaces as IndexError ("Read less bytes than
-  # requested") from the checkpoint reader, not as an OpError.
-  except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
-    raise ParameterError(
-        f'cannot restore checkpoint {latest} in {workdir}: it is damaged or '
-        f'belongs to a different model ({type(e).__name__}: {str(e)[:500]})') from e
-  return latest
+  failures = []
+  for path in candidates:
+    try:
+      status = checkpoint.restore(path)
+      status.assert_existing_objects_matched()
+    # A truncated .data file surfaces as IndexError ("Read less bytes than
+    # requested") from the checkpoint reader, not as an OpError.
+    except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
+      failures.append((path, e))
+      continue
+    if failures:
+      (log or print)(f'warning: checkpoint {failures[0][0]} in {workdir} is damaged '
+          f'({type(failures[0][1]).__name__}); resumed from the older intact {path}')
+    return path
+  path, e = failures[0]
+  older = (f'; the {len(failures) - 1} older one(s) failed too' if len(failures) > 1 else '')
+  raise ParameterError(
+      f'cannot restore checkpoint {path} in {workdir}: it is damaged or '
+      f'belongs to a different model ({type(e).__name__}: {str(e)[:500]}){older}') from e
 
 
 class _Interrupt:
@@ -330,8 +374,7 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
   final: Dict[str, Any] = {}
   metrics_path = os.path.join(workdir, 'metrics.json')
   if os.path.exists(metrics_path):   # a resumed run keeps its earlier metrics ...
-    with open(metrics_path) as f:
-      final.update(json.load(f))
+    final.update(read_json(metrics_path))
   final.update(num_parameters=n_params, replicas=replicas)   # ... but not this run's facts
 
   def evaluate(at_step):
@@ -430,9 +473,9 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
     raise
   if bar is not None:
     bar.close()
-  if manager.latest_checkpoint is None or int(step.numpy()) != start_step or (
+  if manager.latest_checkpoint is None or (
       not manager.latest_checkpoint.endswith(f'-{int(step.numpy())}')):
-    save('final')
+    save('final')   # unless the last periodic checkpoint is of this step
   final.update(evaluate(int(step.numpy())))
   final.update(step=int(step.numpy()), elapsed_s=float(elapsed.numpy()),
                examples_seen=None)
