@@ -91,6 +91,20 @@ def check_step_size(priors, prior_dirs, sources, sigmas, step_size, *, n_probe=3
   return worst
 
 
+def _record_step_check(description, priors, prior_dirs, sources, sigmas, step_size):
+  """Runs :func:`check_step_size`; its rows and warnings go into ``description``."""
+  lines = []
+
+  def log(line):
+    print(line, flush=True)
+    lines.append(line)
+
+  worst = check_step_size(priors, prior_dirs, sources, sigmas, step_size, log=log)
+  description['step_check'] = {d: {k: float(v) for k, v in row.items()}
+                               for d, row in worst.items()}
+  description['warnings'] = [l for l in lines if l.startswith('warning')]
+
+
 def _feature_diff(a: FeatureConfig, b: FeatureConfig) -> str:
   da, db = a.to_dict(), b.to_dict()
   return ', '.join(f'{k} {da.get(k)!r} vs {db.get(k)!r}' for k in sorted(set(da) | set(db))
@@ -181,7 +195,7 @@ def run_from_flags(flags):
                           likelihood_scale=flags.likelihood_scale)
     init = 'normal' if flags.prior == 'flow' else 'uniform'
     if flags.check_step:
-      check_step_size(priors, prior_dirs, sources, sigmas, step_size)
+      _record_step_check(description, priors, prior_dirs, sources, sigmas, step_size)
     print(f'separating {len(sources[0])} {flags.dataset} mixtures of {n_sources} '
           f'({len(sigmas)} levels x {flags.steps_per_sigma} steps)', flush=True)
     results = experiment.run_image_separation(
@@ -217,7 +231,7 @@ def run_from_flags(flags):
                           step_size=step_size, mixing=mixing_fn, clip=(0.0, 1.0),
                           likelihood_scale=flags.likelihood_scale)
     if flags.check_step:
-      check_step_size(priors, prior_dirs, sources, sigmas, step_size)
+      _record_step_check(description, priors, prior_dirs, sources, sigmas, step_size)
     results = experiment.run_mel_separation(
         separator, sources, mixing_fn=mixing_fn, out_dir=flags.out_dir,
         batch_size=flags.batch_size, features=features.to_dict(), seed=flags.seed,

@@ -13,7 +13,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
-from basis.separate import Separator
+from basis.separate import SATURATION_LIMIT, Separator, clipped_fraction
 from evaluation.image_metrics import best_permutation_psnr
 from pipeline.errors import ParameterError
 from training import images as image_utils
@@ -243,7 +243,8 @@ def _batch_cache(out_dir: str, separator: Separator, mixtures: np.ndarray,
   """What finished batches depend on: the description and the separator."""
   if not resume:
     return None
-  identity = {k: v for k, v in (description or {}).items() if k != 'command'}
+  identity = {k: v for k, v in (description or {}).items()
+              if k not in ('command', 'warnings', 'step_check')}
   identity['separator'] = {
       'sigmas': [float(v) for v in separator.sigmas],
       'steps_per_sigma': separator.steps_per_sigma, 'step_size': separator.step_size,
@@ -256,6 +257,34 @@ def _batch_cache(out_dir: str, separator: Separator, mixtures: np.ndarray,
                                         else [])
   identity['prior_fingerprints'] = fingerprint_prior_dirs(dirs)
   return BatchCache(os.path.join(out_dir, 'partial'), identity)
+
+
+def saturation_report(separator: Separator, estimates: np.ndarray, *, log=print,
+                      limit: float = SATURATION_LIMIT) -> Dict:
+  """The share of clipped estimates; warns when it passes ``limit``.
+
+  Returns:
+    ``{'clipped_fraction': float, 'saturated': bool}`` for ``results.json``,
+    with ``'warning'`` (the text logged) when saturated.
+  """
+  fraction = clipped_fraction(estimates, separator.clip)
+  out = {'clipped_fraction': fraction, 'saturated': bool(fraction > limit)}
+  if out['saturated']:
+    out['warning'] = (
+        f'warning: {100 * fraction:.1f} % of the estimates sit exactly at the clip bounds '
+        f'{tuple(float(v) for v in separator.clip)}: the chains blew up without reaching '
+        f'NaN; the results are not a separation. Lower the step size (now '
+        f'{separator.step_size:g}) (docs/basis.md)')
+    log(out['warning'])
+  return out
+
+
+def _add_saturation(results: Dict, separator: Separator, estimates: np.ndarray, log):
+  report = saturation_report(separator, estimates, log=log)
+  warning = report.pop('warning', None)
+  results.update(report)
+  if warning:
+    results['warnings'] = list(results.get('warnings') or []) + [warning]
 
 
 def _timing(stats: Dict) -> Dict:
@@ -309,6 +338,7 @@ def run_image_separation(separator: Separator, sources: np.ndarray, *, mixing_fn
   split_psnr, _ = best_permutation_psnr(split, sources)
   results = dict(description or {})
   results.update(_timing(stats))
+  _add_saturation(results, separator, estimates, log)
   results.update({
       'n_mixtures': int(len(mixtures)),
       'mean_psnr_db': float(np.mean(per_mixture)),
@@ -355,6 +385,7 @@ def run_mel_separation(separator: Separator, sources: np.ndarray, *, mixing_fn,
   mix_err_db = np.mean(np.abs(mixtures[None] - sources), axis=axes) * span  # baseline
   results = dict(description or {})
   results.update(_timing(stats))
+  _add_saturation(results, separator, estimates, log)
   results.update({
       'n_mixtures': int(len(mixtures)),
       'mean_abs_error_db_per_source': [float(v) for v in err_db.mean(axis=1)],

@@ -55,6 +55,11 @@ class Separator:
       (default 'sum'); for dB mel patches ``DbPowerSum.from_features(features)``.
     likelihood_scale: multiplies the 1 / sigma_i^2 weight (1: the paper).
     clip: optional ``(low, high)`` applied to the final estimates.
+
+  Raises:
+    ParameterError: K < 2, a prior without ``score``, NaN/inf or
+      non-decreasing ``sigmas``, a NaN/inf or non-positive ``step_size``, a
+      NaN/inf or negative ``likelihood_scale``, ``clip`` without low < high.
   """
 
   def __init__(self, priors: Sequence, *, sigmas, steps_per_sigma: int = 100,
@@ -66,12 +71,24 @@ class Separator:
     for k, p in enumerate(priors):
       check_prior(p, k)
     sig = np.asarray(sigmas, np.float64).reshape(-1)
+    if len(sig) and not np.all(np.isfinite(sig)):
+      raise ParameterError(f'sigmas must be finite, got {sig} (NaN or inf at level(s) '
+                           f'{np.flatnonzero(~np.isfinite(sig)).tolist()})')
     if len(sig) < 1 or np.any(sig <= 0) or np.any(np.diff(sig) > 0):
       raise ParameterError(f'sigmas must be positive and non-increasing, got {sig}')
     if int(steps_per_sigma) != steps_per_sigma or steps_per_sigma <= 0:
       raise ParameterError(f'steps_per_sigma must be a positive int, got {steps_per_sigma!r}')
+    if not np.isfinite(step_size):
+      raise ParameterError(f'step_size must be a finite number > 0, got {step_size!r}')
     if not step_size > 0:
       raise ParameterError(f'step_size must be > 0, got {step_size!r}')
+    if not np.isfinite(likelihood_scale) or likelihood_scale < 0:
+      raise ParameterError(f'likelihood_scale must be a finite number >= 0, got '
+                           f'{likelihood_scale!r}')
+    if clip is not None:
+      low, high = (float(v) for v in clip)
+      if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ParameterError(f'clip must be (low, high) with finite low < high, got {clip!r}')
     for p in priors:
       if hasattr(p, 'validate_sigmas'):
         p.validate_sigmas(sig)
@@ -159,7 +176,8 @@ class Separator:
       float32 ``[K, batch, ...]`` source estimates (and the trajectory).
 
     Raises:
-      ParameterError: for a mixture of rank 0 or an ``init`` of the wrong shape.
+      ParameterError: for a mixture of rank 0, a NaN/inf mixture or ``init``,
+        an ``init`` of the wrong shape, or a prior whose first score is NaN/inf.
       DivergenceError: NaN/inf in the chains (names the level and step).
     """
     mixture = tf.convert_to_tensor(mixture, tf.float32)
@@ -183,10 +201,19 @@ class Separator:
       if tuple(xs.shape) != shape:
         raise ParameterError(f'init must have shape {shape} ([K, *mixture.shape]), '
                              f'got {tuple(xs.shape)}')
+      if not bool(tf.reduce_all(tf.math.is_finite(xs))):
+        raise ParameterError('init holds NaN or infinite values')
     if not getattr(self, '_checked', False):
       # One eager evaluation on a single example checks every prior's output
-      # shape with a clear error (inside tf.function it would be wrapped).
-      self.scores(xs[:, :1], tf.constant(self.sigmas[0], tf.float32))
+      # shape and finiteness with a clear error (inside tf.function it would
+      # be wrapped, and a NaN would read as a divergence).
+      first = self.scores(xs[:, :1], tf.constant(self.sigmas[0], tf.float32))
+      for prior, idx in self._groups:
+        if not bool(tf.reduce_all(tf.math.is_finite(tf.gather(first, idx)))):
+          raise ParameterError(
+              f'prior {type(prior).__name__} (source(s) {idx}) returned NaN or infinite '
+              f'scores at sigma {self.sigmas[0]:.4g} for finite input: the prior is broken, '
+              'not the step size')
       self._checked = True
     levels = len(self.sigmas)
     stepwise = progress is not None or return_trajectory
@@ -211,6 +238,32 @@ class Separator:
     if return_trajectory:
       return xs, tf.stack(trajectory, axis=0)
     return xs
+
+
+SATURATION_LIMIT = 0.5
+
+
+def clipped_fraction(estimates, clip) -> float:
+  """Share of the estimates that sit exactly at either clip bound.
+
+  A run that blew up without reaching NaN ends with most values pinned to the
+  bounds by the final clip (e.g. all 0 or 1 for images); a good run has a few
+  percent there (the background of MNIST digits, the dB floor of silence).
+
+  Args:
+    estimates: float ``[K, batch, ...]`` after the final clip.
+    clip: the ``(low, high)`` bounds, or None (nothing is clipped: 0).
+
+  Returns:
+    float in [0, 1].
+  """
+  if clip is None:
+    return 0.0
+  x = np.asarray(estimates)
+  if x.size == 0:
+    return 0.0
+  low, high = (np.float32(v) for v in clip)
+  return float(np.mean((x <= low) | (x >= high)))
 
 
 def separate(mixture, priors, *, sigmas, steps_per_sigma=100, step_size=3e-5,
