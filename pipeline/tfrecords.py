@@ -545,9 +545,52 @@ def _read_first_record(path: str) -> Optional[bytes]:
   return payload
 
 
+def _check_record_layout(path: str, shard_count: int, first_length: int):
+  """Walks a shard's record headers: every record whole and of the first's size.
+
+  All records of a patch set serialize to the same number of bytes, so a
+  shard of ``n`` records is ``n * (first_length + 16)`` bytes and record
+  ``i`` starts at ``i * (first_length + 16)``. Every header is read (12 bytes
+  each, the payloads skipped: about 20 us per record) to name the first
+  damaged record. Payload CRCs are still checked by ``tf.data``.
+
+  Raises:
+    ParameterError: naming the shard and the record (0-based) that is
+      truncated, has a bad header, or differs in size from the first.
+  """
+  record_bytes = first_length + 16
+  size = tf.io.gfile.stat(path).length
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    for index in range(shard_count):
+      truncated = ParameterError(
+          f'shard {path!r} is truncated at record {index} of {shard_count} '
+          f'({size} bytes; {METADATA_FILE} needs {shard_count * record_bytes})')
+      if index * record_bytes + 12 > size:
+        raise truncated
+      f.seek(index * record_bytes)
+      header = f.read(12)
+      length = struct.unpack('<Q', header[:8])[0]
+      if struct.unpack('<I', header[8:])[0] != _masked_crc32c(header[:8]):
+        raise ParameterError(
+            f'shard {path!r}: record {index} has a damaged header (bad CRC)')
+      if length != first_length:
+        raise ParameterError(
+            f'shard {path!r}: record {index} holds {length} bytes, the first '
+            f'record {first_length}: the shard is damaged or not a patch set')
+      if (index + 1) * record_bytes > size:
+        raise truncated
+  if size == shard_count * record_bytes:
+    return
+  raise ParameterError(
+      f'shard {path!r} is {size} bytes, {METADATA_FILE} says {shard_count} '
+      f'records of {record_bytes} bytes ({shard_count * record_bytes}): it '
+      'holds extra data')
+
+
 def _check_first_record(path: str, shard_count: int,
                         shape: Tuple[int, ...]):
-  """Parses a shard's first record eagerly so schema errors surface early."""
+  """Parses a shard's first record eagerly so schema errors surface early,
+  and checks that every record is whole (:func:`_check_record_layout`)."""
   if not tf.io.gfile.exists(path):
     raise ParameterError(f'shard {path!r} listed in {METADATA_FILE} is missing')
   first = _read_first_record(path)
@@ -560,6 +603,7 @@ def _check_first_record(path: str, shard_count: int,
   except Exception as e:  # protobuf DecodeError
     raise ParameterError(
         f'shard {path!r}: first record is not a tf.train.Example ({e})') from e
+  _check_record_layout(path, shard_count, len(first))
   feature = example.features.feature
   size = int(np.prod(shape))
   if ('data' not in feature or
