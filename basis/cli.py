@@ -12,6 +12,7 @@ from basis.mixing import get_mixing
 from basis.flow_prior import FlowFamilyPrior
 from basis.priors import NCSNPrior
 from basis.separate import Separator
+from pipeline import cli_errors
 from pipeline import compute
 from pipeline import datasets
 from pipeline.config import FeatureConfig
@@ -170,6 +171,9 @@ def run_from_flags(flags):
     step_size = DEFAULT_STEP_SIZES[flags.prior]
   if not step_size > 0:
     raise ParameterError(f'--step_size must be > 0, got {step_size}')
+  cli_errors.check_positive(flags, 'n_mixtures', 'batch_size', 'steps_per_sigma',
+                            'n_sources')
+  cli_errors.check_output_dir(flags.out_dir)
   priors, prior_dirs = _load_priors(flags, n_sources)
   sigmas = _sigmas(flags, priors)
   description = {

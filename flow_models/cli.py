@@ -10,6 +10,7 @@ import tensorflow as tf
 from flow_models import model as model_lib
 from flow_models import train_lib
 from flow_models import utils
+from pipeline import cli_errors
 from pipeline import datasets
 from pipeline.errors import ParameterError
 from training import images as image_utils
@@ -82,6 +83,9 @@ def train_from_flags(flags):
   """Builds data, config and task from flags and runs the shared loop."""
   if not flags.workdir:
     raise ParameterError('--workdir is required for training')
+  cli_errors.check_positive(flags, 'batch_size', 'steps', 'log_every', 'eval_every',
+                            'checkpoint_every', 'learning_rate')
+  cli_errors.check_output_dir(flags.workdir, 'workdir')
   train_ds, test_ds, info = _datasets(flags)
   shape = tuple(info['image_shape'])
   config = train_lib.FlowTrainConfig(
@@ -116,6 +120,9 @@ def finetune_noise_from_flags(flags):
   if not flags.workdir or not flags.init_from:
     raise ParameterError('--mode=finetune_noise needs --init_from (the clean prior) and '
                          '--workdir (the family folder)')
+  cli_errors.check_positive(flags, 'batch_size', 'steps_per_sigma', 'num_levels',
+                            'learning_rate')
+  cli_errors.check_output_dir(flags.workdir, 'workdir')
   sigmas = np.geomspace(flags.sigma_max, flags.sigma_min, flags.num_levels)
   train_ds, test_ds, info = _datasets(flags)
   family = train_lib.finetune_noise(

@@ -11,6 +11,7 @@ from ncsn import schedules
 from ncsn import train_lib
 from ncsn.model import ScoreNetConfig
 from ncsn.sampling import make_sampler
+from pipeline import cli_errors
 from pipeline import compute
 from pipeline import datasets
 from pipeline.errors import ParameterError
@@ -45,6 +46,9 @@ def train_from_flags(flags):
   """Builds data, config and task from flags and runs the shared loop."""
   if not flags.workdir:
     raise ParameterError('--workdir is required for training')
+  cli_errors.check_positive(flags, 'batch_size', 'steps', 'log_every', 'eval_every',
+                            'checkpoint_every', 'learning_rate')
+  cli_errors.check_output_dir(flags.workdir, 'workdir')
   data_dir = flags.data_dir
   mel = flags.dataset in ('melspec', 'audio')
   if not mel and data_dir:
@@ -96,13 +100,17 @@ def sample_from_flags(flags):
   """Draws samples from an exported prior and writes a PNG grid and an .npy."""
   if not flags.prior or not flags.out:
     raise ParameterError('--mode=sample needs --prior (folder) and --out (PNG path)')
+  cli_errors.check_positive(flags, 'n_samples', 'steps_each', 'step_lr')
   model = train_lib.load_score_model(flags.prior, compute_dtype=_precision(flags))
   meta = model.prior_metadata
   shape = tuple(meta['image_shape'])
   sampler = make_sampler(lambda x, labels: model(x, labels), model.sigmas.numpy(),
                          n_steps_each=flags.steps_each, step_lr=flags.step_lr)
-  x0 = tf.random.stateless_uniform((flags.n_samples,) + shape, [flags.seed, 7])
-  samples = sampler(x0, tf.constant([flags.seed, 11], tf.int32)).numpy()
+  # A batch of one loses its static batch size inside the score network, which
+  # tf.while_loop refuses ("enters the loop with shape (1, ...)"): draw two, keep one.
+  n_draw = max(int(flags.n_samples), 2)
+  x0 = tf.random.stateless_uniform((n_draw,) + shape, [flags.seed, 7])
+  samples = sampler(x0, tf.constant([flags.seed, 11], tf.int32)).numpy()[:flags.n_samples]
   image_utils.save_sample_grid(flags.out, samples, meta)
   print(f'wrote {flags.out} ({flags.n_samples} samples, {flags.steps_each} steps x '
         f'{len(model.sigmas.numpy())} levels)', flush=True)
