@@ -120,6 +120,42 @@ def load(path: str, *, sample_rate: Optional[int] = None,
   return np.ascontiguousarray(y, dtype=np.float32), int(sr)
 
 
+def wav_size_mismatch(path: str) -> Optional[str]:
+  """Why a WAV file's header and its size disagree (truncated), or None.
+
+  Walks the RIFF chunks to the ``data`` chunk and compares its declared size
+  with the bytes present. Headers that leave the size open (0 or
+  0xFFFFFFFF, as streaming writers do) and non-WAV files give None.
+
+  Args:
+    path: file path.
+
+  Returns:
+    A message naming the declared and present bytes, or None.
+  """
+  try:
+    size = os.path.getsize(path)
+    with open(path, 'rb') as f:
+      head = f.read(12)
+      if len(head) < 12 or head[:4] != b'RIFF' or head[8:12] != b'WAVE':
+        return None
+      offset = 12
+      while offset + 8 <= size:
+        f.seek(offset)
+        chunk = f.read(8)
+        declared = int.from_bytes(chunk[4:8], 'little')
+        if chunk[:4] == b'data':
+          present = size - offset - 8
+          if declared in (0, 0xFFFFFFFF) or present >= declared:
+            return None
+          return (f'{path!r} is truncated: its header declares {declared} bytes of '
+                  f'samples, the file holds {present}')
+        offset += 8 + declared + (declared & 1)
+  except OSError:
+    return None
+  return None
+
+
 def require_sample_rate(actual: int, expected: int, *, name: str = 'audio'):
   """Raises ParameterError unless ``actual == expected`` (both Hz)."""
   if int(actual) != int(expected):

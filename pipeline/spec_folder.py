@@ -2,9 +2,11 @@
 
 import datetime
 import os
-from typing import Dict, List, Optional, Sequence
+import sys
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
+import soundfile as sf
 
 from pipeline import audio
 from pipeline.config import FeatureConfig
@@ -36,12 +38,33 @@ def list_audio_files(folder: str, *, recursive: bool = True,
   return found
 
 
+def check_mel_bands(transform: MelTransform):
+  """Refuses features whose mel filterbank has bands that no FFT bin reaches.
+
+  Too many mels for the FFT size (``n_mels=1500`` with ``n_fft=2048``, or 96
+  mels with ``n_fft=256``) leaves bands narrower than one bin: always zero.
+
+  Raises:
+    ParameterError: naming how many bands are empty and the settings.
+  """
+  c = transform.config
+  fb = np.asarray(transform.filterbank)          # [n_bins, n_mels]
+  empty = np.flatnonzero(~np.any(fb > 0, axis=0))
+  if len(empty):
+    raise ParameterError(
+        f'--n_mels={c.n_mels} with --n_fft={c.n_fft} ({c.fmin:g}-{c.fmax:g} Hz at '
+        f'{c.sample_rate} Hz) leaves {len(empty)} of {c.n_mels} mel bands empty (no FFT '
+        f'bin between their edges; first {empty[:5].tolist()}): lower --n_mels or raise '
+        '--n_fft')
+
+
 def folder_to_patches(in_dir: str, out_dir: str, *,
                       features: FeatureConfig = FeatureConfig(),
                       min_rms_db: Optional[float] = -60.0,
                       pad_end: bool = False, overwrite: bool = False,
                       max_shard_bytes: int = 64 << 20, skip_bad_files: bool = False,
-                      progress: bool = True, command: Optional[str] = None) -> Dict:
+                      progress: bool = True, command: Optional[str] = None,
+                      log: Optional[Callable[[str], None]] = None) -> Dict:
   """Converts every audio file under ``in_dir`` into patches in ``out_dir``.
 
   Each file is read (mono, resampled to ``features.sample_rate``), cut into
@@ -64,16 +87,28 @@ def folder_to_patches(in_dir: str, out_dir: str, *,
     skip_bad_files: log and skip unreadable files instead of failing.
     progress: show a progress bar over files.
     command: the command line, recorded as provenance.
+    log: callable for warnings (default: stderr). Warned and recorded in the
+      provenance: a source below ``features.sample_rate`` (upsampled; each
+      file's ``source_sample_rate`` is recorded) and float samples with a
+      peak above 1.
 
   Returns:
     The metadata dict written beside the shards.
 
   Raises:
-    ParameterError: missing/empty input folder, an unreadable file (unless
+    ParameterError: missing/empty input folder, features whose filterbank
+      has empty mel bands, an unreadable or truncated file (unless
       ``skip_bad_files``), no patch at all, or an occupied ``out_dir``.
   """
-  files = list_audio_files(in_dir)
   transform = MelTransform(features)
+  check_mel_bands(transform)
+  files = list_audio_files(in_dir)
+  log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+  warnings = []
+
+  def warn(message):
+    warnings.append(message)
+    log(f'warning: {message}')
   to_patches = transform.make_window_fn()
   sources, skipped, bad = [], 0, []
   iterator = files
@@ -87,17 +122,34 @@ def folder_to_patches(in_dir: str, out_dir: str, *,
                    max_shard_bytes=max_shard_bytes, overwrite=overwrite) as writer:
     for path in iterator:
       try:
+        truncated = audio.wav_size_mismatch(path)
+        if truncated:
+          raise ParameterError(f'{truncated}; re-export it or pass --skip_bad_files')
+        try:
+          info = sf.info(path)
+        except Exception as e:  # soundfile raises LibsndfileError / RuntimeError
+          raise ParameterError(f'cannot read audio file {path!r}: {e}') from e
         y, _ = audio.load(path, sample_rate=features.sample_rate)
       except ParameterError as e:
         if not skip_bad_files:
           raise
         bad.append({'file': path, 'error': str(e)})
         continue
+      entry = {'source_sample_rate': int(info.samplerate), 'subtype': info.subtype}
+      rel = os.path.relpath(path, in_dir)
+      if info.samplerate < features.sample_rate:
+        warn(f'{rel} is at {info.samplerate} Hz, upsampled to {features.sample_rate} Hz: '
+             f'its mel bands above {info.samplerate / 2:g} Hz are empty')
+      peak = float(np.max(np.abs(y)))
+      if peak > 1.0:
+        entry['peak'] = peak
+        warn(f'{rel} has float samples with peak {peak:.3g} > 1: the patches saturate '
+             'at the dB ceiling; scale the file to [-1, 1]')
       n = features.patch_samples
       if len(y) < n and not pad_end:
         skipped += 1
-        sources.append({'file': os.path.relpath(path, in_dir), 'patches': 0,
-                        'note': 'shorter than one patch'})
+        sources.append({'file': rel, 'patches': 0, 'note': 'shorter than one patch',
+                        **entry})
         continue
       frames = transform.frame_waveform(y, pad_end=pad_end).numpy()
       if min_rms_db is not None:
@@ -107,8 +159,9 @@ def folder_to_patches(in_dir: str, out_dir: str, *,
         frames = frames[keep]
       if len(frames):
         writer.add(to_patches(frames))
-      sources.append({'file': os.path.relpath(path, in_dir), 'patches': int(len(frames))})
-    writer.update_provenance(files=sources, skipped_windows=skipped, bad_files=bad)
+      sources.append({'file': rel, 'patches': int(len(frames)), **entry})
+    writer.update_provenance(files=sources, skipped_windows=skipped, bad_files=bad,
+                             warnings=warnings)
     if writer.count == 0:
       raise ParameterError(
           f'no patch made from {len(files)} files in {in_dir!r} (all shorter than '

@@ -27,7 +27,9 @@ filesystem TensorFlow reads (local paths, ``gs://`` ...).
 import datetime
 import json
 import os
+import socket
 import struct
+import sys
 import uuid
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -66,6 +68,52 @@ def _holds_patch_set(folder: str) -> bool:
     return False
   return (tf.io.gfile.exists(_join(folder, METADATA_FILE)) or
           bool(tf.io.gfile.glob(_join(folder, '*.tfrecord'))))
+
+
+_OWNER_FILE = 'owner'
+
+
+def _owner_alive(staging: str) -> bool:
+  """Whether the process that made a staging folder may still be writing it."""
+  try:
+    with tf.io.gfile.GFile(_join(staging, _OWNER_FILE)) as f:
+      host, pid = f.read().split()
+  except (tf.errors.NotFoundError, ValueError):
+    return False      # no owner: left by a writer killed before it wrote one
+  if host != socket.gethostname():
+    return True       # another machine's: not ours to judge
+  try:
+    os.kill(int(pid), 0)
+  except ProcessLookupError:
+    return False
+  except (PermissionError, ValueError):
+    return True
+  return True
+
+
+def remove_orphaned_staging(out_dir: str, *, log=None) -> List[str]:
+  """Removes ``.staging-*`` folders of killed writers from ``out_dir``.
+
+  A writer killed before :meth:`PatchWriter.close` leaves its staging folder
+  (as large as the data). A folder whose owner (host and pid, recorded when
+  it was made) no longer runs on this host is removed; another live
+  writer's is kept.
+
+  Returns:
+    The removed folders.
+  """
+  removed = []
+  if not tf.io.gfile.isdir(out_dir):
+    return removed
+  for name in sorted(tf.io.gfile.listdir(out_dir)):
+    name = name.rstrip('/')
+    path = _join(out_dir, name)
+    if name.startswith(_STAGING_PREFIX) and tf.io.gfile.isdir(path) and not _owner_alive(path):
+      tf.io.gfile.rmtree(path)
+      removed.append(path)
+      (log or (lambda m: print(m, file=sys.stderr)))(
+          f'removed {path}: the staging folder of an earlier, killed run')
+  return removed
 
 
 def _serialize(flat: np.ndarray, shape: Tuple[int, ...]) -> bytes:
@@ -174,8 +222,11 @@ class PatchWriter:
     self._prefix = prefix
     self._overwrite = overwrite
     tf.io.gfile.makedirs(out_dir)
+    remove_orphaned_staging(out_dir)
     self._staging = _join(out_dir, f'{_STAGING_PREFIX}{uuid.uuid4().hex}')
     tf.io.gfile.makedirs(self._staging)
+    with tf.io.gfile.GFile(_join(self._staging, _OWNER_FILE), 'w') as f:
+      f.write(f'{socket.gethostname()} {os.getpid()}')
     self._shards: List[Dict[str, int]] = []  # staged shards: count, bytes
     self._writer = None
     self._count = 0

@@ -1,12 +1,16 @@
-"""Damaged TFRecord shards name the file and the record."""
+"""Damaged TFRecord shards name the file and the record; wav_to_spec warns or refuses
+bad audio; a killed writer's staging folder is cleaned on the next run."""
 
 import glob
 import os
 
 import numpy as np
+import soundfile as sf
 import tensorflow as tf
 
+from pipeline import spec_folder
 from pipeline import tfrecords
+from pipeline.config import FeatureConfig
 from pipeline.errors import ParameterError
 
 _SHAPE = (4, 3, 1)
@@ -58,6 +62,80 @@ class DamagedShardTest(tf.test.TestCase):
       f.write(good[:record] + bad + b'\0' * (record - len(bad)))
     with self.assertRaisesRegex(ParameterError, r'record 1 holds \d+ bytes, the first'):
       tfrecords.patch_dataset(out, split='all')
+
+
+def _tone(seconds, sample_rate, amplitude=0.5):
+  t = np.arange(int(seconds * sample_rate)) / sample_rate
+  return (amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+class WavToSpecTest(tf.test.TestCase):
+
+  def _folder(self, **files):
+    folder = self.create_tempdir().full_path
+    for name, (y, sr, subtype) in files.items():
+      sf.write(os.path.join(folder, name + '.wav'), y, sr, subtype=subtype)
+    return folder
+
+  def _run(self, folder, **kw):
+    out = os.path.join(self.create_tempdir().full_path, 'tfr')
+    lines = []
+    meta = spec_folder.folder_to_patches(folder, out, progress=False, log=lines.append, **kw)
+    return meta, lines, out
+
+  def test_truncated_wav_is_refused_by_name(self):
+    folder = self._folder(cut=(_tone(4.5, 16000), 16000, 'PCM_16'))
+    path = os.path.join(folder, 'cut.wav')
+    with open(path, 'r+b') as f:
+      f.truncate(os.path.getsize(path) // 2)
+    with self.assertRaisesRegex(ParameterError, r'cut\.wav.* is truncated: its header '
+                                r'declares 144000 bytes'):
+      self._run(folder)
+
+  def test_upsampled_source_warns_and_records_its_rate(self):
+    folder = self._folder(low=(_tone(4.5, 8000), 8000, 'PCM_16'))
+    meta, lines, _ = self._run(folder)
+    entry, = meta['provenance']['files']
+    self.assertEqual(entry['source_sample_rate'], 8000)
+    self.assertLen(lines, 1)
+    self.assertIn('low.wav is at 8000 Hz, upsampled to 16000 Hz', lines[0])
+    self.assertEqual(meta['provenance']['warnings'], [lines[0][len('warning: '):]])
+
+  def test_float_peak_above_one_warns(self):
+    folder = self._folder(loud=(_tone(4.5, 16000, amplitude=15.0), 16000, 'FLOAT'))
+    meta, lines, _ = self._run(folder)
+    self.assertAlmostEqual(meta['provenance']['files'][0]['peak'], 15.0, places=2)
+    self.assertTrue(any('peak 15 > 1' in l for l in lines), lines)
+
+  def test_clean_file_gives_no_warning(self):
+    meta, lines, _ = self._run(self._folder(ok=(_tone(4.5, 16000), 16000, 'PCM_16')))
+    self.assertEqual(lines, [])
+    self.assertEqual(meta['provenance']['files'][0]['source_sample_rate'], 16000)
+
+  def test_empty_mel_bands_are_refused_with_their_count(self):
+    folder = self._folder(ok=(_tone(4.5, 16000), 16000, 'PCM_16'))
+    with self.assertRaisesRegex(ParameterError, r'--n_mels=1500 with --n_fft=2048 .*leaves '
+                                '338 of 1500 mel bands empty'):
+      self._run(folder, features=FeatureConfig(n_mels=1500))
+
+  def test_orphaned_staging_folder_is_removed_on_the_next_run(self):
+    folder = self._folder(ok=(_tone(4.5, 16000), 16000, 'PCM_16'))
+    out = os.path.join(self.create_tempdir().full_path, 'tfr')
+    orphan = os.path.join(out, '.staging-0123abcd')     # a killed run's (no live owner)
+    os.makedirs(orphan)
+    with open(os.path.join(orphan, 'shard-00000.tfrecord'), 'wb') as f:
+      f.write(b'x' * 100)
+    alive = os.path.join(out, '.staging-live')          # a running writer's: kept
+    os.makedirs(alive)
+    with open(os.path.join(alive, 'owner'), 'w') as f:
+      import socket  # pylint: disable=g-import-not-at-top
+      f.write(f'{socket.gethostname()} {os.getpid()}')
+    lines = []
+    spec_folder.folder_to_patches(folder, out, progress=False, log=lines.append)
+    self.assertFalse(os.path.exists(orphan))
+    self.assertTrue(os.path.exists(alive))
+    self.assertEqual(sorted(n for n in os.listdir(out) if n.startswith('.staging')),
+                     ['.staging-live'])
 
 
 if __name__ == '__main__':
