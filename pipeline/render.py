@@ -68,6 +68,24 @@ class RenderDependencyError(RuntimeError):
   """The fluidsynth program or a General MIDI soundfont is not installed."""
 
 
+def check_sf2(path: str, name: str) -> str:
+  """Returns ``path`` if it starts like a SoundFont 2 file ('RIFF' .... 'sfbk').
+
+  fluidsynth given anything else warns and falls back to its default
+  soundfont, so the data would silently come from another instrument set.
+
+  Raises:
+    ParameterError: naming ``name`` when the header is not an sf2 header.
+  """
+  with open(path, 'rb') as f:
+    head = f.read(12)
+  if len(head) < 12 or head[:4] != b'RIFF' or head[8:12] != b'sfbk':
+    raise ParameterError(
+        f'{name} is not a SoundFont 2 file (no RIFF/sfbk header; fluidsynth would '
+        f'silently use its default soundfont instead); pass a General MIDI .sf2 file')
+  return path
+
+
 def find_soundfont(soundfont: Optional[str] = None) -> str:
   """Finds the General MIDI soundfont to render with.
 
@@ -82,7 +100,8 @@ def find_soundfont(soundfont: Optional[str] = None) -> str:
 
   Raises:
     ParameterError: if ``soundfont`` or ``BASIS_SOUNDFONT`` names a file that
-      does not exist (an explicit choice is never silently replaced).
+      does not exist or is not an sf2 file (an explicit choice is never
+      silently replaced).
     RenderDependencyError: if nothing is given and no candidate exists; the
       message says how to install one.
   """
@@ -91,14 +110,14 @@ def find_soundfont(soundfont: Optional[str] = None) -> str:
       raise ParameterError(
           f'soundfont {soundfont!r} does not exist; pass the path of a General '
           f'MIDI .sf2 file, or None to search ({INSTALL_HINT})')
-    return os.path.abspath(os.path.expanduser(soundfont))
+    return check_sf2(os.path.abspath(os.path.expanduser(soundfont)), f'soundfont {soundfont!r}')
   env = os.environ.get(SOUNDFONT_ENV, '')
   if env:
     if not os.path.isfile(os.path.expanduser(env)):
       raise ParameterError(
           f'{SOUNDFONT_ENV}={env!r} does not exist; point it at a General MIDI '
           f'.sf2 file or unset it to search the usual places')
-    return os.path.abspath(os.path.expanduser(env))
+    return check_sf2(os.path.abspath(os.path.expanduser(env)), f'{SOUNDFONT_ENV}={env!r}')
   for candidate in SOUNDFONT_CANDIDATES:
     path = os.path.expanduser(candidate)
     if os.path.isfile(path):

@@ -138,5 +138,17 @@ class WavToSpecTest(tf.test.TestCase):
                      ['.staging-live'])
 
 
+class SoundfontTest(tf.test.TestCase):
+
+  def test_text_file_as_soundfont_is_refused_by_name(self):
+    from pipeline import render  # pylint: disable=g-import-not-at-top
+    text = self.create_tempfile('notes.sf2', content='just some text\n').full_path
+    with self.assertRaisesRegex(ParameterError, r"soundfont '.*notes\.sf2' is not a "
+                                'SoundFont 2 file'):
+      render.find_soundfont(text)
+    good = self.create_tempfile('ok.sf2', content='RIFF\x10\0\0\0sfbkLIST').full_path
+    self.assertEqual(render.find_soundfont(good), good)
+
+
 if __name__ == '__main__':
   tf.test.main()

@@ -177,7 +177,7 @@ class SoundfontAndMixingTest(parameterized.TestCase):
       render.find_soundfont('/nonexistent/missing.sf2')
 
   def test_env_override_is_used_and_must_exist(self):
-    sf2 = self.create_tempfile('mine.sf2', content='x').full_path
+    sf2 = self.create_tempfile('mine.sf2', content='RIFF\0\0\0\0sfbk').full_path
     with mock.patch.dict(os.environ, {render.SOUNDFONT_ENV: sf2}):
       self.assertEqual(render.find_soundfont(), os.path.abspath(sf2))
     with mock.patch.dict(os.environ, {render.SOUNDFONT_ENV: '/no/such.sf2'}):
