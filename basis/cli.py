@@ -103,7 +103,8 @@ def _record_step_check(description, priors, prior_dirs, sources, sigmas, step_si
   worst = check_step_size(priors, prior_dirs, sources, sigmas, step_size, log=log)
   description['step_check'] = {d: {k: float(v) for k, v in row.items()}
                                for d, row in worst.items()}
-  description['warnings'] = [l for l in lines if l.startswith('warning')]
+  description['warnings'] = list(description.get('warnings') or []) + [
+      l for l in lines if l.startswith('warning')]
 
 
 def _feature_diff(a: FeatureConfig, b: FeatureConfig) -> str:
@@ -227,6 +228,12 @@ def run_from_flags(flags):
     for prior, prior_dir in zip(priors, prior_dirs):
       check_prior_matches_data(prior, prior_dir, features.patch_shape, features)
     n = min(len(p) for p in per_source)
+    if n < flags.n_mixtures:
+      short = [d for d, p in zip(flags.data_dir, per_source) if len(p) == n]
+      note = (f'warning: --n_mixtures={flags.n_mixtures} but {short[0]} has only {n} test '
+              f'patch(es): separating {n}')
+      print(note, flush=True)
+      description.setdefault('warnings', []).append(note)
     sources = np.stack([p[:n] for p in per_source])
     mixing = flags.mixing or 'db_power_sum'
     mixing_fn = get_mixing(mixing, features=features)

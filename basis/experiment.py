@@ -287,6 +287,19 @@ def _add_saturation(results: Dict, separator: Separator, estimates: np.ndarray, 
     results['warnings'] = list(results.get('warnings') or []) + [warning]
 
 
+def _start_output_set(out_dir: str):
+  """Removes an earlier run's ``results.json`` before new outputs are written.
+
+  ``results.json`` is written last, so the outputs beside it are one set: a
+  run killed between its writes leaves no ``results.json`` (incomplete)
+  rather than new estimates next to old results.
+  """
+  try:
+    os.remove(os.path.join(out_dir, 'results.json'))
+  except FileNotFoundError:
+    pass
+
+
 def _timing(stats: Dict) -> Dict:
   """Speed of the batches computed by this invocation (not resumed ones)."""
   out = {'seconds': stats['seconds'], 'mixtures_resumed': stats['resumed']}
@@ -349,6 +362,7 @@ def run_image_separation(separator: Separator, sources: np.ndarray, *, mixing_fn
                        'permutation': [int(v) for v in q]}
                       for p, s, q in zip(per_mixture, per_source, perm)],
   })
+  _start_output_set(out_dir)
   save_npy_atomic(os.path.join(out_dir, 'estimates.npy'), estimates)
   # Reorder estimates by the chosen permutation for the picture.
   ordered = np.stack([estimates[perm[:, j], np.arange(len(mixtures))]
@@ -392,6 +406,7 @@ def run_mel_separation(separator: Separator, sources: np.ndarray, *, mixing_fn,
       'mixture_as_estimate_error_db_per_source': [float(v) for v in mix_err_db.mean(axis=1)],
       'per_patch_abs_error_db': err_db.T.tolist(),
   })
+  _start_output_set(out_dir)
   save_npy_atomic(os.path.join(out_dir, 'estimates.npy'), estimates)
   save_npy_atomic(os.path.join(out_dir, 'mixtures.npy'), mixtures)
   save_npy_atomic(os.path.join(out_dir, 'references.npy'), sources)

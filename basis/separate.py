@@ -177,7 +177,8 @@ class Separator:
 
     Raises:
       ParameterError: for a mixture of rank 0, a NaN/inf mixture or ``init``,
-        an ``init`` of the wrong shape, or a prior whose first score is NaN/inf.
+        an ``init`` of the wrong shape, a mixing function whose output is not
+        the mixture's shape, or a prior whose first score is NaN/inf.
       DivergenceError: NaN/inf in the chains (names the level and step).
     """
     mixture = tf.convert_to_tensor(mixture, tf.float32)
@@ -208,6 +209,12 @@ class Separator:
       # shape and finiteness with a clear error (inside tf.function it would
       # be wrapped, and a NaN would read as a divergence).
       first = self.scores(xs[:, :1], tf.constant(self.sigmas[0], tf.float32))
+      mixed = self.mixing(xs[:, :1])
+      if tuple(mixed.shape) != (1,) + tuple(mixture.shape[1:]):
+        raise ParameterError(
+            f'the mixing function maps sources [K, batch, ...] of shape '
+            f'{tuple(xs[:, :1].shape)} to {tuple(mixed.shape)}, the mixture needs '
+            f'{(1,) + tuple(mixture.shape[1:])}: it must reduce the source axis only')
       for prior, idx in self._groups:
         if not bool(tf.reduce_all(tf.math.is_finite(tf.gather(first, idx)))):
           raise ParameterError(

@@ -72,6 +72,39 @@ class NaNInputTest(tf.test.TestCase, parameterized.TestCase):
       sep(np.ones((3,) + _SHAPE, np.float32))
 
 
+class MixingShapeTest(tf.test.TestCase):
+
+  def test_mixing_function_of_the_wrong_shape_is_named(self):
+    sep = Separator([_prior(), _prior()], sigmas=[1.0, 0.1], steps_per_sigma=2,
+                    step_size=1e-3, mixing=lambda xs: tf.reduce_sum(xs, axis=[0, -1]))
+    with self.assertRaisesRegex(ParameterError, r'mixing function maps .* to \(1, 4, 4\), '
+                                r'the mixture needs \(1, 4, 4, 1\)'):
+      sep(np.ones((3,) + _SHAPE, np.float32))
+
+
+class OutputSetTest(tf.test.TestCase):
+
+  def test_kill_between_estimates_and_results_leaves_no_stale_results(self):
+    from unittest import mock  # pylint: disable=g-import-not-at-top
+    from basis import experiment  # pylint: disable=g-import-not-at-top
+    from basis.mixing import mix_mean  # pylint: disable=g-import-not-at-top
+    images = np.random.default_rng(0).uniform(0.2, 0.8, (6,) + _SHAPE).astype(np.float32)
+    sources = experiment.image_pairs(images, n_mixtures=2, seed=0)
+    sep = Separator([_prior(), _prior()], sigmas=[1.0, 0.1], steps_per_sigma=2,
+                    step_size=1e-3, mixing='mean', clip=(0.0, 1.0))
+    out = self.get_temp_dir()
+    run = lambda: experiment.run_image_separation(
+        sep, sources, mixing_fn=mix_mean, out_dir=out, batch_size=2, log=lambda l: None,
+        resume=False)
+    run()
+    self.assertTrue(os.path.exists(os.path.join(out, 'results.json')))
+    with mock.patch.object(experiment, 'save_image_grid', side_effect=KeyboardInterrupt):
+      with self.assertRaises(KeyboardInterrupt):
+        run()
+    self.assertTrue(os.path.exists(os.path.join(out, 'estimates.npy')))
+    self.assertFalse(os.path.exists(os.path.join(out, 'results.json')))   # incomplete
+
+
 class SaturationTest(tf.test.TestCase):
 
   def test_clipped_fraction_counts_values_at_either_bound(self):
