@@ -62,6 +62,20 @@ class CheckpointFallbackTest(tf.test.TestCase):
     self.assertEqual(saved, [2, 4])
 
 
+class StepsBelowReachedTest(tf.test.TestCase):
+
+  def test_steps_below_the_step_reached_says_so(self):
+    workdir = self.create_tempdir().full_path
+    loop.train(_Run(), _dataset(constant=True), _config(workdir, total_steps=4))
+    lines = []
+    with mock.patch('builtins.print', side_effect=lambda *a, **k: lines.append(' '.join(
+        str(v) for v in a))):
+      metrics = loop.train(_Run(), _dataset(constant=True), _config(workdir, total_steps=2))
+    self.assertEqual(metrics['step'], 4)
+    self.assertTrue(any('already at step 4 >= total_steps 2: nothing to train' in l
+                        for l in lines), lines)
+
+
 class WorkdirJsonTest(tf.test.TestCase):
 
   def test_invalid_config_json_names_the_file(self):

@@ -330,6 +330,9 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
   if restored:
     logging.info('resumed from %s at step %d', restored, start_step)
     print(f'resumed from {restored} at step {start_step}', flush=True)
+  if start_step >= config.total_steps:
+    print(f'warning: {workdir} is already at step {start_step} >= total_steps '
+          f'{config.total_steps}: nothing to train (raise --steps to continue)', flush=True)
 
   n_params = int(sum(np.prod(v.shape) for v in variables))
   replicas = strategy.num_replicas_in_sync
