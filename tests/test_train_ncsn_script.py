@@ -123,9 +123,11 @@ class TrainNcsnScriptTest(tf.test.TestCase):
 
   def test_rerun_with_another_architecture_fails_naming_the_flag(self):
     proc = _run_script(f'--workdir={self.workdir}', *TINY, '--ngf=8', check=False)
-    self.assertNotEqual(proc.returncode, 0)
-    self.assertIn('ParameterError', proc.stderr)
+    self.assertEqual(proc.returncode, 2)
+    # One line naming the problem (pipeline.cli_errors), no traceback.
+    self.assertIn('train_ncsn: error: ', proc.stderr)
     self.assertIn('net.ngf: saved 4, now 8', proc.stderr)
+    self.assertNotIn('Traceback', proc.stderr)
 
   def test_unet_trains_exports_and_loads(self):
     workdir = os.path.join(self.create_tempdir().full_path, 'unet')
