@@ -23,6 +23,8 @@ SCRIPTS = {
     'evaluate_separation': 'evaluate_separation',
     'evaluate_audio_priors': 'evaluate_audio_priors',
     'prior_quality': 'prior_quality',
+    'make_speech_noise': 'make_speech_noise',
+    'inversion_study': 'inversion_study',
 }
 
 setuptools.setup(
