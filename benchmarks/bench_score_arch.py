@@ -9,11 +9,18 @@ Times, in one process and interleaved round by round (medians of
     variable and the Adam update, as the training loop runs it),
 and prints a markdown table of milliseconds per patch.
 
+With ``--priors``, it instead compares exported priors by their denoising
+error per level (:func:`basis.diagnostics.denoising_error`, Tweedie
+``MSE / sigma^2``) on held-out patches of ``--data_dir`` (all of its records,
+the first ``--n_patches``), e.g. runs trained for the same CPU time.
+
 oneDNN is chosen when TensorFlow is imported, so run the script once per
 setting:
 
   TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/bench_score_arch.py
   TF_ENABLE_ONEDNN_OPTS=1 python benchmarks/bench_score_arch.py
+  python benchmarks/bench_score_arch.py --data_dir=out/data/tfr/piano/test \
+      --priors=refinenet16=/tmp/prior_refinenet16,unet32=/tmp/prior_unet32
 """
 
 import os
@@ -28,8 +35,12 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
+from basis.diagnostics import denoising_error
+from basis.priors import NCSNPrior
+from ncsn import train_lib
 from ncsn.losses import dsm_loss
 from ncsn.model import ScoreNetConfig, build_score_network
+from pipeline import datasets
 from training import optim
 
 FLAGS = flags.FLAGS
@@ -52,6 +63,11 @@ flags.DEFINE_integer('repeats', 5, 'Timed rounds; medians are reported.')
 flags.DEFINE_integer('height', 96, 'Patch height (mel bands).')
 flags.DEFINE_integer('width', 64, 'Patch width (frames).')
 flags.DEFINE_integer('num_levels', 10, 'Noise levels (geometric, 1 to 0.01).')
+flags.DEFINE_list('priors', [], 'label=folder of exported priors: compare their denoising '
+                  'error on --data_dir instead of timing.')
+flags.DEFINE_string('data_dir', None, 'Held-out mel patch folder (with --priors).')
+flags.DEFINE_integer('n_patches', 300, 'Held-out patches (with --priors).')
+flags.DEFINE_integer('chunk', 64, 'Patches per score call (with --priors).')
 
 
 def onednn_state() -> str:
@@ -113,44 +129,103 @@ def make_train_step(model, x):
   return fn
 
 
-def main(argv):
-  del argv
-  unknown = sorted(set(FLAGS.nets) - set(NETS))
-  if unknown:
-    raise app.UsageError(f'unknown --nets {unknown}; known: {sorted(NETS)}')
-  shape = (FLAGS.height, FLAGS.width, 1)
-  sigmas = np.geomspace(1.0, 0.01, FLAGS.num_levels)
-  batches = [int(b) for b in FLAGS.batch_sizes]
-  tb = FLAGS.train_batch_size
-  data = {b: tf.random.stateless_uniform((b,) + shape, [0, b]) for b in batches + [tb]}
-  labels = {b: tf.random.stateless_uniform([b], [1, b], 0, FLAGS.num_levels, tf.int32)
+class _ChunkedPrior:
+  """``prior.score`` compiled once and applied ``chunk`` patches at a time."""
+
+  def __init__(self, prior, chunk):
+    self._score, self.chunk = tf.function(prior.score), chunk
+
+  def score(self, x, sigma):
+    return tf.concat([self._score(x[i:i + self.chunk], sigma)
+                      for i in range(0, int(x.shape[0]), self.chunk)], axis=0)
+
+
+def compare_denoising(specs, data_dir, n_patches, chunk):
+  """Prints ``MSE / sigma^2`` and PSNR per level for each ``label=folder`` prior."""
+  ds, _ = datasets.get_dataset('melspec', 'all', batch_size=n_patches, shuffle=False,
+                               data_dir=[data_dir])
+  data = next(iter(ds)).numpy()
+  rows, meta = {}, {}
+  for spec in specs:
+    label, folder = spec.split('=', 1)
+    model = train_lib.load_score_model(folder)
+    meta[label] = (f"{model.config.to_dict()}, step {model.prior_metadata['step']}, "
+                   f"{model.num_parameters():,} params")
+    rows[label] = denoising_error(_ChunkedPrior(NCSNPrior(model), chunk), data,
+                                  model.sigmas.numpy(), seed=0)
+  labels = list(rows)
+  print(f'\n{data.shape[0]} held-out patches of {data_dir}; noise seed 0')
+  for label in labels:
+    print(f'- {label}: {meta[label]}')
+  print('\n| sigma | noisy PSNR (dB) | ' +
+        ' | '.join(f'{l} MSE/sigma^2 | {l} PSNR (dB)' for l in labels) + ' |')
+  print('|---:|---:|' + '---:|---:|' * len(labels))
+  for i, r0 in enumerate(rows[labels[0]]):
+    print(f"| {r0['sigma']:.4g} | {r0['psnr_noisy_db']:.1f} | " + ' | '.join(
+        f"{rows[l][i]['mse_ratio']:.4f} | {rows[l][i]['psnr_denoised_db']:.2f}"
+        for l in labels) + ' |')
+  print('| mean | | ' + ' | '.join(
+      f"{np.mean([r['mse_ratio'] for r in rows[l]]):.4f} | "
+      f"{np.mean([r['psnr_denoised_db'] for r in rows[l]]):.2f}" for l in labels) + ' |')
+
+
+def build_jobs(names, dtypes, batches, train_batch, shape, num_levels, calls):
+  """Traced forward loops and training steps: ``{(net, dtype, kind): (fn, args, patches)}``
+  and ``{net: parameters}``."""
+  sigmas = np.geomspace(1.0, 0.01, num_levels)
+  data = {b: tf.random.stateless_uniform((b,) + shape, [0, b])
+          for b in batches + [train_batch]}
+  labels = {b: tf.random.stateless_uniform([b], [1, b], 0, num_levels, tf.int32)
             for b in batches}
-  jobs, params = {}, {}    # (net, dtype, kind) -> (fn, args, patches per run)
-  for name in FLAGS.nets:
-    for dtype in FLAGS.dtypes:
+  jobs, params = {}, {}
+  for name in names:
+    for dtype in dtypes:
       model = build_score_network(NETS[name], sigmas, shape, compute_dtype=dtype)
       params[name] = model.num_parameters()
       for b in batches:
         jobs[(name, dtype, f'fwd{b}')] = (
-            make_forward(model, data[b], labels[b], FLAGS.calls), (data[b],),
-            FLAGS.calls * b)
-      if tb:
-        jobs[(name, dtype, 'train')] = (make_train_step(model, data[tb]),
-                                        (data[tb], tf.constant([0, 1])), tb)
+            make_forward(model, data[b], labels[b], calls), (data[b],), calls * b)
+      if train_batch:
+        jobs[(name, dtype, 'train')] = (make_train_step(model, data[train_batch]),
+                                        (data[train_batch], tf.constant([0, 1])),
+                                        train_batch)
       print(f'traced {name} {dtype}', file=sys.stderr, flush=True)
-  times = {k: [] for k in jobs}
-  busy0, own0, wall0 = busy_cpu_s(), own_cpu_s(), time.perf_counter()
+  return jobs, params
+
+
+def time_jobs(jobs, repeats):
+  """Seconds per patch of each job over interleaved rounds, and the cores other
+  processes used meanwhile."""
   for fn, args, _ in jobs.values():      # warm-up: allocation, XLA compilation
     np.asarray(fn(*args))
-  for r in range(FLAGS.repeats):
+  times = {k: [] for k in jobs}
+  busy0, own0, wall0 = busy_cpu_s(), own_cpu_s(), time.perf_counter()
+  for r in range(repeats):
     for key, (fn, args, n) in jobs.items():
       t0 = time.perf_counter()
       np.asarray(fn(*args))
       times[key].append((time.perf_counter() - t0) / n)
-    print(f'round {r + 1}/{FLAGS.repeats}', file=sys.stderr, flush=True)
+    print(f'round {r + 1}/{repeats}', file=sys.stderr, flush=True)
   others = max(busy_cpu_s() - busy0 - (own_cpu_s() - own0), 0.0) / (
       time.perf_counter() - wall0)
+  return times, others
 
+
+def main(argv):
+  del argv
+  if FLAGS.priors:
+    if not FLAGS.data_dir:
+      raise app.UsageError('--priors needs --data_dir (held-out patches)')
+    return compare_denoising(FLAGS.priors, FLAGS.data_dir, FLAGS.n_patches, FLAGS.chunk)
+  unknown = sorted(set(FLAGS.nets) - set(NETS))
+  if unknown:
+    raise app.UsageError(f'unknown --nets {unknown}; known: {sorted(NETS)}')
+  shape = (FLAGS.height, FLAGS.width, 1)
+  batches = [int(b) for b in FLAGS.batch_sizes]
+  tb = FLAGS.train_batch_size
+  jobs, params = build_jobs(FLAGS.nets, FLAGS.dtypes, batches, tb, shape,
+                            FLAGS.num_levels, FLAGS.calls)
+  times, others = time_jobs(jobs, FLAGS.repeats)
   print(f'\n{cpu_name()}, {os.cpu_count()} cores, oneDNN {onednn_state()}; '
         f'{shape[0]} x {shape[1]} x 1 patches; ms per patch, medians of '
         f'{FLAGS.repeats} interleaved rounds ({FLAGS.calls} forward calls per round; '
