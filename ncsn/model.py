@@ -130,7 +130,63 @@ def build_score_network(config: ScoreNetConfig, sigmas: Sequence[float], image_s
              fused_norm=fused_norm)
 
 
-class ScoreNetwork(tf.Module):
+class ScoreNetBase(tf.Module):
+  """What every score network here shares: the trained levels, the compute
+  dtype, the fused-norm switch and the level lookup (no variables of its own,
+  so subclasses' checkpoint layouts are theirs alone)."""
+
+  def _init_common(self, config: ScoreNetConfig, sigmas: Sequence[float], image_shape,
+                   compute_dtype):
+    """Checks and stores config, sigmas, image shape and compute dtype.
+
+    Raises:
+      ParameterError: bad sigmas or an unknown compute dtype.
+    """
+    sigmas = np.asarray(sigmas, np.float64)
+    if sigmas.ndim != 1 or len(sigmas) < 1 or not np.all(sigmas > 0):
+      raise ParameterError(f'sigmas must be a positive 1-D sequence, got {sigmas}')
+    if compute_dtype not in ('float32', 'bfloat16'):
+      raise ParameterError(
+          f"compute_dtype must be 'float32' or 'bfloat16', got {compute_dtype!r}")
+    self.config = config
+    self.image_shape = tuple(image_shape)
+    self.compute_dtype = tf.as_dtype(compute_dtype)
+    self._sigmas_np = sigmas
+    self.num_levels = len(sigmas)
+
+  def set_fused_norm(self, fused: bool):
+    """XLA-fused norm + ELU kernels (default) or the plain op-by-op form.
+
+    Same values to float rounding; see :mod:`ncsn.layers` for the speed.
+    """
+    for module in self.submodules:
+      if isinstance(module, layers.InstanceNormPlusPlus):
+        module.fused = bool(fused)
+
+  @property
+  def sigmas(self) -> tf.Tensor:
+    """float32 ``[num_levels]``, the trained noise levels."""
+    return tf.constant(self._sigmas_np, tf.float32)
+
+  def level_index(self, sigma) -> int:
+    """Index of the trained level equal to ``sigma`` (relative tolerance 1e-4).
+
+    Raises:
+      ParameterError: if ``sigma`` is not one of the trained levels.
+    """
+    sig = self._sigmas_np
+    i = int(np.argmin(np.abs(np.log(sig) - np.log(float(sigma)))))
+    if abs(sig[i] - float(sigma)) > 1e-4 * sig[i]:
+      raise ParameterError(
+          f'sigma={float(sigma)!r} is not a noise level of this network '
+          f'(levels: {np.array2string(sig, precision=4)})')
+    return i
+
+  def num_parameters(self) -> int:
+    return int(sum(np.prod(v.shape) for v in self.trainable_variables))
+
+
+class ScoreNetwork(ScoreNetBase):
   """RefineNet-style NCSN / NCSNv2 score network.
 
   Args:
@@ -153,17 +209,7 @@ class ScoreNetwork(tf.Module):
     h, w, c = (int(v) for v in image_shape)
     if h % 2 or w % 2:
       raise ParameterError(f'image height and width must be even, got {image_shape}')
-    sigmas = np.asarray(sigmas, np.float64)
-    if sigmas.ndim != 1 or len(sigmas) < 1 or not np.all(sigmas > 0):
-      raise ParameterError(f'sigmas must be a positive 1-D sequence, got {sigmas}')
-    if compute_dtype not in ('float32', 'bfloat16'):
-      raise ParameterError(
-          f"compute_dtype must be 'float32' or 'bfloat16', got {compute_dtype!r}")
-    self.config = config
-    self.image_shape = (h, w, c)
-    self.compute_dtype = tf.as_dtype(compute_dtype)
-    self._sigmas_np = sigmas
-    self.num_levels = len(sigmas)
+    self._init_common(config, sigmas, (h, w, c), compute_dtype)
     rng = np.random.default_rng(seed)
     n = self.num_levels if config.conditional else None
     f = config.ngf
@@ -186,19 +232,6 @@ class ScoreNetwork(tf.Module):
     self.end = layers.Conv2D(rng, f, c)
     self.set_fused_norm(fused_norm)
 
-  def set_fused_norm(self, fused: bool):
-    """XLA-fused norm + ELU kernels (default) or the plain op-by-op form.
-
-    Same values to float rounding; see :mod:`ncsn.layers` for the speed.
-    """
-    for module in self.submodules:
-      if isinstance(module, layers.InstanceNormPlusPlus):
-        module.fused = bool(fused)
-
-  @property
-  def sigmas(self) -> tf.Tensor:
-    """float32 ``[num_levels]``, the trained noise levels."""
-    return tf.constant(self._sigmas_np, tf.float32)
 
   # Plain Python structure only (no tensor-dependent control flow), so
   # AutoGraph has nothing to convert; skipping it shortens tracing.
@@ -234,20 +267,3 @@ class ScoreNetwork(tf.Module):
     if not self.config.conditional:
       out = out / tf.reshape(tf.gather(self.sigmas, labels), [-1, 1, 1, 1])
     return out
-
-  def level_index(self, sigma) -> int:
-    """Index of the trained level equal to ``sigma`` (relative tolerance 1e-4).
-
-    Raises:
-      ParameterError: if ``sigma`` is not one of the trained levels.
-    """
-    sig = self._sigmas_np
-    i = int(np.argmin(np.abs(np.log(sig) - np.log(float(sigma)))))
-    if abs(sig[i] - float(sigma)) > 1e-4 * sig[i]:
-      raise ParameterError(
-          f'sigma={float(sigma)!r} is not a noise level of this network '
-          f'(levels: {np.array2string(sig, precision=4)})')
-    return i
-
-  def num_parameters(self) -> int:
-    return int(sum(np.prod(v.shape) for v in self.trainable_variables))

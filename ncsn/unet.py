@@ -46,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from ncsn import layers
+from ncsn import model
 from ncsn.model import ScoreNetConfig
 from pipeline.errors import ParameterError
 
@@ -73,7 +74,7 @@ class _Up(tf.Module):
     return tf.nn.depth_to_space(self.conv(x), 2)
 
 
-class UNetScoreNetwork(tf.Module):
+class UNetScoreNetwork(model.ScoreNetBase):
   """U-Net NCSN score network (see the module docstring for the layout).
 
   Args:
@@ -109,17 +110,7 @@ class UNetScoreNetwork(tf.Module):
           f'image height and width must be divisible by {factor} (the U-Net '
           f'downsampling, 2 ** len(channel_mult={config.channel_mult})), got '
           f'{tuple(image_shape)}')
-    sigmas = np.asarray(sigmas, np.float64)
-    if sigmas.ndim != 1 or len(sigmas) < 1 or not np.all(sigmas > 0):
-      raise ParameterError(f'sigmas must be a positive 1-D sequence, got {sigmas}')
-    if compute_dtype not in ('float32', 'bfloat16'):
-      raise ParameterError(
-          f"compute_dtype must be 'float32' or 'bfloat16', got {compute_dtype!r}")
-    self.config = config
-    self.image_shape = (h, w, c)
-    self.compute_dtype = tf.as_dtype(compute_dtype)
-    self._sigmas_np = sigmas
-    self.num_levels = len(sigmas)
+    self._init_common(config, sigmas, (h, w, c), compute_dtype)
     rng = np.random.default_rng(seed)
     n = self.num_levels if config.conditional else None
     widths = [config.ngf * m for m in config.channel_mult]
@@ -148,19 +139,6 @@ class UNetScoreNetwork(tf.Module):
     self._scale_by_sigma = True    # False only for the ablation in docs/ncsn.md
     self.set_fused_norm(fused_norm)
 
-  def set_fused_norm(self, fused: bool):
-    """XLA-fused norm + ELU kernels (default) or the plain op-by-op form.
-
-    Same values to float rounding; see :mod:`ncsn.layers` for the speed.
-    """
-    for module in self.submodules:
-      if isinstance(module, layers.InstanceNormPlusPlus):
-        module.fused = bool(fused)
-
-  @property
-  def sigmas(self) -> tf.Tensor:
-    """float32 ``[num_levels]``, the trained noise levels."""
-    return tf.constant(self._sigmas_np, tf.float32)
 
   @tf.autograph.experimental.do_not_convert
   def __call__(self, x, labels, training=False):
@@ -196,20 +174,3 @@ class UNetScoreNetwork(tf.Module):
     if not self._scale_by_sigma:
       return out
     return out / tf.reshape(tf.gather(self.sigmas, labels), [-1, 1, 1, 1])
-
-  def level_index(self, sigma) -> int:
-    """Index of the trained level equal to ``sigma`` (relative tolerance 1e-4).
-
-    Raises:
-      ParameterError: if ``sigma`` is not one of the trained levels.
-    """
-    sig = self._sigmas_np
-    i = int(np.argmin(np.abs(np.log(sig) - np.log(float(sigma)))))
-    if abs(sig[i] - float(sigma)) > 1e-4 * sig[i]:
-      raise ParameterError(
-          f'sigma={float(sigma)!r} is not a noise level of this network '
-          f'(levels: {np.array2string(sig, precision=4)})')
-    return i
-
-  def num_parameters(self) -> int:
-    return int(sum(np.prod(v.shape) for v in self.trainable_variables))
