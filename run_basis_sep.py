@@ -5,10 +5,15 @@
   python run_basis_sep.py --dataset=melspec --prior_dir=PIANO --prior_dir=VIOLIN \
       --data_dir=out/tfr/piano --data_dir=out/tfr/violin
 
-Defaults reproduce the paper's schedule (10 levels 1 -> 0.01, 100 steps per
-level, delta 3e-5). Writes results.json (PSNR per mixture and mean, best
-permutation; for mel: per-patch errors in dB), separation.png and the
-estimates as .npy. See docs/basis.md.
+The default sampler ('fast') was chosen by the calls study of docs/basis.md:
+for image mixtures (mean, sum) the hard mixture constraint, 20 steps on each of
+the prior's 10 levels, delta 6e-5 and a final Tweedie step, 201 score calls
+per source; --sampler=paper is the paper's schedule (100 steps per level,
+delta 3e-5, Gaussian likelihood: 1,000 calls). Any of --steps_per_sigma,
+--level_steps, --step_size, --constraint, --denoise, --start_sigma overrides
+the sampler. Writes results.json (PSNR per mixture and mean, best
+permutation; for mel: per-patch errors in dB; the calls per source beside the
+settings), separation.png and the estimates as .npy. See docs/basis.md.
 """
 
 from absl import app
@@ -33,11 +38,27 @@ flags.DEFINE_integer('batch_size', 16, 'Mixtures per compiled call.')
 flags.DEFINE_float('sigma_max', 1.0, 'Largest level (with --num_levels).')
 flags.DEFINE_float('sigma_min', 0.01, 'Smallest level (with --num_levels).')
 flags.DEFINE_integer('num_levels', None, 'Levels; default: the prior\'s own schedule.')
-flags.DEFINE_integer('steps_per_sigma', 100, 'Langevin steps per level (T).')
+flags.DEFINE_enum('sampler', 'fast', ['fast', 'paper'], "fast: the measured default "
+                  '(hard constraint, 20 steps per level, delta 2x the paper\'s, Tweedie step; '
+                  'for the dB power sum the likelihood and 100 steps); paper: 100 steps per '
+                  'level, the Gaussian likelihood, no final step (docs/basis.md).')
+flags.DEFINE_integer('steps_per_sigma', None, 'Langevin steps per level (T); default from '
+                     '--sampler (fast 20, paper 100).')
+flags.DEFINE_list('level_steps', None, 'Steps of each level, comma separated, one per level '
+                  '(0 skips a level); overrides --steps_per_sigma.')
 flags.DEFINE_float('step_size', None, 'delta: eta_i = delta (sigma_i / sigma_L)^2. Default: '
-                   '3e-5 (the paper) for --prior=ncsn, 3e-6 for --prior=flow (a flow\'s '
+                   'the paper\'s 3e-5 for --prior=ncsn, 3e-6 for --prior=flow (a flow\'s '
                    'score is rougher than a score network\'s: 3e-5 and 1e-5 diverged with the '
-                   'shipped Glow family; docs/basis.md).')
+                   'shipped Glow family; docs/basis.md), doubled by --sampler=fast with the '
+                   'hard constraint.')
+flags.DEFINE_enum('constraint', None, ['likelihood', 'hard'], 'likelihood: BASIS\'s Gaussian '
+                  'mixture likelihood of std sigma_i; hard: the last source is the mixture '
+                  'minus the others (sum and mean mixing only). Default from --sampler.')
+flags.DEFINE_boolean('denoise', None, 'End with the Tweedie step x + sigma_L^2 s(x, sigma_L) '
+                     '(one more call). Default from --sampler (fast: yes).')
+flags.DEFINE_float('start_sigma', None, 'Warm start: begin at this level of the schedule from '
+                   'the mixture split as the mixing implies plus noise, skipping the levels '
+                   'above (on MNIST it lost to a cold start: docs/basis.md).')
 flags.DEFINE_float('likelihood_scale', 1.0, 'Multiplies the 1 / sigma_i^2 weight of the mixture '
                    'residual (1: a Gaussian likelihood with std sigma_i; see docs/basis.md for '
                    "the original code's effective weights).")

@@ -25,6 +25,7 @@ SCRIPTS = {
     'prior_quality': 'prior_quality',
     'make_speech_noise': 'make_speech_noise',
     'inversion_study': 'inversion_study',
+    'basis_calls_study': 'basis_calls_study',
 }
 
 setuptools.setup(

@@ -11,6 +11,7 @@ from basis import experiment
 from basis.mixing import get_mixing
 from basis.flow_prior import FlowFamilyPrior
 from basis.priors import NCSNPrior
+from basis.sampler import sampler_settings
 from basis.separate import Separator
 from pipeline import cli_errors
 from pipeline import compute
@@ -55,7 +56,24 @@ def _sigmas(flags, priors):
   return np.sort(np.asarray(priors[0].sigmas, np.float64))[::-1]
 
 
-DEFAULT_STEP_SIZES = {'ncsn': 3e-5, 'flow': 3e-6}
+def _level_steps_flag(flags):
+  values = getattr(flags, 'level_steps', None)
+  if not values:
+    return getattr(flags, 'steps_per_sigma', None)
+  try:
+    return [int(v) for v in values]
+  except ValueError as e:
+    raise ParameterError(f'--level_steps must be a comma list of ints, got {values}') from e
+
+
+def _separator_settings(flags, mixing_fn):
+  """The Separator keyword arguments of --sampler with the flags that override it."""
+  settings = sampler_settings(
+      getattr(flags, 'sampler', 'paper'), mixing=mixing_fn, prior_kind=flags.prior,
+      steps_per_sigma=_level_steps_flag(flags), step_size=flags.step_size,
+      constraint=getattr(flags, 'constraint', None), denoise=getattr(flags, 'denoise', None),
+      start_sigma=getattr(flags, 'start_sigma', None))
+  return settings.separator_kwargs()
 
 
 def check_step_size(priors, prior_dirs, sources, sigmas, step_size, *, n_probe=32,
@@ -164,25 +182,35 @@ def check_prior_matches_data(prior, prior_dir: str, image_shape, features):
                            f"the data's: {_feature_diff(trained, features)} (prior vs data)")
 
 
+def _schedule_text(separator) -> str:
+  """E.g. '10 levels x 20 steps, hard constraint, Tweedie step: 201 calls per source'."""
+  steps = separator.level_steps[separator.active_levels]
+  if len(set(steps.tolist())) == 1:
+    text = f'{len(steps)} levels x {steps[0]} steps'
+  else:
+    text = f'steps per level {steps.tolist()}'
+  if separator.start_sigma:
+    text += f' from a warm start at sigma {separator.start_sigma:.3g}'
+  text += f', {separator.constraint} constraint'
+  if separator.denoise:
+    text += ', Tweedie step'
+  return f'{text}, delta {separator.step_size:g}: {separator.calls_per_source} calls per source'
+
+
 def run_from_flags(flags):
   """Loads data and priors, separates, writes results; returns the results dict."""
   n_sources = flags.n_sources
-  step_size = flags.step_size
-  if step_size is None:
-    step_size = DEFAULT_STEP_SIZES[flags.prior]
-  if not step_size > 0:
-    raise ParameterError(f'--step_size must be > 0, got {step_size}')
   cli_errors.check_positive(flags, 'n_mixtures', 'batch_size', 'steps_per_sigma',
-                            'n_sources')
+                            'n_sources', 'step_size')
   cli_errors.check_output_dir(flags.out_dir)
   priors, prior_dirs = _load_priors(flags, n_sources)
   sigmas = _sigmas(flags, priors)
   description = {
       'command': ' '.join(sys.argv), 'dataset': flags.dataset,
       'prior': flags.prior, 'prior_dirs': prior_dirs,
-      'sigmas': [float(s) for s in sigmas], 'steps_per_sigma': flags.steps_per_sigma,
-      'step_size': step_size, 'likelihood_scale': flags.likelihood_scale,
-      'seed': flags.seed, 'batch_size': flags.batch_size}
+      'sigmas': [float(s) for s in sigmas], 'likelihood_scale': flags.likelihood_scale,
+      'sampler': getattr(flags, 'sampler', 'paper'), 'seed': flags.seed,
+      'batch_size': flags.batch_size}
   if flags.dataset in ('mnist', 'cifar10'):
     mixing = flags.mixing or 'mean'
     ds, info = datasets.get_dataset(
@@ -195,14 +223,16 @@ def run_from_flags(flags):
     sources = experiment.image_pairs(images, n_mixtures=flags.n_mixtures,
                                      n_sources=n_sources, seed=flags.seed)
     description.update(mixing=mixing, data_note=info.get('note'))
-    separator = Separator(priors, sigmas=sigmas, steps_per_sigma=flags.steps_per_sigma,
-                          step_size=step_size, mixing=mixing, clip=(0.0, 1.0),
-                          likelihood_scale=flags.likelihood_scale)
-    init = 'normal' if flags.prior == 'flow' else 'uniform'
+    separator = Separator(priors, sigmas=sigmas, mixing=mixing, clip=(0.0, 1.0),
+                          likelihood_scale=flags.likelihood_scale,
+                          **_separator_settings(flags, get_mixing(mixing)))
+    description.update(separator.settings())
+    init = None if separator.start_sigma else ('normal' if flags.prior == 'flow' else 'uniform')
     if flags.check_step:
-      _record_step_check(description, priors, prior_dirs, sources, sigmas, step_size)
+      _record_step_check(description, priors, prior_dirs, sources, sigmas,
+                         separator.step_size)
     print(f'separating {len(sources[0])} {flags.dataset} mixtures of {n_sources} '
-          f'({len(sigmas)} levels x {flags.steps_per_sigma} steps)', flush=True)
+          f'({_schedule_text(separator)})', flush=True)
     results = experiment.run_image_separation(
         separator, sources, mixing_fn=get_mixing(mixing), out_dir=flags.out_dir,
         batch_size=flags.batch_size, seed=flags.seed, description=description, init=init,
@@ -238,11 +268,14 @@ def run_from_flags(flags):
     mixing = flags.mixing or 'db_power_sum'
     mixing_fn = get_mixing(mixing, features=features)
     description.update(mixing=mixing)
-    separator = Separator(priors, sigmas=sigmas, steps_per_sigma=flags.steps_per_sigma,
-                          step_size=step_size, mixing=mixing_fn, clip=(0.0, 1.0),
-                          likelihood_scale=flags.likelihood_scale)
+    separator = Separator(priors, sigmas=sigmas, mixing=mixing_fn, clip=(0.0, 1.0),
+                          likelihood_scale=flags.likelihood_scale,
+                          **_separator_settings(flags, mixing_fn))
+    description.update(separator.settings())
+    print(f'separating {n} mel patch mixtures ({_schedule_text(separator)})', flush=True)
     if flags.check_step:
-      _record_step_check(description, priors, prior_dirs, sources, sigmas, step_size)
+      _record_step_check(description, priors, prior_dirs, sources, sigmas,
+                         separator.step_size)
     results = experiment.run_mel_separation(
         separator, sources, mixing_fn=mixing_fn, out_dir=flags.out_dir,
         batch_size=flags.batch_size, features=features.to_dict(), seed=flags.seed,

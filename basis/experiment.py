@@ -141,14 +141,18 @@ class _LevelProgress:
     self.n_batches = n_batches
     self.tty = sys.stderr.isatty() if tty is None else tty
     self.batch = 0
+    self.done = 0
     self.t0 = time.time()
 
   def start(self, batch: int):
     self.batch = batch
+    self.done = 0
     self.t0 = time.time()
 
   def __call__(self, level: int, sigma: float):
-    done = level + 1
+    del level  # levels a schedule skips are not counted
+    self.done += 1
+    done = self.done
     elapsed = time.time() - self.t0
     left = elapsed / done * (self.n_levels - done)
     text = (f'batch {self.batch + 1}/{self.n_batches}: level {done}/{self.n_levels} '
@@ -163,7 +167,7 @@ class _LevelProgress:
 
 
 def separate_in_batches(separator: Separator, mixtures: np.ndarray, *, batch_size: int,
-                        seed: int = 0, init: str = 'uniform', log=print,
+                        seed: int = 0, init=None, log=print,
                         cache: Optional[BatchCache] = None,
                         on_batch: Optional[Callable[[np.ndarray], str]] = None,
                         stats: Optional[Dict] = None,
@@ -184,7 +188,7 @@ def separate_in_batches(separator: Separator, mixtures: np.ndarray, *, batch_siz
   t0 = time.time()
   computed = 0
   n_batches = -(-n // batch_size)
-  levels = (_LevelProgress(log, len(separator.sigmas), n_batches)
+  levels = (_LevelProgress(log, len(separator.active_levels), n_batches)
             if level_progress else None)
   for start in range(0, n, batch_size):
     if levels is not None:
@@ -245,12 +249,7 @@ def _batch_cache(out_dir: str, separator: Separator, mixtures: np.ndarray,
     return None
   identity = {k: v for k, v in (description or {}).items()
               if k not in ('command', 'warnings', 'step_check')}
-  identity['separator'] = {
-      'sigmas': [float(v) for v in separator.sigmas],
-      'steps_per_sigma': separator.steps_per_sigma, 'step_size': separator.step_size,
-      'likelihood_scale': separator.likelihood_scale,
-      'clip': None if separator.clip is None else [float(v) for v in separator.clip],
-      'num_sources': separator.num_sources, **settings}
+  identity['separator'] = {**separator.settings(), **settings}
   identity['mixtures_sha256'] = mixtures_digest(mixtures)
   identity['n_mixtures'] = int(len(mixtures))
   dirs = identity.get('prior_dirs') or ([identity['prior_dir']] if identity.get('prior_dir')

@@ -59,12 +59,69 @@ class DbPowerSum:
   def __repr__(self):
     return f'DbPowerSum(min_db={self.min_db:g}, max_db={self.max_db:g})'
 
+  def split(self, mixture, n_sources: int):
+    """Equal sources whose power sum is ``mixture``: each 10 log10(K) dB below it."""
+    return mixture - (10.0 * math.log10(n_sources)) / (self.max_db - self.min_db)
+
   def __call__(self, xs):
     span = self.max_db - self.min_db
     db = xs * span + self.min_db
     mixed_db = (10.0 / math.log(10.0)) * tf.reduce_logsumexp(db * (math.log(10.0) / 10.0),
                                                              axis=0)
     return (mixed_db - self.min_db) / span
+
+
+def is_linear_mixing(mixing) -> bool:
+  """True for the sum and the mean (the mixings a hard constraint can solve)."""
+  return mixing is mix_sum or mixing is mix_mean
+
+
+def split_mixture(mixing, mixture, n_sources: int):
+  """The mixture split as ``mixing`` implies: equal sources ``s`` with g(s, .., s) = m.
+
+  ``m / K`` for the sum, ``m`` for the mean, ``m - 10 log10(K) dB`` for the dB
+  power sum; any other callable may define ``split(mixture, n_sources)``.
+
+  Raises:
+    ParameterError: for a mixing function without a known split.
+  """
+  mixture = tf.convert_to_tensor(mixture, tf.float32)
+  if mixing is mix_sum:
+    return mixture / float(n_sources)
+  if mixing is mix_mean:
+    return mixture
+  split = getattr(mixing, 'split', None)
+  if callable(split):
+    return tf.convert_to_tensor(split(mixture, n_sources), tf.float32)
+  raise ParameterError(f'a warm start needs the mixture split into equal sources, and '
+                       f'{mixing!r} has no split(mixture, n_sources) method; give it one, '
+                       'or start cold (start_sigma=None)')
+
+
+def solve_last_source(mixing, mixture, others):
+  """The last source that makes the mixture exact: ``m - sum(others)`` (sum), ``K m - sum`` (mean).
+
+  Args:
+    mixing: :func:`mix_sum` or :func:`mix_mean`.
+    mixture: ``[batch, ...]``.
+    others: the first K - 1 sources, ``[K - 1, batch, ...]``.
+  """
+  rest = tf.reduce_sum(others, axis=0)
+  if mixing is mix_sum:
+    return mixture - rest
+  if mixing is mix_mean:
+    return float(others.shape[0] + 1) * mixture - rest
+  raise ParameterError(f'no closed-form last source for mixing {mixing!r} (sum or mean only)')
+
+
+def project_onto_mixture(mixing, mixture, xs):
+  """Spreads the residual ``m - g(xs)`` equally over the sources (sum or mean), so g = m."""
+  residual = mixture - mixing(xs)
+  if mixing is mix_sum:
+    return xs + residual[None] / float(xs.shape[0])
+  if mixing is mix_mean:
+    return xs + residual[None]
+  raise ParameterError(f'no projection onto the mixture for mixing {mixing!r} (sum or mean only)')
 
 
 MIXINGS = {'sum': mix_sum, 'mean': mix_mean}

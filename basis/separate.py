@@ -11,6 +11,22 @@ The likelihood weight 1/gamma_i^2 uses gamma_i = sigma_i (the constraint is
 annealed with the noise). All K sources and the whole batch advance in one
 compiled step; sources that share a prior object are scored in one batched
 call. Updates and accumulations are float32.
+
+Options that spend fewer network calls (issue 15, docs/basis.md "Fewer network
+calls"), each needing nothing of a prior but ``score(x, sigma)``:
+
+- ``steps_per_sigma`` per level: a sequence spreads the steps unevenly (0 skips
+  a level).
+- ``start_sigma`` (warm start, as SDEdit): every source starts from the mixture
+  split as the mixing implies (``basis.mixing.split_mixture``) plus
+  N(0, start_sigma^2) noise at that level; the levels above it are skipped.
+- ``denoise`` (Tweedie): a final x + sigma_L^2 s(x, sigma_L) after the last
+  level (one more call).
+- ``constraint='hard'`` for linear mixing (sum, mean): the last source is the
+  mixture minus the others and only the others move, each by its own score
+  minus the last source's (the "Dirac" likelihood of Multi-Source Diffusion
+  Models); there is no likelihood weight, and the estimates satisfy the
+  mixture exactly (up to the final ``clip``).
 """
 
 from typing import Callable, Optional, Sequence
@@ -18,7 +34,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from basis.mixing import get_mixing
+from basis.mixing import (get_mixing, is_linear_mixing, project_onto_mixture, solve_last_source,
+                          split_mixture)
 from basis.priors import check_prior
 from pipeline.errors import ParameterError
 
@@ -40,6 +57,38 @@ def _group_priors(priors):
   return groups
 
 
+CONSTRAINTS = ('likelihood', 'hard')
+
+
+def _level_steps(steps_per_sigma, n_levels: int) -> np.ndarray:
+  """Steps of each level, ``[L]`` int64, from an int (every level) or a sequence."""
+  if np.ndim(steps_per_sigma) == 0:
+    if (isinstance(steps_per_sigma, bool) or int(steps_per_sigma) != steps_per_sigma
+        or steps_per_sigma <= 0):
+      raise ParameterError(f'steps_per_sigma must be a positive int, got {steps_per_sigma!r}')
+    return np.full(n_levels, int(steps_per_sigma), np.int64)
+  steps = list(steps_per_sigma)
+  if len(steps) != n_levels:
+    raise ParameterError(f'steps_per_sigma lists {len(steps)} levels, the schedule has '
+                         f'{n_levels} sigmas')
+  if any(isinstance(v, bool) or int(v) != v or v < 0 for v in steps):
+    raise ParameterError(f'steps per level must be ints >= 0, got {steps}')
+  return np.asarray(steps, np.int64)
+
+
+def _level_of(sigmas: np.ndarray, sigma: float) -> int:
+  """Index of ``sigma`` in the schedule (relative tolerance 1e-4), else ParameterError."""
+  if not (isinstance(sigma, (int, float, np.floating, np.integer)) and np.isfinite(sigma)
+          and sigma > 0):
+    raise ParameterError(f'start_sigma must be a positive number, got {sigma!r}')
+  close = np.flatnonzero(np.abs(sigmas - sigma) <= 1e-4 * sigma)
+  if not len(close):
+    raise ParameterError(
+        f'start_sigma {sigma:g} is not a level of the schedule (the warm start begins at '
+        f'one of its levels): choose one of {[float(f"{v:.4g}") for v in sigmas]}')
+  return int(close[0])
+
+
 class Separator:
   """A compiled BASIS separator for fixed priors, mixing and schedule.
 
@@ -49,22 +98,35 @@ class Separator:
   Args:
     priors: sequence of K >= 2 objects with ``score(x, sigma)``.
     sigmas: float ``[L]`` decreasing noise levels.
-    steps_per_sigma: int > 0, Langevin steps per level (T).
+    steps_per_sigma: int > 0, Langevin steps per level (T); or a sequence of
+      L ints >= 0, the steps of each level (0 skips it).
     step_size: float > 0, delta.
     mixing: 'sum', 'mean' or a callable ``[K, batch, ...] -> [batch, ...]``
       (default 'sum'); for dB mel patches ``DbPowerSum.from_features(features)``.
-    likelihood_scale: multiplies the 1 / sigma_i^2 weight (1: the paper).
+    likelihood_scale: multiplies the 1 / sigma_i^2 weight (1: the paper);
+      unused with ``constraint='hard'``.
     clip: optional ``(low, high)`` applied to the final estimates.
+    start_sigma: None (start from ``init`` at the first level), or one of
+      ``sigmas``: warm start from the split mixture plus noise of that std,
+      skipping the levels above it.
+    denoise: end with the Tweedie step x + sigma_L^2 s(x, sigma_L) (with the
+      hard constraint, projected back onto the mixture).
+    constraint: 'likelihood' (BASIS: a Gaussian likelihood of std sigma_i) or
+      'hard' (the mixture holds exactly; mixing 'sum' or 'mean' only).
 
   Raises:
     ParameterError: K < 2, a prior without ``score``, NaN/inf or
       non-decreasing ``sigmas``, a NaN/inf or non-positive ``step_size``, a
-      NaN/inf or negative ``likelihood_scale``, ``clip`` without low < high.
+      NaN/inf or negative ``likelihood_scale``, ``clip`` without low < high,
+      steps that are not ints >= 0 (or all 0 after the start level), a
+      ``start_sigma`` outside the schedule, a hard constraint on a mixing that
+      is not linear.
   """
 
-  def __init__(self, priors: Sequence, *, sigmas, steps_per_sigma: int = 100,
+  def __init__(self, priors: Sequence, *, sigmas, steps_per_sigma=100,
                step_size: float = 3e-5, mixing='sum', likelihood_scale: float = 1.0,
-               clip=None):
+               clip=None, start_sigma: Optional[float] = None, denoise: bool = False,
+               constraint: str = 'likelihood'):
     priors = list(priors)
     if len(priors) < 2:
       raise ParameterError(f'BASIS separates K >= 2 sources; got {len(priors)} prior(s)')
@@ -76,8 +138,7 @@ class Separator:
                            f'{np.flatnonzero(~np.isfinite(sig)).tolist()})')
     if len(sig) < 1 or np.any(sig <= 0) or np.any(np.diff(sig) > 0):
       raise ParameterError(f'sigmas must be positive and non-increasing, got {sig}')
-    if int(steps_per_sigma) != steps_per_sigma or steps_per_sigma <= 0:
-      raise ParameterError(f'steps_per_sigma must be a positive int, got {steps_per_sigma!r}')
+    level_steps = _level_steps(steps_per_sigma, len(sig))
     if not np.isfinite(step_size):
       raise ParameterError(f'step_size must be a finite number > 0, got {step_size!r}')
     if not step_size > 0:
@@ -89,19 +150,63 @@ class Separator:
       low, high = (float(v) for v in clip)
       if not (np.isfinite(low) and np.isfinite(high) and low < high):
         raise ParameterError(f'clip must be (low, high) with finite low < high, got {clip!r}')
+    start_level = 0
+    if start_sigma is not None:
+      start_level = _level_of(sig, start_sigma)
+      level_steps[:start_level] = 0
+    if not level_steps.sum() > 0:
+      raise ParameterError(f'no Langevin steps to run: steps per level {level_steps.tolist()}'
+                           + (f' from start_sigma {start_sigma:g}' if start_sigma else ''))
+    if constraint not in CONSTRAINTS:
+      raise ParameterError(f'constraint must be one of {list(CONSTRAINTS)}, got {constraint!r}')
+    mixing_fn = get_mixing(mixing)
+    if constraint == 'hard' and not is_linear_mixing(mixing_fn):
+      raise ParameterError(
+          f"constraint='hard' needs a linear mixing ('sum' or 'mean'), got {mixing_fn!r}: "
+          "the last source must be solvable from the mixture and the others (the dB "
+          "power sum is not linear); use constraint='likelihood'")
     for p in priors:
       if hasattr(p, 'validate_sigmas'):
         p.validate_sigmas(sig)
     self.priors = priors
     self.num_sources = len(priors)
     self.sigmas = sig
-    self.steps_per_sigma = int(steps_per_sigma)
+    self.steps_per_sigma = (int(steps_per_sigma) if np.ndim(steps_per_sigma) == 0
+                            else tuple(int(v) for v in level_steps))
+    self.level_steps = level_steps
+    self._offsets = np.concatenate([[0], np.cumsum(level_steps)]).astype(np.int64)
+    self.active_levels = [int(i) for i in np.flatnonzero(level_steps > 0)]
+    self.start_sigma = None if start_sigma is None else float(sig[start_level])
+    self.denoise = bool(denoise)
+    self.constraint = constraint
     self.step_size = float(step_size)
-    self.mixing = get_mixing(mixing)
+    self.mixing = mixing_fn
     self.likelihood_scale = float(likelihood_scale)
     self.clip = clip
     self._groups = _group_priors(priors)
     self._run = tf.function(self._run_levels, reduce_retracing=True)
+
+  @property
+  def calls_per_source(self) -> int:
+    """Score-network evaluations per source of one separation."""
+    return int(self.level_steps.sum()) + int(self.denoise)
+
+  def settings(self) -> dict:
+    """The schedule and options, json-able (for results.json and resume caches)."""
+    return {
+        'sigmas': [float(v) for v in self.sigmas],
+        'steps_per_sigma': (self.steps_per_sigma if isinstance(self.steps_per_sigma, int)
+                            else list(self.steps_per_sigma)),
+        'step_size': self.step_size, 'likelihood_scale': self.likelihood_scale,
+        'clip': None if self.clip is None else [float(v) for v in self.clip],
+        'num_sources': self.num_sources, 'start_sigma': self.start_sigma,
+        'denoise': self.denoise, 'constraint': self.constraint,
+        'calls_per_source': self.calls_per_source}
+
+  def _locate(self, global_step: int):
+    """(level, step within the level) of a global step index."""
+    level = int(np.searchsorted(self._offsets[1:], global_step, side='right'))
+    return level, int(global_step - self._offsets[level])
 
   # ------------------------------------------------------------------ pieces
   def scores(self, xs, sigma):
@@ -130,32 +235,56 @@ class Separator:
       half_sq = 0.5 * tf.reduce_sum(tf.square(residual))
     return -tape.gradient(half_sq, xs)
 
+  def warm_start(self, mixture, seed):
+    """The split mixture plus N(0, start_sigma^2) noise, ``[K, batch, ...]``."""
+    split = split_mixture(self.mixing, mixture, self.num_sources)
+    noise = tf.random.stateless_normal(
+        (self.num_sources,) + tuple(mixture.shape), tf.constant([int(seed), 0x3A37], tf.int32))
+    return split[None] + self.start_sigma * noise
+
   # ---------------------------------------------------------------- schedule
   def _run_levels(self, xs, mixture, seed, first_level, last_level):
     """Runs levels ``[first_level, last_level)``; returns (xs, bad_step)."""
     sigmas = tf.constant(self.sigmas, tf.float32)
-    steps = self.steps_per_sigma
+    ends = tf.constant(self._offsets[1:], tf.int64)
+    offsets = tf.constant(self._offsets, tf.int64)
     sigma_min = sigmas[-1]
+    hard = self.constraint == 'hard'
 
-    def body(t, xs, bad):
-      level = first_level + t // steps
+    def body(g, xs, bad):
+      level = tf.cast(tf.searchsorted(ends, g[None], side='right')[0], tf.int32)
       sigma = sigmas[level]
       eta = self.step_size * tf.square(sigma / sigma_min)
-      weight = self.likelihood_scale / tf.square(sigma)
-      global_step = level * steps + t % steps
+      global_step = tf.cast(g, tf.int32)
       z = tf.random.stateless_normal(
           tf.shape(xs), tf.random.experimental.stateless_fold_in(seed, global_step))
-      drift = self.scores(xs, sigma) + weight * self.likelihood_grad(xs, mixture)
-      xs = xs + eta * drift + tf.sqrt(2.0 * eta) * z
+      scores = self.scores(xs, sigma)
+      if hard:
+        # Only the free sources move; d x_K / d x_k = -1 for sum and mean.
+        drift = scores[:-1] - scores[-1:]
+        free = xs[:-1] + eta * drift + tf.sqrt(2.0 * eta) * z[:-1]
+        xs = tf.concat([free, solve_last_source(self.mixing, mixture, free)[None]], axis=0)
+      else:
+        weight = self.likelihood_scale / tf.square(sigma)
+        drift = scores + weight * self.likelihood_grad(xs, mixture)
+        xs = xs + eta * drift + tf.sqrt(2.0 * eta) * z
       finite = tf.reduce_all(tf.math.is_finite(xs))
       bad = tf.where(tf.logical_and(bad < 0, tf.logical_not(finite)), global_step, bad)
-      return t + 1, xs, bad
+      return g + 1, xs, bad
 
-    total = (last_level - first_level) * steps
+    end = offsets[last_level]
     _, xs, bad = tf.while_loop(
-        lambda t, xs, bad: tf.logical_and(t < total, bad < 0), body,
-        (tf.constant(0), xs, tf.constant(-1)))
+        lambda g, xs, bad: tf.logical_and(g < end, bad < 0), body,
+        (offsets[first_level], xs, tf.constant(-1)))
     return xs, bad
+
+  def _denoise(self, xs, mixture):
+    """Tweedie: x + sigma_L^2 s(x, sigma_L) (projected onto the mixture when hard)."""
+    sigma = tf.constant(self.sigmas[-1], tf.float32)
+    xs = xs + tf.square(sigma) * self.scores(xs, sigma)
+    if self.constraint == 'hard':
+      xs = project_onto_mixture(self.mixing, mixture, xs)
+    return xs
 
   def __call__(self, mixture, *, seed=0, init=None, progress: Optional[Callable] = None,
                return_trajectory: bool = False):
@@ -165,12 +294,13 @@ class Separator:
       mixture: float ``[batch, ...]``.
       seed: int; equal seeds give equal results.
       init: float ``[K, batch, ...]`` starting point, 'uniform' (U[0, 1], the
-        NCSN choice), 'normal' (N(0, I), the flow choice) or None ('uniform').
+        NCSN choice), 'normal' (N(0, I), the flow choice) or None ('uniform');
+        must be None with a warm start (``start_sigma``).
       progress: optional callable ``(level, sigma)`` called after each level;
         when given (or with ``return_trajectory``) levels run one compiled
         call each, otherwise the whole schedule is one call.
-      return_trajectory: also return the estimates after each level,
-        ``[L, K, batch, ...]``.
+      return_trajectory: also return the estimates after each level that
+        runs, ``[L_run, K, batch, ...]`` (before the final denoising step).
 
     Returns:
       float32 ``[K, batch, ...]`` source estimates (and the trajectory).
@@ -188,7 +318,13 @@ class Separator:
       raise ParameterError('mixture holds NaN or infinite values')
     shape = (self.num_sources,) + tuple(mixture.shape)
     seed_t = tf.constant([int(seed), 0x5EED], tf.int32)
-    if init is None or isinstance(init, str):
+    if self.start_sigma is not None:
+      if init is not None:
+        raise ParameterError(f'init={init!r} and a warm start (start_sigma '
+                             f'{self.start_sigma:g}) exclude each other: the warm start '
+                             'begins from the split mixture')
+      xs = self.warm_start(mixture, seed)
+    elif init is None or isinstance(init, str):
       kind = init or 'uniform'
       init_seed = tf.constant([int(seed), 0x1417], tf.int32)
       if kind == 'uniform':
@@ -204,11 +340,14 @@ class Separator:
                              f'got {tuple(xs.shape)}')
       if not bool(tf.reduce_all(tf.math.is_finite(xs))):
         raise ParameterError('init holds NaN or infinite values')
+    if self.constraint == 'hard':
+      xs = tf.concat([xs[:-1], solve_last_source(self.mixing, mixture, xs[:-1])[None]], 0)
+    first_sigma = self.sigmas[self.active_levels[0]]
     if not getattr(self, '_checked', False):
       # One eager evaluation on a single example checks every prior's output
       # shape and finiteness with a clear error (inside tf.function it would
       # be wrapped, and a NaN would read as a divergence).
-      first = self.scores(xs[:, :1], tf.constant(self.sigmas[0], tf.float32))
+      first = self.scores(xs[:, :1], tf.constant(first_sigma, tf.float32))
       mixed = self.mixing(xs[:, :1])
       if tuple(mixed.shape) != (1,) + tuple(mixture.shape[1:]):
         raise ParameterError(
@@ -219,18 +358,20 @@ class Separator:
         if not bool(tf.reduce_all(tf.math.is_finite(tf.gather(first, idx)))):
           raise ParameterError(
               f'prior {type(prior).__name__} (source(s) {idx}) returned NaN or infinite '
-              f'scores at sigma {self.sigmas[0]:.4g} for finite input: the prior is broken, '
+              f'scores at sigma {first_sigma:.4g} for finite input: the prior is broken, '
               'not the step size')
       self._checked = True
-    levels = len(self.sigmas)
     stepwise = progress is not None or return_trajectory
-    spans = [(i, i + 1) for i in range(levels)] if stepwise else [(0, levels)]
+    if stepwise:
+      spans = [(i, i + 1) for i in self.active_levels]
+    else:
+      spans = [(self.active_levels[0], len(self.sigmas))]
     trajectory = []
     for first, last in spans:
       xs, bad = self._run(xs, mixture, seed_t, tf.constant(first), tf.constant(last))
       bad = int(bad)
       if bad >= 0:
-        level, step = divmod(bad, self.steps_per_sigma)
+        level, step = self._locate(bad)
         raise DivergenceError(
             f'BASIS diverged (NaN/inf) at level {level} (sigma={self.sigmas[level]:.4g}), '
             f'step {step}; lower step_size (now {self.step_size:g}): '
@@ -240,6 +381,10 @@ class Separator:
         trajectory.append(xs)
       if progress is not None:
         progress(last - 1, float(self.sigmas[last - 1]))
+    if self.denoise:
+      xs = self._denoise(xs, mixture)
+      if not bool(tf.reduce_all(tf.math.is_finite(xs))):
+        raise DivergenceError('the final denoising step gave NaN/inf values')
     if self.clip is not None:
       xs = tf.clip_by_value(xs, self.clip[0], self.clip[1])
     if return_trajectory:
@@ -275,7 +420,8 @@ def clipped_fraction(estimates, clip) -> float:
 
 def separate(mixture, priors, *, sigmas, steps_per_sigma=100, step_size=3e-5,
              mixing=None, seed=None, init=None, return_trajectory=False,
-             likelihood_scale=1.0, clip=None, progress=None):
+             likelihood_scale=1.0, clip=None, progress=None, start_sigma=None,
+             denoise=False, constraint='likelihood'):
   """Separates ``mixture`` into K sources with BASIS (one call).
 
   Args:
@@ -290,10 +436,11 @@ def separate(mixture, priors, *, sigmas, steps_per_sigma=100, step_size=3e-5,
       ``basis.DbPowerSum.from_features(features)``).
     seed: int or None (0).
     init: see :meth:`Separator.__call__`.
-    return_trajectory: also return ``[L, K, batch, ...]``.
+    return_trajectory: also return ``[L_run, K, batch, ...]``.
     likelihood_scale: multiplies the 1/sigma^2 likelihood weight.
     clip: optional ``(low, high)`` for the final estimates (images: (0, 1)).
     progress: optional ``(level, sigma)`` callback.
+    start_sigma, denoise, constraint: see :class:`Separator`.
 
   Returns:
     float32 ``[K, batch, ...]`` (and the trajectory when asked).
@@ -305,6 +452,7 @@ def separate(mixture, priors, *, sigmas, steps_per_sigma=100, step_size=3e-5,
   """
   sep = Separator(priors, sigmas=sigmas, steps_per_sigma=steps_per_sigma,
                   step_size=step_size, mixing=mixing or 'sum',
-                  likelihood_scale=likelihood_scale, clip=clip)
+                  likelihood_scale=likelihood_scale, clip=clip, start_sigma=start_sigma,
+                  denoise=denoise, constraint=constraint)
   return sep(mixture, seed=0 if seed is None else seed, init=init, progress=progress,
              return_trajectory=return_trajectory)

@@ -193,7 +193,7 @@ def separate_image(separator: Separator, image: np.ndarray, *, hop_frames: int,
       image, patch_frames=patch_frames, hop_frames=hop_frames)
   stats: Dict[str, float] = {}
   estimates = separate_in_batches(separator, patches, batch_size=min(batch_size, len(patches)),
-                                  seed=seed, init='uniform', log=log, cache=cache, stats=stats)
+                                  seed=seed, init=None, log=log, cache=cache, stats=stats)
   stitched = patching.stitch_patches(estimates, starts, padded, hop_frames=hop_frames)
   return stitched[:, :, :n_frames], dict(stats, n_patches=len(patches))
 

