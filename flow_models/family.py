@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from pipeline.errors import ParameterError
-from training.loop import write_json_atomic
+from pipeline.atomic import write_json_atomic
 
 FAMILY_FILE = 'family.json'
 KIND = 'flow_family'

@@ -29,6 +29,7 @@ from flow_models import preprocessing
 from flow_models import utils
 from flow_models.glow import GlowConfig, build_glow
 from flow_models.realnvp import RealNVPConfig, build_realnvp
+from pipeline import atomic
 from pipeline.errors import ParameterError
 from training import loop
 from training import optim
@@ -206,7 +207,7 @@ def add_bits_per_dim(workdir: str, metrics: Dict[str, Any]) -> Dict[str, Any]:
     metrics['train_bits_per_dim'] = metrics['train_loss']
   if 'eval_loss' in metrics:
     metrics['test_bits_per_dim'] = metrics['eval_loss']
-  loop.write_json_atomic(os.path.join(workdir, 'metrics.json'), metrics)
+  atomic.write_json_atomic(os.path.join(workdir, 'metrics.json'), metrics)
   return metrics
 
 

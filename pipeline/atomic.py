@@ -36,8 +36,25 @@ def atomic_path(path: str, *, suffix: str = '.tmp'):
       os.remove(tmp)
 
 
-def write_json_atomic(path: str, obj, *, default=None, sort_keys: bool = True):
-  """Writes ``obj`` as indented json, atomically."""
+def json_default(o):
+  """json for numpy scalars and arrays and dataclasses; ``str`` of anything else."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  if isinstance(o, (np.floating, np.integer, np.bool_)):
+    return o.item()
+  if isinstance(o, np.ndarray):
+    return o.tolist()
+  if dataclasses.is_dataclass(o) and not isinstance(o, type):
+    return dataclasses.asdict(o)
+  return str(o)
+
+
+def write_json_atomic(path: str, obj, *, default=json_default, sort_keys: bool = True):
+  """Writes ``obj`` as indented json, atomically (the one json writer of the project).
+
+  numpy values and dataclasses are written as their json equivalents
+  (:func:`json_default`).
+  """
   with atomic_path(path, suffix='.json.tmp') as tmp:
     with open(tmp, 'w', encoding='utf-8') as f:
       json.dump(obj, f, indent=2, sort_keys=sort_keys, default=default)
@@ -50,3 +67,25 @@ def save_npy_atomic(path: str, arr):
   with atomic_path(path, suffix='.npy') as tmp:
     with open(tmp, 'wb') as f:
       np.save(f, np.asarray(arr))
+
+
+def read_json_checked(path: str, *, missing: str):
+  """Reads a json file the project wrote; a clear error when it is missing or damaged.
+
+  Args:
+    path: the file.
+    missing: the message of the error for a missing file (what it should
+      have been and how to make it).
+
+  Raises:
+    ParameterError: ``missing`` for no file; the parse error for invalid json.
+  """
+  import os  # pylint: disable=g-import-not-at-top
+  from pipeline.errors import ParameterError  # pylint: disable=g-import-not-at-top
+  if not os.path.isfile(path):
+    raise ParameterError(missing)
+  try:
+    with open(path, encoding='utf-8') as f:
+      return json.load(f)
+  except ValueError as e:
+    raise ParameterError(f'{path} is not valid JSON: {e}') from e

@@ -28,7 +28,6 @@ All three wavs of a clip have the same name, ``sample_rate`` and exactly
 import concurrent.futures
 import datetime
 import hashlib
-import json
 import math
 import os
 import re
@@ -41,7 +40,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from pipeline import midi
-from pipeline.atomic import write_json_atomic
+from pipeline.atomic import read_json_checked, write_json_atomic
 from pipeline.audio import load, write_wav
 from pipeline.errors import ParameterError
 
@@ -624,13 +623,7 @@ def load_manifest(out_dir: str) -> Dict[str, Any]:
     ParameterError: if it is missing or not valid JSON.
   """
   path = os.path.join(out_dir, MANIFEST_NAME)
-  if not os.path.isfile(path):
-    raise ParameterError(
-        f'{out_dir!r} holds no rendered data set ({path} is missing); render '
-        f'one with `make data` or render_instruments.py')
-  try:
-    with open(path, encoding='utf-8') as f:
-      return json.load(f)
-  except ValueError as e:
-    raise ParameterError(f'{path} is not valid JSON: {e}') from e
+  return read_json_checked(path, missing=(
+      f'{out_dir!r} holds no rendered data set ({path} is missing); render '
+      f'one with `make data` or render_instruments.py'))
 

@@ -71,7 +71,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from pipeline.atomic import write_json_atomic
+from pipeline.atomic import read_json_checked, write_json_atomic
 from pipeline.audio import load, resample, write_wav
 from pipeline.errors import ParameterError
 
@@ -1201,12 +1201,6 @@ def load_manifest(out_dir: str) -> Dict[str, Any]:
     ParameterError: if it is missing or not valid JSON.
   """
   path = os.path.join(out_dir, MANIFEST_NAME)
-  if not os.path.isfile(path):
-    raise ParameterError(
-        f'{out_dir!r} holds no speech + noise data set ({path} is missing); '
-        f'make one with `make speech-data` or make_speech_noise.py')
-  try:
-    with open(path, encoding='utf-8') as f:
-      return json.load(f)
-  except ValueError as e:
-    raise ParameterError(f'{path} is not valid JSON: {e}') from e
+  return read_json_checked(path, missing=(
+      f'{out_dir!r} holds no speech + noise data set ({path} is missing); '
+      f'make one with `make speech-data` or make_speech_noise.py'))

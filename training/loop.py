@@ -33,7 +33,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from pipeline import atomic
+from pipeline.atomic import json_default, write_json_atomic
 from pipeline.errors import ParameterError
 from training import images as image_utils
 from training.ema import EMA
@@ -121,21 +121,6 @@ class Task:
   initial_elapsed_s: float = 0.0
 
 
-def write_json_atomic(path: str, obj):
-  """Writes json atomically (numpy scalars, arrays and dataclasses allowed)."""
-  atomic.write_json_atomic(path, obj, default=_json_default)
-
-
-def _json_default(o):
-  if isinstance(o, (np.floating, np.integer)):
-    return o.item()
-  if isinstance(o, np.ndarray):
-    return o.tolist()
-  if dataclasses.is_dataclass(o):
-    return dataclasses.asdict(o)
-  return str(o)
-
-
 def _diff(a, b, prefix=''):
   """Paths where two json-like values differ."""
   if isinstance(a, dict) and isinstance(b, dict):
@@ -166,7 +151,7 @@ def check_description(workdir: str, description: Dict[str, Any]):
     ParameterError: if the workdir holds a run of a different model or data.
   """
   path = os.path.join(workdir, 'config.json')
-  description = json.loads(json.dumps(description, default=_json_default))
+  description = json.loads(json.dumps(description, default=json_default))
   checkpoints = os.path.join(workdir, 'checkpoints')
   if os.path.exists(path) and not tf.train.latest_checkpoint(checkpoints):
     # The run that wrote it never reached a checkpoint (it failed at step 0):

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from pipeline.errors import ParameterError
 from training.ema import EMA
-from training.loop import write_json_atomic
+from pipeline.atomic import write_json_atomic
 
 PRIOR_CONFIG = 'config.json'
 PRIOR_WEIGHTS = 'weights'
