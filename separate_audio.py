@@ -29,7 +29,12 @@ flags.DEFINE_multi_string('prior_dir', None, 'One exported NCSN mel prior per so
 flags.DEFINE_list('names', None, 'Source names (default: from the prior folders).')
 flags.DEFINE_integer('hop_frames', 48, 'Frames between patch starts (64: no overlap).')
 flags.DEFINE_integer('steps_per_sigma', 100, 'Langevin steps per noise level.')
+flags.DEFINE_list('level_steps', None, 'Steps of each of the priors\' levels, comma separated '
+                  '(0 skips a level); overrides --steps_per_sigma.')
 flags.DEFINE_float('step_size', 2e-5, 'BASIS delta (eta_i = delta (sigma_i / sigma_L)^2).')
+flags.DEFINE_float('start_sigma', None, 'Warm start at this level of the priors\' schedule from '
+                   'the mixture split (3 dB down per source) plus noise (docs/basis.md).')
+flags.DEFINE_boolean('denoise', False, 'End with the Tweedie step x + sigma_L^2 s(x, sigma_L).')
 flags.DEFINE_float('likelihood_scale', 1.0, 'Multiplies the 1 / sigma^2 mixture weight.')
 flags.DEFINE_integer('batch_size', 8, 'Patches per compiled call.')
 flags.DEFINE_enum('magnitude', 'nnls', ['nnls', 'pinv'], 'Mel -> linear magnitude.')
@@ -48,11 +53,16 @@ def main(argv):
   if not FLAGS.input:
     raise app.UsageError('--input (the mixture audio file) is required')
   try:
+    if FLAGS.level_steps and not all(v.strip().isdigit() for v in FLAGS.level_steps):
+      raise ParameterError(f'--level_steps must be a comma list of ints >= 0, got '
+                           f'{FLAGS.level_steps}')
     config = lib.AudioSeparationConfig(
         input=FLAGS.input, out_dir=FLAGS.out_dir,
         prior_dirs=tuple(FLAGS.prior_dir or lib.DEFAULT_PRIOR_DIRS),
         names=tuple(FLAGS.names) if FLAGS.names else None, hop_frames=FLAGS.hop_frames,
-        steps_per_sigma=FLAGS.steps_per_sigma, step_size=FLAGS.step_size,
+        steps_per_sigma=(tuple(int(v) for v in FLAGS.level_steps) if FLAGS.level_steps
+                         else FLAGS.steps_per_sigma), step_size=FLAGS.step_size,
+        start_sigma=FLAGS.start_sigma, denoise=FLAGS.denoise,
         likelihood_scale=FLAGS.likelihood_scale, batch_size=FLAGS.batch_size,
         precision=(FLAGS.precision if FLAGS.bfloat16 is None
                    else 'bfloat16' if FLAGS.bfloat16 else 'float32'),

@@ -58,9 +58,13 @@ class AudioSeparationConfig:
     names: source names (default: from the prior folders, ``ncsn_piano`` ->
       ``piano``).
     hop_frames: frames between patch starts (``patch_frames``: no overlap).
-    steps_per_sigma: Langevin steps per noise level.
+    steps_per_sigma: Langevin steps per noise level, or a tuple with the
+      steps of each level (0 skips a level).
     step_size: delta of BASIS.
     likelihood_scale: multiplies the 1 / sigma^2 weight of the mixture term.
+    start_sigma: warm start at this level of the priors' schedule from the
+      mixture split 3 dB down per source (two sources) plus noise; None: cold.
+    denoise: end with the Tweedie step x + sigma_L^2 s(x, sigma_L).
     batch_size: patches per compiled separation call.
     precision: ``'auto'``, ``'float32'`` or ``'bfloat16'`` (score networks).
     magnitude: ``'nnls'`` or ``'pinv'`` (mel -> linear magnitude).
@@ -80,9 +84,11 @@ class AudioSeparationConfig:
   prior_dirs: Tuple[str, ...] = DEFAULT_PRIOR_DIRS
   names: Optional[Tuple[str, ...]] = None
   hop_frames: int = 48
-  steps_per_sigma: int = 100
+  steps_per_sigma: Any = 100
   step_size: float = 2e-5
   likelihood_scale: float = 1.0
+  start_sigma: Optional[float] = None
+  denoise: bool = False
   batch_size: int = 8
   precision: str = 'auto'
   magnitude: str = 'nnls'
@@ -99,7 +105,8 @@ class AudioSeparationConfig:
                            f'{list(self.prior_dirs)}')
     if self.names is not None and len(self.names) != len(self.prior_dirs):
       raise ParameterError(f'{len(self.names)} names for {len(self.prior_dirs)} priors')
-    for name in ('steps_per_sigma', 'batch_size', 'hop_frames'):
+    for name in ('batch_size', 'hop_frames') + (
+        ('steps_per_sigma',) if np.ndim(self.steps_per_sigma) == 0 else ()):
       if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) <= 0:
         raise ParameterError(f'{name} must be a positive int, got {getattr(self, name)!r}')
     if not (self.step_size > 0 and np.isfinite(self.step_size)):
@@ -171,15 +178,13 @@ def load_mixture(path: str, features: FeatureConfig) -> Tuple[np.ndarray, int]:
 
 
 def _identity(config: AudioSeparationConfig, patches: np.ndarray, features: FeatureConfig,
-              sigmas) -> Dict[str, Any]:
+              separator: Separator) -> Dict[str, Any]:
   return {
       'kind': 'audio_separation', 'patches_sha256': mixtures_digest(patches),
       'n_patches': int(len(patches)), 'hop_frames': config.hop_frames,
       'prior_dirs': [os.path.abspath(d) for d in config.prior_dirs],
       'prior_fingerprints': fingerprint_prior_dirs(list(config.prior_dirs)),
-      'sigmas': [float(s) for s in sigmas], 'steps_per_sigma': config.steps_per_sigma,
-      'step_size': config.step_size, 'likelihood_scale': config.likelihood_scale,
-      'batch_size': config.batch_size, 'seed': config.seed,
+      'separator': separator.settings(), 'batch_size': config.batch_size, 'seed': config.seed,
       'features': features.to_dict()}
 
 
@@ -234,17 +239,18 @@ def run(config: AudioSeparationConfig, *, log=print) -> Dict[str, Any]:
   sigmas = np.sort(np.asarray(priors[0].sigmas, np.float64))[::-1]
   separator = Separator(priors, sigmas=sigmas, steps_per_sigma=config.steps_per_sigma,
                         step_size=config.step_size, mixing=DbPowerSum.from_features(features),
-                        clip=(0.0, 1.0), likelihood_scale=config.likelihood_scale)
+                        clip=(0.0, 1.0), likelihood_scale=config.likelihood_scale,
+                        start_sigma=config.start_sigma, denoise=config.denoise)
   os.makedirs(config.out_dir, exist_ok=True)
   patches_for_id, _, _ = patching.split_into_patches(
       image, patch_frames=features.patch_frames, hop_frames=config.hop_frames)
   cache = (BatchCache(os.path.join(config.out_dir, 'partial'),
-                      _identity(config, patches_for_id, features, sigmas))
+                      _identity(config, patches_for_id, features, separator))
            if config.resume else None)
   log(f'{config.input}: {seconds:.2f} s at {original_rate} Hz -> {features.sample_rate} Hz, '
       f'{image.shape[1]} frames, {len(patches_for_id)} patches of {features.patch_frames} '
       f'(hop {config.hop_frames}); separating into {", ".join(names)} '
-      f'({len(sigmas)} levels x {config.steps_per_sigma} steps)')
+      f'({separator.calls_per_source} score calls per source)')
   t0 = time.time()
   images, stats = separate_image(separator, image, hop_frames=config.hop_frames,
                                  batch_size=config.batch_size, seed=config.seed, cache=cache,
@@ -274,6 +280,7 @@ def run(config: AudioSeparationConfig, *, log=print) -> Dict[str, Any]:
       'sources': written, 'precision': dtype, 'cpu': compute.cpu_description(),
       'config': {k: (list(v) if isinstance(v, tuple) else v)
                  for k, v in dataclasses.asdict(config).items()},
+      'separator': separator.settings(),
       'n_patches': int(stats['n_patches']), 'separation_s': t_sep, 'inversion_s': t_inv,
       'patches_resumed': int(stats.get('resumed', 0)),
       'separation_s_per_patch_duration': (t_sep / seconds * patch_seconds

@@ -305,3 +305,97 @@ def run(config: CallStudyConfig, log=print) -> Dict:
        title=f'BASIS on {config.n_pairs} MNIST pairs, shipped NCSN prior')
   log(text)
   return results
+
+
+# The audio rows: the dB power sum is not linear, so no hard constraint; delta
+# 2e-5 is the audio default (docs/audio_separation.md).
+AUDIO_ROWS: Dict[str, Dict] = {
+    'basis': dict(step_size=2e-5),
+    'denoise': dict(step_size=2e-5, denoise=True),
+    'step_4e-5': dict(step_size=4e-5),
+    'warm_start_2': dict(step_size=2e-5, start_level=2),
+    'warm_start_4': dict(step_size=2e-5, start_level=4),
+    'warm_start_2_denoise': dict(step_size=2e-5, start_level=2, denoise=True),
+}
+
+
+def run_audio_cells(references_dir: str, tracks: Sequence[str], cells: Sequence[Tuple[str, int]],
+                    *, out_dir: str, prior_dirs: Optional[Sequence[str]] = None,
+                    rows: Optional[Dict] = None, n_levels: int = 10, precision: str = 'auto',
+                    log=print) -> List[Dict]:
+  """The audio curve: median BSS Eval v4 SDR (Wiener inversion) per source against calls.
+
+  Each cell separates every track with ``separate_audio``'s pipeline at the
+  row's options; ``<out_dir>/audio_cells/<row>@<calls>.json`` holds the per
+  track, per source median SDR and the medians over tracks (a rerun skips it).
+
+  Args:
+    references_dir: ``<track>/mixture.wav`` + ``<track>/<source>.wav``.
+    tracks: track folder names.
+    cells: ``(row, calls per source)`` pairs, rows from ``rows``.
+    prior_dirs: the priors (default: the shipped piano and violin).
+    rows: row name -> options (default :data:`AUDIO_ROWS`).
+    n_levels: the priors' number of levels.
+  """
+  from evaluation import folders  # pylint: disable=g-import-not-at-top
+  from evaluation.report import score_track  # pylint: disable=g-import-not-at-top
+  from experiments import audio_separation  # pylint: disable=g-import-not-at-top
+  from pipeline import audio  # pylint: disable=g-import-not-at-top
+  rows = AUDIO_ROWS if rows is None else rows
+  prior_dirs = tuple(prior_dirs or audio_separation.DEFAULT_PRIOR_DIRS)
+  out = []
+  for i, (name, calls) in enumerate(cells):
+    if name not in rows:
+      raise ParameterError(f'unknown audio row {name!r}; choose from {sorted(rows)}')
+    row = dict(rows[name])
+    start_level = int(row.pop('start_level', 0))
+    denoise = bool(row.pop('denoise', False))
+    steps = level_steps_for(calls, n_levels, start_level=start_level, denoise=denoise)
+    path = os.path.join(out_dir, 'audio_cells', f'{name}@{calls}.json')
+    if os.path.exists(path):
+      with open(path, encoding='utf-8') as f:
+        cell = json.load(f)
+      if cell.get('tracks') == list(tracks) and cell.get('steps') == steps:
+        log(f'[{i + 1}/{len(cells)}] audio {name} @ {calls} calls: done before')
+        out.append(cell)
+        continue
+    t0 = time.time()
+    per_track = {}
+    sources = None
+    start_sigma = _sigma_of_level(prior_dirs[0], start_level) if start_level else None
+    for track in tracks:
+      sep_dir = os.path.join(out_dir, 'audio_runs', f'{name}@{calls}', track)
+      summary = audio_separation.run(audio_separation.AudioSeparationConfig(
+          input=os.path.join(references_dir, track, 'mixture.wav'), out_dir=sep_dir,
+          prior_dirs=prior_dirs, steps_per_sigma=tuple(steps), denoise=denoise,
+          start_sigma=start_sigma, figure=False, resume=False, precision=precision, **row),
+          log=lambda *_: None)
+      sources = list(summary['sources'])
+      ref = folders.load_track(references_dir, track, sources=sources)
+      est = np.stack([audio.load(summary['sources'][n], sample_rate=ref.sample_rate)[0]
+                      for n in sources])
+      length = ref.stacked_sources().shape[-1]
+      est = est[:, None, :length]
+      if est.shape[-1] < length:
+        est = np.pad(est, ((0, 0), (0, 0), (0, length - est.shape[-1])))
+      scores = score_track(ref, est)
+      per_track[track] = [float(v) for v in scores['median']['SDR']]
+    sdr = np.array(list(per_track.values()))            # [n_tracks, n_sources]
+    cell = {'row': name, 'calls_per_source': calls, 'steps': steps, 'tracks': list(tracks),
+            'sources': sources, 'options': rows[name], 'per_track_sdr': per_track,
+            'median_sdr': [float(v) for v in np.nanmedian(sdr, axis=0)],
+            'mean': float(np.nanmean(np.nanmedian(sdr, axis=0))),
+            'seconds': time.time() - t0}
+    write_json_atomic(path, cell)
+    log(f'[{i + 1}/{len(cells)}] audio {name} @ {calls} calls: median SDR '
+        + ', '.join(f'{s} {v:.2f}' for s, v in zip(sources, cell['median_sdr']))
+        + f' dB ({cell["seconds"]:.0f} s)')
+    out.append(cell)
+  return out
+
+
+def _sigma_of_level(prior_dir: str, level: int) -> float:
+  with open(os.path.join(prior_dir, 'config.json'), encoding='utf-8') as f:
+    schedule = json.load(f)['schedule']
+  sigmas = np.geomspace(schedule['sigma_max'], schedule['sigma_min'], schedule['num_levels'])
+  return float(sigmas[level])
