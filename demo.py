@@ -21,7 +21,11 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('out_dir', 'out/demo', 'Output folder.')
 flags.DEFINE_multi_string('prior_dir', None, 'Piano and violin prior folders (default: the '
                           'shipped ones).')
-flags.DEFINE_integer('steps_per_sigma', 100, 'Langevin steps per noise level.')
+flags.DEFINE_enum('sampler', 'fast', ['fast', 'paper'], 'BASIS sampler: fast (201 score calls '
+                  'per source: warm start, 25 steps on 8 levels, Tweedie step) or paper '
+                  '(1,000 calls); docs/basis.md.')
+flags.DEFINE_integer('steps_per_sigma', None, "Langevin steps per noise level (default: the "
+                     "sampler's).")
 flags.DEFINE_string('extra_phase', 'misi', 'A second inversion of the same separation '
                     '(an inversion.phase method; empty: none).')
 compute.define_precision_flags()
@@ -32,7 +36,8 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   kwargs = {'prior_dirs': tuple(FLAGS.prior_dir)} if FLAGS.prior_dir else {}
   try:
-    demo.run(demo.DemoConfig(out_dir=FLAGS.out_dir, steps_per_sigma=FLAGS.steps_per_sigma,
+    demo.run(demo.DemoConfig(out_dir=FLAGS.out_dir, sampler=FLAGS.sampler,
+                             steps_per_sigma=FLAGS.steps_per_sigma,
                              extra_phase=FLAGS.extra_phase or None,
                              precision=FLAGS.precision, **kwargs))
   except ParameterError as e:

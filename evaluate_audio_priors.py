@@ -31,7 +31,11 @@ flags.DEFINE_string('out_dir', 'out/heldout', 'Output folder.')
 flags.DEFINE_multi_string('prior_dir', None, 'One prior per source (default: shipped).')
 flags.DEFINE_list('phases', ['wiener', 'misi', 'amplitude_mask'], 'Inversion methods.')
 flags.DEFINE_list('oracles', list(evaluate_tracks.DEFAULT_ORACLES), 'Oracle methods.')
-flags.DEFINE_integer('steps_per_sigma', 100, 'Langevin steps per noise level.')
+flags.DEFINE_enum('sampler', 'fast', ['fast', 'paper'], 'BASIS sampler: fast (201 score calls '
+                  'per source: warm start, 25 steps on 8 levels, Tweedie step) or paper '
+                  '(1,000 calls); docs/basis.md.')
+flags.DEFINE_integer('steps_per_sigma', None, "Langevin steps per noise level (default: the "
+                     "sampler's).")
 flags.DEFINE_float('step_size', 2e-5, 'BASIS delta.')
 flags.DEFINE_integer('batch_size', 8, 'Patches per compiled call.')
 compute.define_precision_flags()
@@ -49,7 +53,8 @@ def main(argv):
         references_dir=refs, out_dir=FLAGS.out_dir,
         prior_dirs=tuple(FLAGS.prior_dir or audio_separation.DEFAULT_PRIOR_DIRS),
         phases=tuple(FLAGS.phases), oracles=tuple(FLAGS.oracles),
-        steps_per_sigma=FLAGS.steps_per_sigma, step_size=FLAGS.step_size,
+        sampler=FLAGS.sampler, steps_per_sigma=FLAGS.steps_per_sigma,
+        step_size=FLAGS.step_size,
         batch_size=FLAGS.batch_size, precision=FLAGS.precision))
   except ParameterError as e:
     print(f'evaluate_audio_priors: error: {e}', file=sys.stderr)

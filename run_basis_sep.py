@@ -40,7 +40,8 @@ flags.DEFINE_float('sigma_min', 0.01, 'Smallest level (with --num_levels).')
 flags.DEFINE_integer('num_levels', None, 'Levels; default: the prior\'s own schedule.')
 flags.DEFINE_enum('sampler', 'fast', ['fast', 'paper'], "fast: the measured default "
                   '(hard constraint, 20 steps per level, delta 2x the paper\'s, Tweedie step; '
-                  'for the dB power sum the likelihood and 100 steps); paper: 100 steps per '
+                  'for the dB power sum a warm start at the third level, 25 steps on each '
+                  'level left, Tweedie step); paper: 100 steps per '
                   'level, the Gaussian likelihood, no final step (docs/basis.md).')
 flags.DEFINE_integer('steps_per_sigma', None, 'Langevin steps per level (T); default from '
                      '--sampler (fast 20, paper 100).')
@@ -58,7 +59,9 @@ flags.DEFINE_boolean('denoise', None, 'End with the Tweedie step x + sigma_L^2 s
                      '(one more call). Default from --sampler (fast: yes).')
 flags.DEFINE_float('start_sigma', None, 'Warm start: begin at this level of the schedule from '
                    'the mixture split as the mixing implies plus noise, skipping the levels '
-                   'above (on MNIST it lost to a cold start: docs/basis.md).')
+                   'above; 0: cold start. Default from --sampler (fast: cold for images, '
+                   'where it lost to a cold start; the third level for mel patches; '
+                   'docs/basis.md).')
 flags.DEFINE_float('likelihood_scale', 1.0, 'Multiplies the 1 / sigma_i^2 weight of the mixture '
                    'residual (1: a Gaussian likelihood with std sigma_i; see docs/basis.md for '
                    "the original code's effective weights).")

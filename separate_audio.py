@@ -28,13 +28,20 @@ flags.DEFINE_multi_string('prior_dir', None, 'One exported NCSN mel prior per so
                           '(default: the shipped piano and violin priors).')
 flags.DEFINE_list('names', None, 'Source names (default: from the prior folders).')
 flags.DEFINE_integer('hop_frames', 48, 'Frames between patch starts (64: no overlap).')
-flags.DEFINE_integer('steps_per_sigma', 100, 'Langevin steps per noise level.')
+flags.DEFINE_enum('sampler', 'fast', ['fast', 'paper'], 'fast: warm start at the third level, '
+                  '25 steps on each of the 8 levels left, Tweedie step (201 score calls per '
+                  'source; measured in docs/basis.md); paper: 100 steps on all 10 levels '
+                  '(1,000 calls). The flags below override it.')
+flags.DEFINE_integer('steps_per_sigma', None, 'Langevin steps per noise level (default: the '
+                     "sampler's, fast 25, paper 100).")
 flags.DEFINE_list('level_steps', None, 'Steps of each of the priors\' levels, comma separated '
                   '(0 skips a level); overrides --steps_per_sigma.')
 flags.DEFINE_float('step_size', 2e-5, 'BASIS delta (eta_i = delta (sigma_i / sigma_L)^2).')
-flags.DEFINE_float('start_sigma', None, 'Warm start at this level of the priors\' schedule from '
-                   'the mixture split (3 dB down per source) plus noise (docs/basis.md).')
-flags.DEFINE_boolean('denoise', False, 'End with the Tweedie step x + sigma_L^2 s(x, sigma_L).')
+flags.DEFINE_integer('start_level', None, 'Warm start at this level (index into the priors\' '
+                     'schedule, 0: cold) from the mixture split 3 dB down per source plus '
+                     "noise (default: the sampler's, fast 2, paper 0).")
+flags.DEFINE_boolean('denoise', None, 'End with the Tweedie step x + sigma_L^2 s(x, sigma_L) '
+                     "(default: the sampler's, fast yes).")
 flags.DEFINE_float('likelihood_scale', 1.0, 'Multiplies the 1 / sigma^2 mixture weight.')
 flags.DEFINE_integer('batch_size', 8, 'Patches per compiled call.')
 flags.DEFINE_enum('magnitude', 'nnls', ['nnls', 'pinv'], 'Mel -> linear magnitude.')
@@ -62,7 +69,7 @@ def main(argv):
         names=tuple(FLAGS.names) if FLAGS.names else None, hop_frames=FLAGS.hop_frames,
         steps_per_sigma=(tuple(int(v) for v in FLAGS.level_steps) if FLAGS.level_steps
                          else FLAGS.steps_per_sigma), step_size=FLAGS.step_size,
-        start_sigma=FLAGS.start_sigma, denoise=FLAGS.denoise,
+        sampler=FLAGS.sampler, start_level=FLAGS.start_level, denoise=FLAGS.denoise,
         likelihood_scale=FLAGS.likelihood_scale, batch_size=FLAGS.batch_size,
         precision=(FLAGS.precision if FLAGS.bfloat16 is None
                    else 'bfloat16' if FLAGS.bfloat16 else 'float32'),

@@ -66,14 +66,16 @@ def _level_steps_flag(flags):
     raise ParameterError(f'--level_steps must be a comma list of ints, got {values}') from e
 
 
-def _separator_settings(flags, mixing_fn):
+def _separator_settings(flags, mixing_fn, sigmas):
   """The Separator keyword arguments of --sampler with the flags that override it."""
   settings = sampler_settings(
       getattr(flags, 'sampler', 'paper'), mixing=mixing_fn, prior_kind=flags.prior,
       steps_per_sigma=_level_steps_flag(flags), step_size=flags.step_size,
-      constraint=getattr(flags, 'constraint', None), denoise=getattr(flags, 'denoise', None),
-      start_sigma=getattr(flags, 'start_sigma', None))
-  return settings.separator_kwargs()
+      constraint=getattr(flags, 'constraint', None), denoise=getattr(flags, 'denoise', None))
+  kwargs = settings.separator_kwargs(sigmas)
+  if getattr(flags, 'start_sigma', None) is not None:
+    kwargs['start_sigma'] = None if flags.start_sigma == 0 else flags.start_sigma
+  return kwargs
 
 
 def check_step_size(priors, prior_dirs, sources, sigmas, step_size, *, n_probe=32,
@@ -225,7 +227,7 @@ def run_from_flags(flags):
     description.update(mixing=mixing, data_note=info.get('note'))
     separator = Separator(priors, sigmas=sigmas, mixing=mixing, clip=(0.0, 1.0),
                           likelihood_scale=flags.likelihood_scale,
-                          **_separator_settings(flags, get_mixing(mixing)))
+                          **_separator_settings(flags, get_mixing(mixing), sigmas))
     description.update(separator.settings())
     init = None if separator.start_sigma else ('normal' if flags.prior == 'flow' else 'uniform')
     if flags.check_step:
@@ -270,7 +272,7 @@ def run_from_flags(flags):
     description.update(mixing=mixing)
     separator = Separator(priors, sigmas=sigmas, mixing=mixing_fn, clip=(0.0, 1.0),
                           likelihood_scale=flags.likelihood_scale,
-                          **_separator_settings(flags, mixing_fn))
+                          **_separator_settings(flags, mixing_fn, sigmas))
     description.update(separator.settings())
     print(f'separating {n} mel patch mixtures ({_schedule_text(separator)})', flush=True)
     if flags.check_step:

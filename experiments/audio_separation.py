@@ -28,6 +28,7 @@ from basis.experiment import BatchCache, fingerprint_prior_dirs, mixtures_digest
     separate_in_batches
 from basis.mixing import DbPowerSum
 from basis.priors import NCSNPrior
+from basis.sampler import sampler_settings
 from basis.separate import Separator
 from experiments import patching
 from inversion import mel_to_linear
@@ -58,13 +59,19 @@ class AudioSeparationConfig:
     names: source names (default: from the prior folders, ``ncsn_piano`` ->
       ``piano``).
     hop_frames: frames between patch starts (``patch_frames``: no overlap).
+    sampler: 'fast' (default, measured in docs/basis.md: a warm start at the
+      third level, 25 steps on each of the 8 levels left, a Tweedie step; 201
+      score calls per source) or 'paper' (100 steps on all 10 levels, 1,000
+      calls); the three fields below override it.
     steps_per_sigma: Langevin steps per noise level, or a tuple with the
-      steps of each level (0 skips a level).
+      steps of each level (0 skips a level); None: the sampler's.
     step_size: delta of BASIS.
     likelihood_scale: multiplies the 1 / sigma^2 weight of the mixture term.
-    start_sigma: warm start at this level of the priors' schedule from the
-      mixture split 3 dB down per source (two sources) plus noise; None: cold.
-    denoise: end with the Tweedie step x + sigma_L^2 s(x, sigma_L).
+    start_level: warm start at this level (index into the priors' schedule)
+      from the mixture split 3 dB down per source (two sources) plus noise;
+      0: cold start; None: the sampler's.
+    denoise: end with the Tweedie step x + sigma_L^2 s(x, sigma_L); None: the
+      sampler's.
     batch_size: patches per compiled separation call.
     precision: ``'auto'``, ``'float32'`` or ``'bfloat16'`` (score networks).
     magnitude: ``'nnls'`` or ``'pinv'`` (mel -> linear magnitude).
@@ -84,11 +91,12 @@ class AudioSeparationConfig:
   prior_dirs: Tuple[str, ...] = DEFAULT_PRIOR_DIRS
   names: Optional[Tuple[str, ...]] = None
   hop_frames: int = 48
-  steps_per_sigma: Any = 100
+  sampler: str = 'fast'
+  steps_per_sigma: Any = None
   step_size: float = 2e-5
   likelihood_scale: float = 1.0
-  start_sigma: Optional[float] = None
-  denoise: bool = False
+  start_level: Optional[int] = None
+  denoise: Optional[bool] = None
   batch_size: int = 8
   precision: str = 'auto'
   magnitude: str = 'nnls'
@@ -106,7 +114,8 @@ class AudioSeparationConfig:
     if self.names is not None and len(self.names) != len(self.prior_dirs):
       raise ParameterError(f'{len(self.names)} names for {len(self.prior_dirs)} priors')
     for name in ('batch_size', 'hop_frames') + (
-        ('steps_per_sigma',) if np.ndim(self.steps_per_sigma) == 0 else ()):
+        ('steps_per_sigma',) if np.ndim(self.steps_per_sigma) == 0
+        and self.steps_per_sigma is not None else ()):
       if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) <= 0:
         raise ParameterError(f'{name} must be a positive int, got {getattr(self, name)!r}')
     if not (self.step_size > 0 and np.isfinite(self.step_size)):
@@ -122,6 +131,13 @@ class AudioSeparationConfig:
     if self.magnitude not in mel_to_linear.MAGNITUDE_METHODS:
       raise ParameterError(f'unknown magnitude method {self.magnitude!r}; choose one of '
                            f'{list(mel_to_linear.MAGNITUDE_METHODS)}')
+
+  def separator_options(self, sigmas, mixing) -> Dict[str, Any]:
+    """The :class:`Separator` keyword arguments of the sampler and the overrides."""
+    return sampler_settings(
+        self.sampler, mixing=mixing, steps_per_sigma=self.steps_per_sigma,
+        step_size=self.step_size, denoise=self.denoise,
+        start_level=self.start_level).separator_kwargs(sigmas)
 
   def source_names(self) -> List[str]:
     if self.names:
@@ -237,10 +253,10 @@ def run(config: AudioSeparationConfig, *, log=print) -> Dict[str, Any]:
   seconds = len(mixture) / features.sample_rate
   image = transform.waveform_to_unit(mixture).numpy()               # [n_mels, n_frames, 1]
   sigmas = np.sort(np.asarray(priors[0].sigmas, np.float64))[::-1]
-  separator = Separator(priors, sigmas=sigmas, steps_per_sigma=config.steps_per_sigma,
-                        step_size=config.step_size, mixing=DbPowerSum.from_features(features),
-                        clip=(0.0, 1.0), likelihood_scale=config.likelihood_scale,
-                        start_sigma=config.start_sigma, denoise=config.denoise)
+  mixing = DbPowerSum.from_features(features)
+  separator = Separator(priors, sigmas=sigmas, mixing=mixing, clip=(0.0, 1.0),
+                        likelihood_scale=config.likelihood_scale,
+                        **config.separator_options(sigmas, mixing))
   os.makedirs(config.out_dir, exist_ok=True)
   patches_for_id, _, _ = patching.split_into_patches(
       image, patch_frames=features.patch_frames, hop_frames=config.hop_frames)

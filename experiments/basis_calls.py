@@ -362,13 +362,12 @@ def run_audio_cells(references_dir: str, tracks: Sequence[str], cells: Sequence[
     t0 = time.time()
     per_track = {}
     sources = None
-    start_sigma = _sigma_of_level(prior_dirs[0], start_level) if start_level else None
     for track in tracks:
       sep_dir = os.path.join(out_dir, 'audio_runs', f'{name}@{calls}', track)
       summary = audio_separation.run(audio_separation.AudioSeparationConfig(
           input=os.path.join(references_dir, track, 'mixture.wav'), out_dir=sep_dir,
           prior_dirs=prior_dirs, steps_per_sigma=tuple(steps), denoise=denoise,
-          start_sigma=start_sigma, figure=False, resume=False, precision=precision, **row),
+          start_level=start_level, figure=False, resume=False, precision=precision, **row),
           log=lambda *_: None)
       sources = list(summary['sources'])
       ref = folders.load_track(references_dir, track, sources=sources)
@@ -393,9 +392,3 @@ def run_audio_cells(references_dir: str, tracks: Sequence[str], cells: Sequence[
     out.append(cell)
   return out
 
-
-def _sigma_of_level(prior_dir: str, level: int) -> float:
-  with open(os.path.join(prior_dir, 'config.json'), encoding='utf-8') as f:
-    schedule = json.load(f)['schedule']
-  sigmas = np.geomspace(schedule['sigma_max'], schedule['sigma_min'], schedule['num_levels'])
-  return float(sigmas[level])

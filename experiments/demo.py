@@ -36,14 +36,16 @@ class DemoConfig:
   Attributes:
     out_dir: output folder.
     prior_dirs: the piano and violin priors (default: the shipped ones).
-    steps_per_sigma: Langevin steps per noise level.
+    sampler: 'fast' or 'paper' (``audio_separation.AudioSeparationConfig``).
+    steps_per_sigma: Langevin steps per noise level (None: the sampler's).
     extra_phase: a second inversion of the same separation (None: skip).
     precision: network precision (``'auto'``: pipeline.compute decides).
   """
 
   out_dir: str = 'out/demo'
   prior_dirs: Tuple[str, ...] = audio_separation.DEFAULT_PRIOR_DIRS
-  steps_per_sigma: int = 100
+  sampler: str = 'fast'
+  steps_per_sigma: Optional[int] = None
   extra_phase: Optional[str] = 'misi'
   precision: str = 'auto'
 
@@ -63,7 +65,8 @@ def run(config: DemoConfig, *, log=print) -> Dict[str, Any]:
   evaluated = evaluate_tracks.run(evaluate_tracks.TrackEvalConfig(
       references_dir=refs, out_dir=config.out_dir, tracks=(TRACK,),
       prior_dirs=tuple(config.prior_dirs), phases=phases,
-      steps_per_sigma=config.steps_per_sigma, precision=config.precision), log=log)
+      sampler=config.sampler, steps_per_sigma=config.steps_per_sigma,
+      precision=config.precision), log=log)
   sep_dir = os.path.join(config.out_dir, 'separation', TRACK)
   names = sorted(f[:-4] for f in os.listdir(sep_dir) if f.endswith('.wav'))
   if names != ['piano', 'violin']:

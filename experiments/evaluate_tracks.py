@@ -42,7 +42,7 @@ class TrackEvalConfig:
     prior_dirs: one prior per source; the sources are named after them.
     phases: inversion methods applied to the one separation of each track.
     oracles: oracle names (``baselines.oracles.parse_method``).
-    steps_per_sigma, step_size, start_sigma, denoise, batch_size, precision,
+    sampler, steps_per_sigma, step_size, start_level, denoise, batch_size, precision,
       hop_frames: BASIS settings (``audio_separation.AudioSeparationConfig``).
   """
 
@@ -52,10 +52,11 @@ class TrackEvalConfig:
   prior_dirs: Tuple[str, ...] = audio_separation.DEFAULT_PRIOR_DIRS
   phases: Tuple[str, ...] = ('wiener', 'misi')
   oracles: Tuple[str, ...] = DEFAULT_ORACLES
-  steps_per_sigma: Any = 100
+  sampler: str = 'fast'
+  steps_per_sigma: Any = None
   step_size: float = 2e-5
-  start_sigma: Optional[float] = None
-  denoise: bool = False
+  start_level: Optional[int] = None
+  denoise: Optional[bool] = None
   batch_size: int = 8
   hop_frames: int = 48
   precision: str = 'auto'
@@ -79,7 +80,8 @@ def separate_track(config: TrackEvalConfig, track: str, *, log=print) -> Dict[st
   sep = audio_separation.run(audio_separation.AudioSeparationConfig(
       input=mixture_path, out_dir=sep_dir, prior_dirs=tuple(config.prior_dirs),
       steps_per_sigma=config.steps_per_sigma, step_size=config.step_size,
-      start_sigma=config.start_sigma, denoise=config.denoise, batch_size=config.batch_size, hop_frames=config.hop_frames,
+      sampler=config.sampler, start_level=config.start_level, denoise=config.denoise,
+      batch_size=config.batch_size, hop_frames=config.hop_frames,
       precision=config.precision, phase=config.phases[0], figure=False), log=log)
   rate = sep['sample_rate']
   mixture, _ = audio.load(mixture_path, sample_rate=rate)

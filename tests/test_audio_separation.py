@@ -111,6 +111,12 @@ class AudioSeparationTest(tf.test.TestCase):
     self.assertEqual(doc['original_sample_rate'], 22050)
     self.assertEqual(doc['n_patches'], summary['n_patches'])
     self.assertGreater(doc['n_patches'], 4)      # 313 frames, hop 48
+    # The fast sampler: warm start at the third level, 1 step (the override) on
+    # each level left, and the Tweedie step.
+    levels = len(doc['separator']['sigmas'])
+    self.assertEqual(doc['separator']['calls_per_source'], (levels - 2) + 1)
+    self.assertAlmostEqual(doc['separator']['start_sigma'], doc['separator']['sigmas'][2])
+    self.assertTrue(doc['separator']['denoise'])
     self.assertTrue(os.path.exists(os.path.join(out, 'spectrograms.png')))
     self.assertFalse(os.path.exists(os.path.join(out, 'partial')))   # cleaned up
 
@@ -120,7 +126,10 @@ class AudioSeparationTest(tf.test.TestCase):
     y = _mixture(3.0)
     sf.write(mix, y, 16000, subtype='FLOAT')
     out = os.path.join(tmp, 'out')
-    lib.run(self._config(input=mix, out_dir=out), log=lambda s: None)
+    summary = lib.run(self._config(input=mix, out_dir=out, sampler='paper'), log=lambda s: None)
+    self.assertEqual(summary['separator']['calls_per_source'],
+                     len(summary['separator']['sigmas']))   # the paper's: every level
+    self.assertIsNone(summary['separator']['start_sigma'])
     total = sum(sf.read(os.path.join(out, f'{n}.wav'))[0] for n in ('piano', 'violin'))
     # Wiener masks sum to one per bin, so the estimates add up to the mixture
     # (to the iSTFT's float32 rounding).

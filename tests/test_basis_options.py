@@ -170,7 +170,14 @@ class SamplerTest(tf.test.TestCase):
     self.assertEqual((fast.steps_per_sigma, fast.constraint, fast.denoise),
                      (20, 'hard', True))
     mel = sampler_settings('fast', mixing=DbPowerSum(-100.0, 20.0))
-    self.assertEqual(mel.constraint, 'likelihood')   # the power sum is not linear
+    self.assertEqual((mel.constraint, mel.start_level, mel.steps_per_sigma, mel.denoise),
+                     ('likelihood', 2, 25, True))   # the power sum is not linear
+    kwargs = mel.separator_kwargs(SIGMAS)
+    self.assertEqual(kwargs['start_sigma'], SIGMAS[2])
+    self.assertNotIn('start_level', kwargs)
+    self.assertIsNone(fast.separator_kwargs(SIGMAS)['start_sigma'])
+    with self.assertRaisesRegex(ParameterError, 'outside the schedule'):
+      sampler_settings('fast', mixing=mix_mean, start_level=10).separator_kwargs(SIGMAS)
     flow = sampler_settings('fast', mixing=mix_mean, prior_kind='flow', steps_per_sigma=7)
     self.assertEqual((flow.step_size, flow.steps_per_sigma, flow.constraint), (3e-6, 7,
                                                                                'likelihood'))
