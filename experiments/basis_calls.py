@@ -321,7 +321,7 @@ AUDIO_ROWS: Dict[str, Dict] = {
 
 def run_audio_cells(references_dir: str, tracks: Sequence[str], cells: Sequence[Tuple[str, int]],
                     *, out_dir: str, prior_dirs: Optional[Sequence[str]] = None,
-                    rows: Optional[Dict] = None, n_levels: int = 10, precision: str = 'auto',
+                    rows: Optional[Dict] = None, precision: str = 'auto',
                     log=print) -> List[Dict]:
   """The audio curve: median BSS Eval v4 SDR (Wiener inversion) per source against calls.
 
@@ -335,14 +335,17 @@ def run_audio_cells(references_dir: str, tracks: Sequence[str], cells: Sequence[
     cells: ``(row, calls per source)`` pairs, rows from ``rows``.
     prior_dirs: the priors (default: the shipped piano and violin).
     rows: row name -> options (default :data:`AUDIO_ROWS`).
-    n_levels: the priors' number of levels.
   """
   from evaluation import folders  # pylint: disable=g-import-not-at-top
   from evaluation.report import score_track  # pylint: disable=g-import-not-at-top
   from experiments import audio_separation  # pylint: disable=g-import-not-at-top
   from pipeline import audio  # pylint: disable=g-import-not-at-top
   rows = AUDIO_ROWS if rows is None else rows
+  from basis.experiment import fingerprint_prior_dirs  # pylint: disable=g-import-not-at-top
   prior_dirs = tuple(prior_dirs or audio_separation.DEFAULT_PRIOR_DIRS)
+  fingerprints = {os.path.basename(d): f for d, f in fingerprint_prior_dirs(prior_dirs).items()}
+  with open(os.path.join(prior_dirs[0], 'config.json'), encoding='utf-8') as f:
+    n_levels = int(json.load(f)['schedule']['num_levels'])
   out = []
   for i, (name, calls) in enumerate(cells):
     if name not in rows:
@@ -355,7 +358,8 @@ def run_audio_cells(references_dir: str, tracks: Sequence[str], cells: Sequence[
     if os.path.exists(path):
       with open(path, encoding='utf-8') as f:
         cell = json.load(f)
-      if cell.get('tracks') == list(tracks) and cell.get('steps') == steps:
+      if (cell.get('tracks') == list(tracks) and cell.get('steps') == steps
+          and cell.get('prior_fingerprints') == fingerprints):
         log(f'[{i + 1}/{len(cells)}] audio {name} @ {calls} calls: done before')
         out.append(cell)
         continue
@@ -381,6 +385,7 @@ def run_audio_cells(references_dir: str, tracks: Sequence[str], cells: Sequence[
       per_track[track] = [float(v) for v in scores['median']['SDR']]
     sdr = np.array(list(per_track.values()))            # [n_tracks, n_sources]
     cell = {'row': name, 'calls_per_source': calls, 'steps': steps, 'tracks': list(tracks),
+            'prior_fingerprints': fingerprints,
             'sources': sources, 'options': rows[name], 'per_track_sdr': per_track,
             'median_sdr': [float(v) for v in np.nanmedian(sdr, axis=0)],
             'mean': float(np.nanmean(np.nanmedian(sdr, axis=0))),
@@ -392,3 +397,71 @@ def run_audio_cells(references_dir: str, tracks: Sequence[str], cells: Sequence[
     out.append(cell)
   return out
 
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioCallStudyConfig:
+  """The audio curve of docs/basis.md: median SDR after Wiener against calls.
+
+  Attributes:
+    out_dir: ``audio_cells/``, ``audio_runs/``, ``audio_results.json``,
+      ``audio_table.md``, ``sdr_vs_calls.png``.
+    references_dir: ``<track>/mixture.wav`` + ``<track>/<source>.wav``
+      (e.g. ``evaluate_audio_priors.py``'s ``<out_dir>/references``).
+    tracks: track folders (default: all).
+    cells: ``(row, calls)`` pairs, rows of :data:`AUDIO_ROWS`.
+    prior_dirs: the priors (default: the shipped piano and violin).
+    precision: 'auto', 'float32' or 'bfloat16'.
+  """
+
+  out_dir: str
+  references_dir: str
+  tracks: Optional[Tuple[str, ...]] = None
+  cells: Tuple[Tuple[str, int], ...] = (
+      ('basis', 100), ('basis', 200), ('basis', 1000),
+      ('warm_start_2_denoise', 100), ('warm_start_2_denoise', 200))
+  prior_dirs: Optional[Tuple[str, ...]] = None
+  precision: str = 'auto'
+
+  def __post_init__(self):
+    for name, calls in self.cells:
+      if name not in AUDIO_ROWS:
+        raise ParameterError(f'unknown audio row {name!r}; choose from {sorted(AUDIO_ROWS)}')
+      if calls < 1:
+        raise ParameterError(f'budgets must be >= 1 call, got {calls}')
+
+
+def audio_table(cells: Sequence[Dict]) -> str:
+  """Markdown: one line per cell, the median SDR of each source."""
+  sources = cells[0]['sources'] if cells else []
+  lines = ['| row | calls per source | ' + ' | '.join(f'{s} SDR' for s in sources) + ' |',
+           '|---|---:|' + '---:|' * len(sources)]
+  for c in sorted(cells, key=lambda c: (c['row'], c['calls_per_source'])):
+    lines.append(f"| {c['row']} | {c['calls_per_source']} | "
+                 + ' | '.join(f'{v:.2f}' for v in c['median_sdr']) + ' |')
+  return '\n'.join(lines)
+
+
+def run_audio(config: AudioCallStudyConfig, log=print) -> Dict:
+  """Runs the audio cells, then writes audio_results.json, audio_table.md and the plot."""
+  from evaluation import folders  # pylint: disable=g-import-not-at-top
+  from pipeline import compute  # pylint: disable=g-import-not-at-top
+  tracks = list(config.tracks or folders.list_tracks(config.references_dir))
+  cpu = compute.cpu_description()
+  log(f'{len(config.cells)} audio cells on {len(tracks)} tracks of {config.references_dir} '
+      f'({cpu})')
+  cells = run_audio_cells(config.references_dir, tracks, config.cells, out_dir=config.out_dir,
+                          prior_dirs=config.prior_dirs, precision=config.precision, log=log)
+  text = audio_table(cells)
+  results = {'config': dataclasses.asdict(config), 'cpu': cpu, 'tracks': tracks,
+             'cells': cells}
+  write_json_atomic(os.path.join(config.out_dir, 'audio_results.json'), results)
+  with atomic_path(os.path.join(config.out_dir, 'audio_table.md'), suffix='.md') as tmp:
+    with open(tmp, 'w', encoding='utf-8') as f:
+      f.write(f'Median over {len(tracks)} tracks of the BSS Eval v4 SDR (dB) after Wiener '
+              f'inversion, against score calls per source ({cpu}).\n\n{text}\n')
+  plot(os.path.join(config.out_dir, 'sdr_vs_calls.png'), cells,
+       ylabel='median SDR, mean of the sources (dB)',
+       title=f'BASIS + Wiener on {len(tracks)} piano + violin test tracks')
+  log(text)
+  return results

@@ -227,6 +227,41 @@ class EvaluateTracksTest(tf.test.TestCase):
       evaluate_tracks.tracks_from_render(render, refs)
 
 
+class AudioCallsStudyTest(tf.test.TestCase):
+
+  def test_cells_score_each_track_and_resume(self):
+    from experiments import basis_calls  # pylint: disable=g-import-not-at-top
+    tmp = self.create_tempdir().full_path
+    refs = os.path.join(tmp, 'refs', '00000')
+    os.makedirs(refs)
+    t = np.arange(40000) / 16000
+    piano = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    violin = (0.05 * np.sin(2 * np.pi * 700 * t)).astype(np.float32)
+    for name, y in (('piano', piano), ('violin', violin), ('mixture', piano + violin)):
+      sf.write(os.path.join(refs, f'{name}.wav'), y, 16000, subtype='FLOAT')
+    priors = []
+    for i, name in enumerate(('ncsn_piano', 'ncsn_violin')):
+      priors.append(os.path.join(tmp, name))
+      _tiny_mel_prior(priors[-1], seed=i)
+    config = basis_calls.AudioCallStudyConfig(
+        out_dir=os.path.join(tmp, 'out'), references_dir=os.path.dirname(refs),
+        cells=(('basis', 3), ('warm_start_2_denoise', 2)), prior_dirs=tuple(priors),
+        precision='float32')
+    results = basis_calls.run_audio(config, log=lambda s: None)
+    cells = results['cells']
+    self.assertEqual([c['steps'] for c in cells], [[1, 1, 1], [0, 0, 1]])   # 3 levels
+    for c in cells:
+      self.assertEqual(c['sources'], ['piano', 'violin'])
+      self.assertTrue(np.all(np.isfinite(c['median_sdr'])))
+    for name in ('audio_results.json', 'audio_table.md', 'sdr_vs_calls.png'):
+      self.assertTrue(os.path.exists(os.path.join(config.out_dir, name)), name)
+    lines = []
+    basis_calls.run_audio(config, log=lines.append)
+    self.assertLen([l for l in lines if 'done before' in l], 2)
+    with self.assertRaisesRegex(ParameterError, 'unknown audio row'):
+      basis_calls.AudioCallStudyConfig(out_dir='x', references_dir='y', cells=(('hard', 10),))
+
+
 class PriorQualityTest(tf.test.TestCase):
 
   def test_denoising_table_has_one_row_per_level(self):
