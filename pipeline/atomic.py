@@ -21,6 +21,11 @@ def atomic_path(path: str, *, suffix: str = '.tmp'):
   Example:
     >>> with atomic_path('out/a.wav', suffix='.wav') as tmp:
     ...   soundfile.write(tmp, y, 16000, format='WAV')
+
+  Raises:
+    pipeline.errors.OutputError: an ``OSError`` while writing (a full disk:
+      numpy's "3136 requested and 992 written", ENOSPC) names the file and
+      the folder's free space; the temporary file is removed.
   """
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
@@ -28,12 +33,28 @@ def atomic_path(path: str, *, suffix: str = '.tmp'):
                              prefix='.' + os.path.basename(path) + '.', dir=folder)
   os.close(fd)
   try:
-    yield tmp
-    os.chmod(tmp, 0o666 & ~_UMASK)
-    os.replace(tmp, path)
+    try:
+      yield tmp
+      os.chmod(tmp, 0o666 & ~_UMASK)
+      os.replace(tmp, path)
+    except OSError as e:
+      raise _output_error(path, folder, e) from e
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
+
+
+def _output_error(path: str, folder: str, error: OSError):
+  """A clear error for a failed write: the file, the cause, the free space."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  from pipeline.errors import OutputError  # pylint: disable=g-import-not-at-top
+  try:
+    free = f'{shutil.disk_usage(folder).free / 2**20:.0f} MB free in {folder}'
+  except OSError:
+    free = f'the free space of {folder} is unknown'
+  return OutputError(f'could not write {path} ({error}); {free}: free some space (or pick '
+                     'another output folder) and rerun; nothing half-written was kept '
+                     'under that name')
 
 
 def json_default(o):

@@ -9,3 +9,11 @@ class ParameterError(ValueError):
   whose feature parameters differ from the requested ones. The message always
   names the offending value.
   """
+
+
+class OutputError(ParameterError):
+  """An output file could not be written (a full disk, no permission).
+
+  Nothing is left half-written under the final name (``pipeline.atomic``);
+  the message names the file and the free space of its folder.
+  """
