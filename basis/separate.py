@@ -235,6 +235,10 @@ class Separator:
       half_sq = 0.5 * tf.reduce_sum(tf.square(residual))
     return -tape.gradient(half_sq, xs)
 
+  def _with_last_solved(self, free, mixture):
+    """``[K, ...]``: the K - 1 free sources and the last one the hard constraint gives."""
+    return tf.concat([free, solve_last_source(self.mixing, mixture, free)[None]], axis=0)
+
   def warm_start(self, mixture, seed):
     """The split mixture plus N(0, start_sigma^2) noise, ``[K, batch, ...]``."""
     split = split_mixture(self.mixing, mixture, self.num_sources)
@@ -262,8 +266,8 @@ class Separator:
       if hard:
         # Only the free sources move; d x_K / d x_k = -1 for sum and mean.
         drift = scores[:-1] - scores[-1:]
-        free = xs[:-1] + eta * drift + tf.sqrt(2.0 * eta) * z[:-1]
-        xs = tf.concat([free, solve_last_source(self.mixing, mixture, free)[None]], axis=0)
+        xs = self._with_last_solved(xs[:-1] + eta * drift + tf.sqrt(2.0 * eta) * z[:-1],
+                                    mixture)
       else:
         weight = self.likelihood_scale / tf.square(sigma)
         drift = scores + weight * self.likelihood_grad(xs, mixture)
@@ -341,7 +345,7 @@ class Separator:
       if not bool(tf.reduce_all(tf.math.is_finite(xs))):
         raise ParameterError('init holds NaN or infinite values')
     if self.constraint == 'hard':
-      xs = tf.concat([xs[:-1], solve_last_source(self.mixing, mixture, xs[:-1])[None]], 0)
+      xs = self._with_last_solved(xs[:-1], mixture)
     first_sigma = self.sigmas[self.active_levels[0]]
     if not getattr(self, '_checked', False):
       # One eager evaluation on a single example checks every prior's output

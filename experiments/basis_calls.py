@@ -80,18 +80,27 @@ def level_steps_for(calls: int, n_levels: int, *, start_level: int = 0, denoise:
   return [0] * start_level + [int(v) for v in steps]
 
 
+def row_schedule(row: Dict, calls: int, n_levels: int) -> Tuple[List[int], int, Dict]:
+  """A row at ``calls`` per source: ``(steps per level, start level, other options)``.
+
+  ``start_level`` and ``profile`` are consumed; ``denoise`` (which takes one of
+  the calls) stays among the options.
+  """
+  options = dict(row)
+  start_level = int(options.pop('start_level', 0))
+  steps = level_steps_for(calls, n_levels, start_level=start_level,
+                          denoise=bool(options.get('denoise', False)),
+                          profile=options.pop('profile', 'uniform'))
+  return steps, start_level, options
+
+
 def separator_for(priors, sigmas, row: Dict, calls: int, *, mixing='mean',
                   clip=(0.0, 1.0)) -> Separator:
   """The :class:`Separator` of one cell (row options at ``calls`` per source)."""
-  row = dict(row)
-  start_level = int(row.pop('start_level', 0))
-  profile = row.pop('profile', 'uniform')
-  denoise = bool(row.get('denoise', False))
-  steps = level_steps_for(calls, len(sigmas), start_level=start_level, denoise=denoise,
-                          profile=profile)
+  steps, start_level, options = row_schedule(row, calls, len(sigmas))
   start_sigma = float(sigmas[start_level]) if start_level else None
   return Separator(priors, sigmas=sigmas, steps_per_sigma=steps, mixing=mixing, clip=clip,
-                   start_sigma=start_sigma, **row)
+                   start_sigma=start_sigma, **options)
 
 
 def _cell_path(out_dir: str, row: str, calls: int) -> str:
@@ -339,9 +348,8 @@ def run_audio_cells(references_dir: str, tracks: Sequence[str], cells: Sequence[
   from evaluation import folders  # pylint: disable=g-import-not-at-top
   from evaluation.report import score_track  # pylint: disable=g-import-not-at-top
   from experiments import audio_separation  # pylint: disable=g-import-not-at-top
-  from pipeline import audio  # pylint: disable=g-import-not-at-top
-  rows = AUDIO_ROWS if rows is None else rows
   from basis.experiment import fingerprint_prior_dirs  # pylint: disable=g-import-not-at-top
+  rows = AUDIO_ROWS if rows is None else rows
   prior_dirs = tuple(prior_dirs or audio_separation.DEFAULT_PRIOR_DIRS)
   fingerprints = {os.path.basename(d): f for d, f in fingerprint_prior_dirs(prior_dirs).items()}
   with open(os.path.join(prior_dirs[0], 'config.json'), encoding='utf-8') as f:
@@ -350,10 +358,7 @@ def run_audio_cells(references_dir: str, tracks: Sequence[str], cells: Sequence[
   for i, (name, calls) in enumerate(cells):
     if name not in rows:
       raise ParameterError(f'unknown audio row {name!r}; choose from {sorted(rows)}')
-    row = dict(rows[name])
-    start_level = int(row.pop('start_level', 0))
-    denoise = bool(row.pop('denoise', False))
-    steps = level_steps_for(calls, n_levels, start_level=start_level, denoise=denoise)
+    steps, start_level, options = row_schedule(rows[name], calls, n_levels)
     path = os.path.join(out_dir, 'audio_cells', f'{name}@{calls}.json')
     if os.path.exists(path):
       with open(path, encoding='utf-8') as f:
@@ -366,21 +371,17 @@ def run_audio_cells(references_dir: str, tracks: Sequence[str], cells: Sequence[
     t0 = time.time()
     per_track = {}
     sources = None
+    runs_dir = os.path.join(out_dir, 'audio_runs', f'{name}@{calls}')
     for track in tracks:
-      sep_dir = os.path.join(out_dir, 'audio_runs', f'{name}@{calls}', track)
       summary = audio_separation.run(audio_separation.AudioSeparationConfig(
-          input=os.path.join(references_dir, track, 'mixture.wav'), out_dir=sep_dir,
-          prior_dirs=prior_dirs, steps_per_sigma=tuple(steps), denoise=denoise,
-          start_level=start_level, figure=False, resume=False, precision=precision, **row),
-          log=lambda *_: None)
+          input=os.path.join(references_dir, track, 'mixture.wav'),
+          out_dir=os.path.join(runs_dir, track), prior_dirs=prior_dirs,
+          steps_per_sigma=tuple(steps), start_level=start_level, figure=False, resume=False,
+          precision=precision, **options), log=lambda *_: None)
       sources = list(summary['sources'])
       ref = folders.load_track(references_dir, track, sources=sources)
-      est = np.stack([audio.load(summary['sources'][n], sample_rate=ref.sample_rate)[0]
-                      for n in sources])
-      length = ref.stacked_sources().shape[-1]
-      est = est[:, None, :length]
-      if est.shape[-1] < length:
-        est = np.pad(est, ((0, 0), (0, 0), (0, length - est.shape[-1])))
+      est, _ = folders.load_estimates(runs_dir, ref, method=f'{name}@{calls}',
+                                      pad_or_truncate=True)
       scores = score_track(ref, est)
       per_track[track] = [float(v) for v in scores['median']['SDR']]
     sdr = np.array(list(per_track.values()))            # [n_tracks, n_sources]

@@ -65,9 +65,10 @@ class GaussianPosteriorTest(tf.test.TestCase):
     self.assertLess(np.abs(residual.mean(0)).max(), 1e-3)
 
 
-class FullCovarianceAndThreeSourcesTest(tf.test.TestCase):
+class FullCovarianceAndThreeSourcesTest(tf.test.TestCase, parameterized.TestCase):
 
-  def test_three_sources_with_full_covariance_priors(self):
+  @parameterized.named_parameters(('likelihood', 'likelihood'), ('hard', 'hard'))
+  def test_three_sources_with_full_covariance_priors(self, constraint):
     rng = np.random.default_rng(3)
     d, k, chains = 3, 3, 3000
     mus = rng.uniform(0, 1, (k, d))
@@ -77,8 +78,9 @@ class FullCovarianceAndThreeSourcesTest(tf.test.TestCase):
       covs.append(a @ a.T + 0.02 * np.eye(d))
     m = mus.sum(0) + rng.normal(size=d) * 0.3
     priors = [GaussianPrior(mus[i], covariance=covs[i]) for i in range(k)]
-    xs = separate(np.tile(m[None], (chains, 1)), priors, sigmas=SIGMAS,
-                  steps_per_sigma=100, step_size=3e-5, seed=2).numpy()
+    mix = np.tile(m[None], (chains, 1))
+    xs = separate(mix, priors, sigmas=SIGMAS, steps_per_sigma=100, step_size=3e-5, seed=2,
+                  constraint=constraint).numpy()
     # Posterior mean of x_1 given sum = m: mu_1 + S_1 (sum_j S_j)^-1 (m - sum mu).
     total = sum(covs)
     for i in range(k):
@@ -86,6 +88,8 @@ class FullCovarianceAndThreeSourcesTest(tf.test.TestCase):
       # 3000 chains, posterior sd < 0.3: standard error < 0.006; allow 0.02.
       np.testing.assert_allclose(xs[i].mean(0), expected, atol=0.02)
     self.assertLess(np.abs(xs.sum(0).mean(0) - m).max(), 2e-3)
+    if constraint == 'hard':   # the mixture holds chain by chain, to float32 rounding
+      np.testing.assert_allclose(xs.sum(0), mix, atol=2e-6)
 
 
 class DuckTypedPriorTest(tf.test.TestCase):
