@@ -16,6 +16,7 @@ import sys
 from absl import app
 from absl import flags
 
+from basis.sampler import parse_level_steps
 from experiments import audio_separation as lib
 from inversion import phase
 from pipeline import compute
@@ -60,15 +61,13 @@ def main(argv):
   if not FLAGS.input:
     raise app.UsageError('--input (the mixture audio file) is required')
   try:
-    if FLAGS.level_steps and not all(v.strip().isdigit() for v in FLAGS.level_steps):
-      raise ParameterError(f'--level_steps must be a comma list of ints >= 0, got '
-                           f'{FLAGS.level_steps}')
+    level_steps = parse_level_steps(FLAGS.level_steps)
     config = lib.AudioSeparationConfig(
         input=FLAGS.input, out_dir=FLAGS.out_dir,
         prior_dirs=tuple(FLAGS.prior_dir or lib.DEFAULT_PRIOR_DIRS),
         names=tuple(FLAGS.names) if FLAGS.names else None, hop_frames=FLAGS.hop_frames,
-        steps_per_sigma=(tuple(int(v) for v in FLAGS.level_steps) if FLAGS.level_steps
-                         else FLAGS.steps_per_sigma), step_size=FLAGS.step_size,
+        steps_per_sigma=level_steps if level_steps is not None else FLAGS.steps_per_sigma,
+        step_size=FLAGS.step_size,
         sampler=FLAGS.sampler, start_level=FLAGS.start_level, denoise=FLAGS.denoise,
         likelihood_scale=FLAGS.likelihood_scale, batch_size=FLAGS.batch_size,
         precision=(FLAGS.precision if FLAGS.bfloat16 is None

@@ -11,7 +11,7 @@ from basis import experiment
 from basis.mixing import get_mixing
 from basis.flow_prior import FlowFamilyPrior
 from basis.priors import NCSNPrior
-from basis.sampler import sampler_settings
+from basis.sampler import parse_level_steps, sampler_settings
 from basis.separate import Separator
 from pipeline import cli_errors
 from pipeline import compute
@@ -57,13 +57,8 @@ def _sigmas(flags, priors):
 
 
 def _level_steps_flag(flags):
-  values = getattr(flags, 'level_steps', None)
-  if not values:
-    return getattr(flags, 'steps_per_sigma', None)
-  try:
-    return [int(v) for v in values]
-  except ValueError as e:
-    raise ParameterError(f'--level_steps must be a comma list of ints, got {values}') from e
+  steps = parse_level_steps(getattr(flags, 'level_steps', None))
+  return steps if steps is not None else getattr(flags, 'steps_per_sigma', None)
 
 
 def _separator_settings(flags, mixing_fn, sigmas):

@@ -15,7 +15,7 @@ For flow priors 'fast' is not measured yet and stays the paper's schedule.
 """
 
 import dataclasses
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 from basis.mixing import is_linear_mixing
 from pipeline.errors import ParameterError
@@ -44,6 +44,19 @@ class SamplerSettings:
                            'levels (0 = no warm start)')
     out['start_sigma'] = float(sigmas[level]) if level else None
     return out
+
+
+def parse_level_steps(values: Optional[Sequence[str]]) -> Optional[Tuple[int, ...]]:
+  """``--level_steps`` (a comma list) as ints, None when not given.
+
+  Raises:
+    ParameterError: for an entry that is not an int >= 0.
+  """
+  if not values:
+    return None
+  if not all(str(v).strip().isdigit() for v in values):
+    raise ParameterError(f'--level_steps must be a comma list of ints >= 0, got {list(values)}')
+  return tuple(int(v) for v in values)
 
 
 def sampler_settings(sampler: str, *, mixing, prior_kind: str = 'ncsn',

@@ -14,7 +14,7 @@ from absl.testing import parameterized
 
 from basis import DbPowerSum, GaussianPrior, Separator, separate
 from basis.mixing import mix_mean, mix_sum, project_onto_mixture, split_mixture
-from basis.sampler import sampler_settings
+from basis.sampler import parse_level_steps, sampler_settings
 from experiments import basis_calls
 from pipeline import ParameterError
 
@@ -165,6 +165,13 @@ class SamplerTest(tf.test.TestCase):
                                                                                'likelihood'))
     with self.assertRaisesRegex(ParameterError, 'unknown sampler'):
       sampler_settings('slow', mixing=mix_mean)
+
+  def test_level_steps_flag_parsing(self):
+    self.assertIsNone(parse_level_steps(None))
+    self.assertEqual(parse_level_steps(['0', ' 2', '25']), (0, 2, 25))
+    for bad in (['1', '-1'], ['1', 'x'], ['2.5']):
+      with self.assertRaisesRegex(ParameterError, 'comma list of ints >= 0'):
+        parse_level_steps(bad)
 
 
 class CallsStudyTest(tf.test.TestCase):
