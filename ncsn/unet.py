@@ -46,8 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from ncsn import layers
-from ncsn import model
-from ncsn.model import ScoreNetConfig
+from ncsn.base import ScoreNetBase, ScoreNetConfig
 from pipeline.errors import ParameterError
 
 
@@ -74,7 +73,7 @@ class _Up(tf.Module):
     return tf.nn.depth_to_space(self.conv(x), 2)
 
 
-class UNetScoreNetwork(model.ScoreNetBase):
+class UNetScoreNetwork(ScoreNetBase):
   """U-Net NCSN score network (see the module docstring for the layout).
 
   Args:
