@@ -36,6 +36,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from evaluation import folders
+from evaluation import report_html
 from evaluation.audio_metrics import si_sdr
 from evaluation.bss_eval import METRICS, bss_eval_v4, nanmedian
 from pipeline.atomic import atomic_path, write_json_atomic
@@ -321,7 +322,6 @@ def run(config: ReportConfig) -> dict:
     ParameterError: for missing folders, tracks or sources, and files whose
       sample rate, channel count or length differ (see ``evaluation.folders``).
   """
-  from evaluation import report_html  # pylint: disable=g-import-not-at-top
   track_names = (list(config.tracks) if config.tracks else
                  folders.list_tracks(config.references_dir))
   methods = [name for name, _ in config.estimates]
@@ -369,5 +369,5 @@ def run(config: ReportConfig) -> dict:
   paths.update({f'boxplot_{k}': v for k, v in plots.items()})
   paths['html'] = report_html.write_html(
       config.out_dir, rows=rows, plots=plots, tracks=tracks_info, per_track=per_track,
-      methods=methods, meta=meta)
+      methods=methods, meta=meta, metrics=TABLE_METRICS)
   return {'rows': rows, 'paths': paths, 'computed': computed, 'cached': cached}

@@ -151,9 +151,12 @@ def _media_cell(media: dict, caption: str = '') -> str:
 
 def write_html(out_dir: str, *, rows: List[dict], plots: Dict[str, str], tracks: List[dict],
                per_track: Dict[str, Dict[str, dict]], methods: Sequence[str],
-               meta: dict) -> str:
-  """Writes ``out_dir/report.html``; returns its path."""
-  from evaluation.report import TABLE_METRICS  # pylint: disable=g-import-not-at-top
+               meta: dict, metrics: Sequence[str]) -> str:
+  """Writes ``out_dir/report.html``; returns its path.
+
+  ``metrics`` are the table's columns, keys of every row
+  (``evaluation.report.TABLE_METRICS``).
+  """
   parts = ['<!DOCTYPE html>', '<html lang="en">', '<head>', '<meta charset="utf-8">',
            '<title>Separation report</title>', f'<style>{_CSS}</style>', '</head>', '<body>',
            '<h1>Separation report</h1>',
@@ -165,10 +168,10 @@ def write_html(out_dir: str, *, rows: List[dict], plots: Dict[str, str], tracks:
            '</a>, <a href="results.csv">csv</a>, <a href="results.json">json</a>.</p>']
   # Table; best value per source and metric in bold.
   parts.append('<h2>Results</h2><table><tr><th>method</th><th>source</th>' +
-               ''.join(f'<th>{_esc(m)}</th>' for m in TABLE_METRICS) + '<th>tracks</th></tr>')
+               ''.join(f'<th>{_esc(m)}</th>' for m in metrics) + '<th>tracks</th></tr>')
   best = {}
   for r in rows:
-    for m in TABLE_METRICS:
+    for m in metrics:
       v = r[m]
       if not math.isnan(v):
         key = (r['source'], m)
@@ -178,7 +181,7 @@ def write_html(out_dir: str, *, rows: List[dict], plots: Dict[str, str], tracks:
 
   for r in rows:
     cells = ''.join(f'<td class="num{" best" if is_best(r, m) else ""}">{_fmt(r[m])}</td>'
-                    for m in TABLE_METRICS)
+                    for m in metrics)
     parts.append(f'<tr><td>{_esc(r["method"])}</td><td>{_esc(r["source"])}</td>{cells}'
                  f'<td class="num">{r["n_tracks"]}</td></tr>')
   parts.append('</table>')
