@@ -7,6 +7,17 @@ with different clipping at separation time than at training time).
 
 All methods take and return ``tf.Tensor`` (numpy input is accepted), work on
 any number of leading batch axes and can be called inside ``tf.function``.
+
+Waveforms must be floating point in [-1, 1]: an integer buffer (a raw int16
+wav) is refused rather than read as samples of size 32768, and a NaN or
+infinite sample is refused with its index and the count, since the paths
+disagree on it otherwise (the graph path returns NaN patches, XLA clamps NaN
+to the dB floor). The values are checked whenever they are at hand: numpy input
+and eager tensors, also numpy passed into a ``tf.function``. A symbolic tensor
+inside a ``tf.function`` (the ``tf.data`` map of ``pipeline.audio_dataset``,
+the compiled :meth:`MelTransform.make_window_fn` program) only has its dtype
+checked; its values are not known while tracing, so check them before (the
+function ``make_window_fn`` returns does).
 Shapes use ``n_samples``, ``n_frames``, ``n_bins = 1 + n_fft // 2`` and
 ``n_mels``; patches follow the image convention ``[batch, n_mels, n_frames, 1]``
 (see ``pipeline/config.py``).
@@ -20,6 +31,73 @@ import tensorflow as tf
 from pipeline.config import FeatureConfig
 from pipeline.errors import ParameterError
 from pipeline.filterbank import mel_filterbank
+
+
+def _sample_scale_hint(dtype: np.dtype) -> str:
+  """How to turn integer samples of ``dtype`` into floats in [-1, 1]."""
+  info = np.iinfo(dtype)
+  if info.min < 0:
+    return f'y.astype(np.float32) / {-int(info.min)}'
+  half = (int(info.max) + 1) // 2
+  return f'(y.astype(np.float32) - {half}) / {half}'
+
+
+def check_samples(waveform, *, name: str = 'waveform'):
+  """Refuses integer waveforms, and non-finite ones whose values are at hand.
+
+  Args:
+    waveform: ``[..., n_samples]`` numpy array, list or tensor.
+    name: what to call the buffer in messages.
+
+  Returns:
+    ``waveform`` unchanged (a list becomes a numpy array).
+
+  Raises:
+    ParameterError: for an integer or boolean dtype (the message says how to
+      scale it, or to read wav files with ``pipeline.audio.load``), and, when
+      the values are at hand (numpy, eager tensor), for NaN or infinite
+      samples (the message gives their count and the first one's index).
+  """
+  is_tensor = isinstance(waveform, (tf.Tensor, tf.Variable))
+  if not is_tensor and not isinstance(waveform, np.ndarray):
+    waveform = np.asarray(waveform)
+  if is_tensor:
+    dtype = waveform.dtype
+    integer, boolean, floating = dtype.is_integer, dtype.is_bool, dtype.is_floating
+    dtype = np.dtype(dtype.as_numpy_dtype) if integer or boolean else dtype
+  else:
+    dtype = waveform.dtype
+    integer, boolean = np.issubdtype(dtype, np.integer), np.issubdtype(dtype, np.bool_)
+    floating = np.issubdtype(dtype, np.floating)
+  if integer or boolean:
+    hint = (f'scale it to [-1, 1] first (e.g. {_sample_scale_hint(dtype)})' if integer
+            else 'pass float samples in [-1, 1]')
+    raise ParameterError(
+        f'{name} has dtype {dtype.name}: samples must be floating point in '
+        f'[-1, 1]; {hint}, or read wav files with pipeline.audio.load')
+  if not floating:
+    return waveform   # complex or strings: tf.convert_to_tensor names them
+  if is_tensor:
+    if tf.is_symbolic_tensor(waveform) or not tf.executing_eagerly():
+      return waveform   # values unknown while tracing (see the module docstring)
+    if bool(tf.reduce_all(tf.math.is_finite(waveform))):
+      return waveform
+    values = waveform.numpy().astype(np.float32)
+  else:
+    values = waveform
+  finite = np.isfinite(values)
+  if finite.all():
+    return waveform
+  bad = ~finite
+  n_nan = int(np.isnan(values).sum())
+  first = tuple(int(i) for i in np.argwhere(bad)[0])
+  kind = 'NaN' if np.isnan(values[first]) else 'infinite'
+  where = 'the only sample' if not first else (
+      f'sample {first[-1]}' + (f' of {name}[{", ".join(map(str, first[:-1]))}]'
+                               if len(first) > 1 else ''))
+  raise ParameterError(
+      f'{name} holds {int(bad.sum())} non-finite sample(s) of {values.size} '
+      f'({n_nan} NaN, {int(bad.sum()) - n_nan} infinite); first: {kind} at {where}')
 
 
 class MelTransform:
@@ -56,15 +134,19 @@ class MelTransform:
     """Short-time Fourier transform (Hann, librosa framing).
 
     Args:
-      waveform: float ``[..., n_samples]``.
+      waveform: float ``[..., n_samples]`` in [-1, 1].
 
     Returns:
       complex64 ``[..., n_frames, n_bins]`` with
       ``n_frames = 1 + n_samples // hop_length`` when centred (zero padding of
       ``n_fft // 2`` on both sides, as librosa's default ``pad_mode``).
+
+    Raises:
+      ParameterError: integer samples, or NaN / infinite ones when the values
+        are at hand (:func:`check_samples`).
     """
     c = self.config
-    x = tf.convert_to_tensor(waveform, tf.float32)
+    x = tf.convert_to_tensor(check_samples(waveform), tf.float32)
     if c.center:
       pad = c.n_fft // 2
       paddings = [[0, 0]] * (len(x.shape) - 1) + [[pad, pad]]
@@ -114,7 +196,7 @@ class MelTransform:
     return y[..., :length]
 
   def spectrogram(self, waveform) -> tf.Tensor:
-    """``|STFT|^power``, float32 ``[..., n_frames, n_bins]``."""
+    """``|STFT|^power``, float32 ``[..., n_frames, n_bins]``; raises as :meth:`stft`."""
     s = self.stft(waveform)
     # re^2 + im^2: tf.abs would take a square root that squaring undoes (as
     # costly as the FFT itself; docs/benchmarks.md).
@@ -214,7 +296,11 @@ class MelTransform:
     return tf.transpose(x, perm)
 
   def waveform_to_unit(self, waveform) -> tf.Tensor:
-    """Waveform ``[..., n_samples]`` -> scaled image ``[..., n_mels, n_frames, 1]``."""
+    """Waveform ``[..., n_samples]`` -> scaled image ``[..., n_mels, n_frames, 1]``.
+
+    Raises:
+      ParameterError: as :meth:`stft`.
+    """
     mel = self.spectrogram_to_mel(self.spectrogram(waveform))
     return self.mel_to_image(self.db_to_unit(self.power_to_db(mel)))
 
@@ -234,9 +320,11 @@ class MelTransform:
 
     Raises:
       ParameterError: if the waveform is not 1-D or is shorter than one window
-        (and ``pad_end`` is False).
+        (and ``pad_end`` is False); integer samples, or NaN / infinite ones
+        when the values are at hand (:func:`check_samples`, which names the
+        sample's index in ``waveform``).
     """
-    y = tf.convert_to_tensor(waveform, tf.float32)
+    y = tf.convert_to_tensor(check_samples(waveform), tf.float32)
     if len(y.shape) != 1:
       raise ParameterError(f'expected a mono waveform [n_samples], got shape {y.shape}')
     n = self.config.patch_samples
@@ -255,6 +343,9 @@ class MelTransform:
 
     Returns:
       float32 ``[n_patches, n_mels, patch_frames, 1]`` in [0, 1].
+
+    Raises:
+      ParameterError: as :meth:`frame_waveform`.
     """
     return self.waveform_to_unit(self.frame_waveform(waveform, pad_end=pad_end))
 
@@ -272,7 +363,10 @@ class MelTransform:
 
     Returns:
       ``fn(windows)`` mapping float ``[n, patch_samples]`` (numpy or tensor)
-      to a float32 numpy array ``[n, n_mels, patch_frames, 1]`` in [0, 1].
+      to a float32 numpy array ``[n, n_mels, patch_frames, 1]`` in [0, 1];
+      ``fn`` raises ParameterError for integer windows and for NaN / infinite
+      samples (:func:`check_samples`, naming the window and the sample), which
+      the compiled program would clamp to the dB floor unnoticed.
     """
     if int(chunk) != chunk or chunk <= 0:
       raise ParameterError(f'chunk must be a positive int, got {chunk!r}')
@@ -282,7 +376,7 @@ class MelTransform:
         input_signature=[tf.TensorSpec([chunk, n_samples], tf.float32)])
 
     def fn(windows):
-      w = np.asarray(windows, np.float32)
+      w = np.asarray(check_samples(windows, name='windows'), np.float32)
       if w.ndim != 2 or w.shape[1] != n_samples:
         raise ParameterError(f'expected windows [n, {n_samples}], got shape {w.shape}')
       out = []
