@@ -86,7 +86,7 @@ class NCSNPrior:
 
   def __init__(self, model, *, compute_dtype: str = 'float32'):
     if isinstance(model, str):
-      from ncsn.train_lib import load_score_model  # pylint: disable=g-import-not-at-top
+      from ncsn.export import load_score_model  # pylint: disable=g-import-not-at-top
       model = load_score_model(model, compute_dtype=compute_dtype)
     self.model = model
     self._log_sigmas = tf.constant(np.log(model._sigmas_np), tf.float32)  # pylint: disable=protected-access
