@@ -4,8 +4,11 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
+from pipeline.checks import SEED_MAX, check_seed
 from pipeline.errors import ParameterError
 from pipeline.transforms import MelTransform
+from training import loop
+from tests.test_training_loop import _Run, _dataset
 
 
 def _windows(n_windows=3, seed=0):
@@ -86,6 +89,47 @@ class WaveformCheckTest(tf.test.TestCase, parameterized.TestCase):
     windows[0, 3] = np.nan
     out = tf.function(t.waveform_to_unit)(tf.constant(windows))
     self.assertEqual(out.shape, (1,) + t.config.patch_shape)
+
+
+class SeedCheckTest(tf.test.TestCase, parameterized.TestCase):
+  """Seeds outside int32 are refused where they enter, not aliased."""
+
+  def test_int32_seed_tensors_alias_what_the_check_refuses(self):
+    # Why the check exists: TensorFlow wraps the Python int silently.
+    self.assertAllEqual(tf.constant([2 ** 32, 11], tf.int32), tf.constant([0, 11], tf.int32))
+    with self.assertRaisesRegex(ParameterError, '4294967296'):
+      check_seed(2 ** 32)
+
+  @parameterized.parameters(
+      (2 ** 32, r'--seed=4294967296 is outside \[0, 2147483647\].* becomes 0 '),
+      (2 ** 31, r'--seed=2147483648 is outside .* becomes -2147483648 '),
+      (-1, r'--seed=-1 is negative'),
+      (1.5, r'--seed must be an int in \[0, 2147483647\], got 1\.5'),
+      (True, r'--seed must be an int .* got True'))
+  def test_bad_seed_is_refused_naming_flag_and_value(self, seed, message):
+    with self.assertRaisesRegex(ParameterError, message):
+      check_seed(seed, name='--seed')
+
+  def test_seeds_in_range_pass_as_python_ints(self):
+    self.assertEqual(check_seed(np.int64(7)), 7)
+    self.assertIsInstance(check_seed(np.int64(7)), int)
+    self.assertEqual(check_seed(SEED_MAX), 2 ** 31 - 1)
+    self.assertIsNone(check_seed(None, allow_none=True))
+    with self.assertRaisesRegex(ParameterError, 'got None'):
+      check_seed(None)
+
+  def test_loop_config_refuses_an_aliasing_seed(self):
+    with self.assertRaisesRegex(ParameterError, r'seed=4294967296 is outside'):
+      loop.LoopConfig(workdir=self.create_tempdir().full_path, seed=2 ** 32)
+
+  def test_largest_seed_trains_and_evaluates(self):
+    config = loop.LoopConfig(workdir=self.create_tempdir().full_path, total_steps=2,
+                             progress=False, eval_every=1, seed=SEED_MAX)
+    run = _Run()
+    metrics = loop.train(run, _dataset(), config, eval_data=_dataset(repeat=False))
+    self.assertEqual(metrics['step'], 2)
+    self.assertIn('eval_loss', metrics)
+    self.assertLen(set(run.seeds), 2)
 
 
 if __name__ == '__main__':

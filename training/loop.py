@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.atomic import json_default, write_json_atomic
+from pipeline.checks import check_seed
 from pipeline.errors import ParameterError
 from training import images as image_utils
 from training.ema import EMA
@@ -57,7 +58,8 @@ class LoopConfig:
       sampling and are what a prior loads.
     grad_clip_norm: clip gradients to this global norm (None: no clipping).
     eval_batches: batches of the eval set per evaluation.
-    seed: run seed.
+    seed: run seed, an int in ``[0, 2**31 - 1]`` (``pipeline.checks.check_seed``:
+      the stateless seeds are int32, which would alias larger values).
     progress: show a progress bar.
   """
 
@@ -75,6 +77,7 @@ class LoopConfig:
   progress: bool = True
 
   def __post_init__(self):
+    self.seed = check_seed(self.seed, name='seed')
     if self.total_steps <= 0:
       raise ParameterError(f'total_steps must be > 0, got {self.total_steps!r}')
     if not 0.0 <= self.ema_decay < 1.0:
@@ -371,7 +374,8 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
       if eval_data is not None:
         losses = []
         for i, batch in enumerate(eval_data.take(config.eval_batches)):
-          seed = tf.constant([config.seed + 1, i], tf.int32)  # fixed: comparable
+          # Fixed, so comparable; mod 2**31: seed 2**31 - 1 gives [0, i], not a wrap.
+          seed = tf.constant([(config.seed + 1) % 2 ** 31, i], tf.int32)
           loss, _ = eval_step(batch, seed)
           losses.append(float(loss))
         if losses:
