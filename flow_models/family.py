@@ -9,7 +9,7 @@
    "description": {"model": "glow", "flow": {...}, "image_shape": [...], ...}}
 
 Each ``prior`` is a folder (relative to ``family_dir``) written by
-``flow_models.train_lib.export_prior``. ``basis.flow_prior.FlowFamilyPrior``
+``flow_models.export.export_prior``. ``basis.flow_prior.FlowFamilyPrior``
 loads a family as one prior.
 """
 
@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from flow_models.export import load_flow
 from pipeline.errors import ParameterError
 from pipeline.atomic import write_json_atomic
 
@@ -92,7 +93,6 @@ def load_family(family_dir: str, *, allow_incomplete: bool = False
     ParameterError: not a family, unfinished, no levels, levels of different
       image shapes, or a damaged member.
   """
-  from flow_models.train_lib import load_flow  # pylint: disable=g-import-not-at-top
   doc = read_family(family_dir)
   if not doc['complete'] and not allow_incomplete:
     raise ParameterError(
