@@ -12,8 +12,8 @@ from flow_models import train_lib
 from flow_models import utils
 from pipeline import cli_errors
 from pipeline import datasets
+from pipeline import figures as image_utils
 from pipeline.errors import ParameterError
-from training import images as image_utils
 from training import loop
 from training.strategy import get_strategy
 

@@ -14,8 +14,8 @@ from ncsn.sampling import make_sampler
 from pipeline import cli_errors
 from pipeline import compute
 from pipeline import datasets
+from pipeline import figures as image_utils
 from pipeline.errors import ParameterError
-from training import images as image_utils
 from training import loop
 from training.strategy import get_strategy
 
