@@ -22,11 +22,23 @@ in, no ``metadata.json`` at all, which readers report clearly).
 
 All file operations go through ``tf.io.gfile``, so folders may live on any
 filesystem TensorFlow reads (local paths, ``gs://`` ...).
+
+Damage: :func:`patch_dataset` checks every record header when it builds the
+dataset (a truncated shard, a bad header, a record of another size are named
+there), but not the payloads: their CRCs are checked by ``tf.data`` while
+reading, which raises a ``DataLossError`` ("corrupted record at 208") naming
+neither file nor record. Reading every payload up front would cost a pass
+over the whole set (~1 GB) at each build, so instead the consumer wraps its
+iteration in :func:`naming_damaged_records` (the training loop does): on a
+``DataLossError`` the shards of the datasets built in this process are read
+again, CRC-checked by ``tf.data``, to name the damaged file and record.
 """
 
+import contextlib
 import datetime
 import json
 import os
+import re
 import socket
 import struct
 import sys
@@ -56,6 +68,10 @@ _SPLITS = ('train', 'test', 'all')
 _STAGING_PREFIX = '.staging-'
 _REQUIRED_KEYS = ('format_version', 'features', 'patch_shape', 'dtype', 'count',
                   'shards')
+# Shard path -> record count, for every shard a patch_dataset of this process
+# reads (what naming_damaged_records searches).
+_SHARDS_READ: Dict[str, int] = {}
+_SCAN_BATCH = 256
 
 
 def _join(folder: str, name: str) -> str:
@@ -698,6 +714,90 @@ def _check_features(folder: str, stored: Optional[Dict[str, Any]],
         f'{detail}')
 
 
+def find_damaged_record(paths: Optional[Sequence[str]] = None
+                        ) -> Optional[Tuple[str, int, str]]:
+  """The first record that ``tf.data`` cannot read, by reading the shards again.
+
+  Reads each shard with ``tf.data.TFRecordDataset`` (which checks every
+  record's CRCs) in batches of 256 records, then, in the batch that fails,
+  record by record. About the cost of one pass over the data (a second or
+  so per GB), so it is meant for after a ``DataLossError``, not for every
+  build.
+
+  Args:
+    paths: shard files; default: the shards of every :func:`patch_dataset`
+      built in this process, the newest first (missing files are skipped).
+
+  Returns:
+    ``(path, record_index, error_message)`` (0-based index), or None if every
+    shard reads.
+  """
+  if paths is None:
+    paths = list(reversed(_SHARDS_READ))
+  for path in paths:
+    if not tf.io.gfile.exists(path):
+      continue
+    batches = 0
+    try:
+      for _ in tf.data.TFRecordDataset(path).batch(_SCAN_BATCH):
+        batches += 1
+      continue
+    except tf.errors.OpError:
+      pass
+    index = batches * _SCAN_BATCH
+    try:
+      for _ in tf.data.TFRecordDataset(path).skip(index):
+        index += 1
+    except tf.errors.OpError as e:
+      # "{{function_node ...}} corrupted record at 50678 [Op:IteratorGetNext] name:"
+      detail = re.sub(r'\{\{.*?\}\}|\[Op:.*$', '', e.message.strip().splitlines()[0])
+      return path, index, detail.strip()
+  return None
+
+
+def damaged_record_error(error: tf.errors.OpError,
+                         paths: Optional[Sequence[str]] = None) -> Exception:
+  """A ParameterError naming the shard and record behind ``error``.
+
+  Args:
+    error: the ``DataLossError`` (or other read error) ``tf.data`` raised.
+    paths: shards to search (see :func:`find_damaged_record`).
+
+  Returns:
+    A ``ParameterError`` naming the file, the record and the original
+    message; ``error`` itself when no shard is damaged (the error came from
+    elsewhere).
+  """
+  found = find_damaged_record(paths)
+  if found is None:
+    return error
+  path, index, detail = found
+  count = _SHARDS_READ.get(path)
+  of = f' of {count}' if count else ''
+  return ParameterError(
+      f'shard {path!r}: record {index}{of} is damaged (tf.data: {detail}; the '
+      'record fails its CRC check): restore the file or re-create the data set')
+
+
+@contextlib.contextmanager
+def naming_damaged_records(paths: Optional[Sequence[str]] = None):
+  """Turns a ``tf.data`` ``DataLossError`` raised inside into a ParameterError
+  naming the damaged shard and record (:func:`damaged_record_error`).
+
+  Example:
+    >>> with naming_damaged_records():
+    ...   for batch in patch_dataset(folder):
+    ...     ...
+  """
+  try:
+    yield
+  except tf.errors.DataLossError as e:
+    named = damaged_record_error(e, paths)
+    if named is e:
+      raise
+    raise named from e
+
+
 def patch_dataset(folders: Union[str, Sequence[str]], *,
                   features: Optional[FeatureConfig] = None,
                   split: str = 'train',
@@ -735,13 +835,17 @@ def patch_dataset(folders: Union[str, Sequence[str]], *,
   Returns:
     A dataset of float32 patches ``[*patch_shape]``, or
     ``[batch, *patch_shape]`` when batched (e.g. ``[batch, n_mels,
-    patch_frames, 1]``). Unless repeated, its cardinality is known.
+    patch_frames, 1]``). Unless repeated, its cardinality is known. A
+    payload damaged inside a record is only seen while reading, as a
+    ``DataLossError``: iterate inside :func:`naming_damaged_records` to have
+    it named.
 
   Raises:
     ParameterError: for bad arguments, missing or corrupt metadata, folders
       that disagree, feature parameters that differ from ``features`` (the
       message names every differing field and both values), missing shards,
-      a shard whose first record does not match the schema, or an empty
+      a shard whose first record does not match the schema, a truncated
+      shard or a damaged record header (naming the record), or an empty
       split.
   """
   if isinstance(folders, (str, bytes, os.PathLike)):
@@ -784,6 +888,8 @@ def patch_dataset(folders: Union[str, Sequence[str]], *,
     for shard in metadata['shards']:
       path = _join(folder, shard['file'])
       _check_first_record(path, shard['count'], shape)
+      _SHARDS_READ.pop(path, None)   # re-inserted as the newest
+      _SHARDS_READ[path] = int(shard['count'])
       paths.append(path)
       offsets.append(offset)
       offset += shard['count']

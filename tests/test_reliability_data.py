@@ -63,6 +63,42 @@ class DamagedShardTest(tf.test.TestCase):
     with self.assertRaisesRegex(ParameterError, r'record 1 holds \d+ bytes, the first'):
       tfrecords.patch_dataset(out, split='all')
 
+  def _flip_payload_byte(self, shard, n, index):
+    """Flips one byte in the middle of record ``index``'s payload (of ``n``)."""
+    record = os.path.getsize(shard) // n
+    at = index * record + 12 + (record - 16) // 2
+    with open(shard, 'r+b') as f:
+      f.seek(at)
+      byte = f.read(1)
+      f.seek(at)
+      f.write(bytes([byte[0] ^ 0xFF]))
+
+  def test_flipped_payload_byte_names_file_and_record(self):
+    out, shard = self._write()
+    self._flip_payload_byte(shard, 5, 3)
+    ds = tfrecords.patch_dataset(out, split='all', shuffle_buffer=0)  # headers intact
+    with self.assertRaises(tf.errors.DataLossError):   # what tf.data gives on its own
+      list(ds)
+    with self.assertRaisesRegex(ParameterError, rf"shard '.*{os.path.basename(shard)}': "
+                                r'record 3 of 5 is damaged \(tf\.data: corrupted record'):
+      with tfrecords.naming_damaged_records():
+        list(ds)
+
+  def test_damaged_record_is_found_past_the_first_scan_batch(self):
+    out, shard = self._write(n=600)     # the scan reads 256 records at a time
+    self._flip_payload_byte(shard, 600, 517)
+    path, index, detail = tfrecords.find_damaged_record([shard])
+    self.assertEqual((path, index), (shard, 517))
+    self.assertIn('corrupted record', detail)
+    self.assertIsNone(tfrecords.find_damaged_record([self._write()[1]]))
+
+  def test_other_data_loss_is_left_alone(self):
+    # A DataLossError that no shard explains is re-raised as it was.
+    _, shard = self._write()
+    with self.assertRaisesRegex(tf.errors.DataLossError, 'not from a shard'):
+      with tfrecords.naming_damaged_records([shard]):
+        raise tf.errors.DataLossError(None, None, 'not from a shard')
+
 
 def _tone(seconds, sample_rate, amplitude=0.5):
   t = np.arange(int(seconds * sample_rate)) / sample_rate
