@@ -1,15 +1,32 @@
-"""Training-loop faults: damaged checkpoints, invalid json, a run that died at step 0."""
+"""Training-loop faults: damaged checkpoints, invalid json, a run that died at step 0,
+settings changed on resume, a damaged TFRecord record."""
 
 import glob
 import json
 import os
 from unittest import mock
 
+import numpy as np
 import tensorflow as tf
 
+from pipeline import tfrecords
 from pipeline.errors import ParameterError
 from training import loop
 from tests.test_training_loop import _Run, _dataset
+
+
+def _printed(fn):
+  """``(fn(), lines printed)``."""
+  lines = []
+  with mock.patch('builtins.print', side_effect=lambda *a, **k: lines.append(' '.join(
+      str(v) for v in a))):
+    out = fn()
+  return out, lines
+
+
+def _read(workdir, name):
+  with open(os.path.join(workdir, name)) as f:
+    return json.load(f)
 
 
 def _config(workdir, **kwargs):
@@ -107,6 +124,103 @@ class WorkdirJsonTest(tf.test.TestCase):
     with self.assertRaisesRegex(ParameterError, 'different configuration'):
       loop.train(_Run(description={'model': 'linear', 'width': 5}), _dataset(constant=True),
                  _config(workdir, total_steps=5))
+
+
+class ResumeSettingsTest(tf.test.TestCase):
+  """A resume with another learning rate (or clip, EMA decay) warns and is recorded."""
+
+  def test_changed_learning_rate_warns_naming_both_values_and_is_recorded(self):
+    workdir = self.create_tempdir().full_path
+    loop.train(_Run(learning_rate=0.05), _dataset(constant=True), _config(workdir))
+    self.assertEqual(_read(workdir, 'optimizer.json')['optimizer']['learning_rate'], 0.05)
+    run = _Run(learning_rate=0.01)
+    metrics, lines = _printed(lambda: loop.train(run, _dataset(constant=True),
+                                                 _config(workdir, total_steps=6)))
+    self.assertEqual(metrics['step'], 6)
+    warning, = [l for l in lines if 'other settings' in l]
+    self.assertRegex(warning, rf'^warning: {workdir} resumes at step 4 with other settings '
+                     r'.*optimizer\.learning_rate 0\.05 -> 0\.01; continuing with the new')
+    self.assertEqual(metrics['settings_changes'], [
+        {'step': 4, 'changes': {'optimizer.learning_rate': {'saved': 0.05, 'now': 0.01}}}])
+    self.assertEqual(_read(workdir, 'metrics.json')['settings_changes'],
+                     metrics['settings_changes'])
+    self.assertEqual(_read(workdir, 'optimizer.json')['optimizer']['learning_rate'], 0.01)
+    self.assertAllClose(run.task.optimizer.learning_rate(), 0.01)   # the new one is used
+
+  def test_same_settings_resume_silently(self):
+    workdir = self.create_tempdir().full_path
+    loop.train(_Run(), _dataset(constant=True), _config(workdir))
+    metrics, lines = _printed(lambda: loop.train(_Run(), _dataset(constant=True),
+                                                 _config(workdir, total_steps=6)))
+    self.assertFalse([l for l in lines if 'other settings' in l], lines)
+    self.assertNotIn('settings_changes', metrics)
+
+  def test_loop_settings_and_earlier_changes_are_kept(self):
+    workdir = self.create_tempdir().full_path
+    loop.train(_Run(), _dataset(constant=True), _config(workdir))
+    loop.train(_Run(), _dataset(constant=True), _config(workdir, total_steps=5,
+                                                        grad_clip_norm=1.0))
+    metrics, lines = _printed(lambda: loop.train(
+        _Run(), _dataset(constant=True), _config(workdir, total_steps=6, grad_clip_norm=1.0,
+                                                 ema_decay=0.9)))
+    self.assertTrue(any('ema_decay 0.5 -> 0.9' in l for l in lines), lines)
+    self.assertEqual([c['step'] for c in metrics['settings_changes']], [4, 5])
+    self.assertEqual(metrics['settings_changes'][0]['changes'],
+                     {'grad_clip_norm': {'saved': None, 'now': 1.0}})
+
+  def test_run_folder_without_the_record_resumes_and_gets_one(self):
+    workdir = self.create_tempdir().full_path
+    loop.train(_Run(learning_rate=0.05), _dataset(constant=True), _config(workdir))
+    os.remove(os.path.join(workdir, 'optimizer.json'))   # a run made before the record
+    metrics, lines = _printed(lambda: loop.train(_Run(learning_rate=0.01),
+                                                 _dataset(constant=True),
+                                                 _config(workdir, total_steps=6)))
+    self.assertEqual(metrics['step'], 6)
+    self.assertFalse([l for l in lines if 'other settings' in l], lines)
+    self.assertEqual(_read(workdir, 'optimizer.json')['optimizer']['learning_rate'], 0.01)
+
+  def test_invalid_record_names_the_file(self):
+    workdir = self.create_tempdir().full_path
+    loop.train(_Run(), _dataset(constant=True), _config(workdir))
+    with open(os.path.join(workdir, 'optimizer.json'), 'w') as f:
+      f.write('{')
+    with self.assertRaisesRegex(ParameterError, r'optimizer\.json is not valid json'):
+      loop.train(_Run(), _dataset(constant=True), _config(workdir, total_steps=5))
+
+
+class DamagedRecordTest(tf.test.TestCase):
+  """A record damaged inside a shard is named when the loop reads it."""
+
+  def _damaged_set(self, n=8, index=5):
+    out = os.path.join(self.create_tempdir().full_path, 'set')
+    patches = np.random.default_rng(0).uniform(size=(n, 2, 3, 1)).astype(np.float32)
+    tfrecords.write_patches(patches, out)
+    shard, = glob.glob(os.path.join(out, '*.tfrecord*'))
+    record = os.path.getsize(shard) // n
+    with open(shard, 'r+b') as f:
+      f.seek(index * record + 12 + (record - 16) // 2)
+      f.write(b'\xff\xff')
+    return out, shard
+
+  @staticmethod
+  def _as_linear_batches(out, repeat):
+    # Patches [2, 3, 1] -> inputs [batch, 3] and targets [batch, 1] of the linear task.
+    ds = tfrecords.patch_dataset(out, split='all', shuffle_buffer=0, batch_size=2,
+                                 repeat=repeat)
+    return ds.map(lambda p: (p[:, 0, :, 0], p[:, 1, :1, 0]))
+
+  def test_damaged_training_record_names_shard_and_record(self):
+    out, shard = self._damaged_set()
+    with self.assertRaisesRegex(ParameterError, rf"shard '{shard}': record 5 of 8 is damaged"):
+      loop.train(_Run(), self._as_linear_batches(out, repeat=True),
+                 _config(self.create_tempdir().full_path, total_steps=6))
+
+  def test_damaged_eval_record_names_shard_and_record(self):
+    out, shard = self._damaged_set()
+    with self.assertRaisesRegex(ParameterError, rf"shard '{shard}': record 5 of 8 is damaged"):
+      loop.train(_Run(), _dataset(constant=True),
+                 _config(self.create_tempdir().full_path, total_steps=2),
+                 eval_data=self._as_linear_batches(out, repeat=False))
 
 
 if __name__ == '__main__':

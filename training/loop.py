@@ -19,6 +19,20 @@ interrupted (Ctrl-C or SIGTERM), so an interruption loses at most the steps
 since the last write. The input pipeline is not checkpointed (a shuffle
 buffer of images would be larger than the model): after a resume, the data
 order is reshuffled with a seed that depends on the step.
+
+What a resume compares: ``config.json`` (the task's description: model and
+data) must match, or the run is refused (:func:`check_description`). The
+optimiser's settings (``Task.optimizer.settings()``: learning rate and its
+warm-up, betas, ...) and the loop's ``grad_clip_norm`` and ``ema_decay`` are
+recorded in ``optimizer.json``; a resume with other values is accepted --
+lowering the learning rate to fine-tune is deliberate -- but prints a warning
+line naming each old and new value and appends the change, with its step, to
+``settings_changes`` in ``metrics.json`` (:func:`record_settings`). A run
+folder from before ``optimizer.json`` resumes and gets one.
+
+A record damaged inside a TFRecord shard (``tf.data``'s ``DataLossError``,
+during a train step or an evaluation) becomes a ParameterError naming the
+shard and the record (``pipeline.tfrecords.naming_damaged_records``).
 """
 
 import dataclasses
@@ -33,6 +47,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from pipeline import tfrecords
 from pipeline.atomic import json_default, write_json_atomic
 from pipeline.checks import check_seed
 from pipeline.errors import ParameterError
@@ -96,7 +111,8 @@ class Task:
       ``trainable_variables`` are optimised).
     optimizer: a :class:`training.optim.Adam` (or any object with
       ``apply_gradients(pairs)``, ``learning_rate()`` and checkpointable
-      state); it receives gradients summed over replicas.
+      state, and optionally ``settings() -> dict`` for ``optimizer.json``);
+      it receives gradients summed over replicas.
     loss_fn: ``(batch, seed) -> (loss, metrics)``; ``loss`` a float32 scalar,
       ``metrics`` a dict of float32 scalars.
     eval_fn: like ``loss_fn`` for evaluation batches; defaults to ``loss_fn``.
@@ -124,16 +140,21 @@ class Task:
   initial_elapsed_s: float = 0.0
 
 
-def _diff(a, b, prefix=''):
-  """Paths where two json-like values differ."""
+def _changes(a, b, prefix='') -> Dict[str, Tuple[Any, Any]]:
+  """``{path: (a's value, b's value)}`` where two json-like values differ."""
   if isinstance(a, dict) and isinstance(b, dict):
-    out = []
+    out = {}
     for k in sorted(set(a) | set(b)):
-      out += _diff(a.get(k), b.get(k), f'{prefix}{k}.')
+      out.update(_changes(a.get(k), b.get(k), f'{prefix}{k}.'))
     return out
   if isinstance(a, float) and isinstance(b, float) and np.isclose(a, b, rtol=1e-9):
-    return []
-  return [] if a == b else [f'{prefix[:-1]}: saved {a!r}, now {b!r}']
+    return {}
+  return {} if a == b else {prefix[:-1]: (a, b)}
+
+
+def _diff(a, b):
+  """Paths where two json-like values differ, as ``'path: saved a, now b'``."""
+  return [f'{k}: saved {old!r}, now {new!r}' for k, (old, new) in _changes(a, b).items()]
 
 
 def read_json(path: str) -> Any:
@@ -170,6 +191,57 @@ def check_description(workdir: str, description: Dict[str, Any]):
           '--workdir or the same settings. Differences: ' + '; '.join(diffs))
   else:
     write_json_atomic(path, description)
+
+
+SETTINGS_FILE = 'optimizer.json'
+
+
+def training_settings(task: 'Task', config: 'LoopConfig') -> Dict[str, Any]:
+  """What ``optimizer.json`` records: the optimiser's ``settings()`` (None
+  when it has none), ``grad_clip_norm`` and ``ema_decay``."""
+  settings = getattr(task.optimizer, 'settings', None)
+  return json.loads(json.dumps(
+      {'optimizer': settings() if callable(settings) else None,
+       'grad_clip_norm': config.grad_clip_norm, 'ema_decay': config.ema_decay},
+      default=json_default))
+
+
+def record_settings(workdir: str, settings: Dict[str, Any], *, resumed: bool, step: int,
+                    log: Optional[Callable[[str], None]] = None) -> Optional[Dict[str, Any]]:
+  """Writes ``optimizer.json``; on a resume, warns about settings that changed.
+
+  Args:
+    workdir: the run folder.
+    settings: :func:`training_settings` of this run.
+    resumed: a checkpoint was restored (otherwise the file is just written).
+    step: the step the run resumes from, for the record.
+    log: callable for the warning (default: print).
+
+  Returns:
+    ``{'step': step, 'changes': {path: {'saved': old, 'now': new}}}`` when a
+    resume changes a setting (the caller adds it to ``metrics.json``), else
+    None. A run folder without ``optimizer.json`` (made before it existed)
+    is accepted and gets one.
+
+  Raises:
+    ParameterError: if ``optimizer.json`` is not valid json.
+  """
+  path = os.path.join(workdir, SETTINGS_FILE)
+  change = None
+  if resumed and os.path.exists(path):
+    saved = read_json(path)
+    changes = _changes(saved, settings)
+    if changes:
+      change = {'step': int(step),
+                'changes': {k: {'saved': old, 'now': new} for k, (old, new) in changes.items()}}
+      listed = '; '.join(f'{k} {old!r} -> {new!r}' for k, (old, new) in changes.items())
+      (log or print)(f'warning: {workdir} resumes at step {step} with other settings than '
+                     f'it was trained with: {listed}; continuing with the new ones '
+                     f'(recorded in metrics.json settings_changes)')
+    else:
+      return None
+  write_json_atomic(path, settings)
+  return change
 
 
 def worker_role(strategy: tf.distribute.Strategy) -> Tuple[bool, str]:
@@ -283,7 +355,8 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
     The final metrics (also written to ``workdir/metrics.json``).
 
   Raises:
-    ParameterError: mismatched workdir or damaged checkpoint.
+    ParameterError: mismatched workdir, damaged checkpoint, invalid json in
+      the workdir, an exhausted dataset, or a damaged TFRecord record (named).
     FloatingPointError: the loss became NaN or infinite (the last checkpoint
       is kept).
   """
@@ -321,6 +394,10 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
   if start_step >= config.total_steps:
     print(f'warning: {workdir} is already at step {start_step} >= total_steps '
           f'{config.total_steps}: nothing to train (raise --steps to continue)', flush=True)
+  settings_change = None
+  if is_chief:
+    settings_change = record_settings(workdir, training_settings(task, config),
+                                      resumed=bool(restored), step=start_step)
 
   n_params = int(sum(np.prod(v.shape) for v in variables))
   replicas = strategy.num_replicas_in_sync
@@ -367,17 +444,21 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
   if os.path.exists(metrics_path):   # a resumed run keeps its earlier metrics ...
     final.update(read_json(metrics_path))
   final.update(num_parameters=n_params, replicas=replicas)   # ... but not this run's facts
+  if settings_change is not None:   # recorded at once: an interrupt writes no metrics
+    final['settings_changes'] = list(final.get('settings_changes') or []) + [settings_change]
+    write_json_atomic(metrics_path, final)
 
   def evaluate(at_step):
     out = {}
     with ema.swapped_in():
       if eval_data is not None:
         losses = []
-        for i, batch in enumerate(eval_data.take(config.eval_batches)):
-          # Fixed, so comparable; mod 2**31: seed 2**31 - 1 gives [0, i], not a wrap.
-          seed = tf.constant([(config.seed + 1) % 2 ** 31, i], tf.int32)
-          loss, _ = eval_step(batch, seed)
-          losses.append(float(loss))
+        with tfrecords.naming_damaged_records():
+          for i, batch in enumerate(eval_data.take(config.eval_batches)):
+            # Fixed, so comparable; mod 2**31: seed 2**31 - 1 gives [0, i], not a wrap.
+            seed = tf.constant([(config.seed + 1) % 2 ** 31, i], tf.int32)
+            loss, _ = eval_step(batch, seed)
+            losses.append(float(loss))
         if losses:
           out['eval_loss'] = float(np.mean(losses))
       if task.sample_fn is not None and is_chief:
@@ -417,7 +498,8 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
     with _Interrupt():
       while cur < config.total_steps:
         try:
-          loss, gnorm, metrics = train_step(iterator)
+          with tfrecords.naming_damaged_records():
+            loss, gnorm, metrics = train_step(iterator)
         except (StopIteration, tf.errors.OutOfRangeError) as e:
           raise ParameterError('the training dataset ran out; pass a repeated '
                                'dataset') from e

@@ -12,7 +12,7 @@ loop does this).
 """
 
 import dataclasses
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import tensorflow as tf
 
@@ -60,6 +60,12 @@ class Adam(tf.Module):
                                   aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     self.m = [tf.Variable(tf.zeros_like(v), trainable=False, name='m') for v in self._variables]
     self.v = [tf.Variable(tf.zeros_like(v), trainable=False, name='v') for v in self._variables]
+
+  def settings(self) -> Dict[str, Any]:
+    """The json-able settings (name, learning rate and its warm-up, betas,
+    epsilon): the training loop records them in the run folder and warns when
+    a resumed run uses other ones."""
+    return dataclasses.asdict(self.config)
 
   def learning_rate(self, step: Optional[tf.Tensor] = None) -> tf.Tensor:
     """Learning rate at ``step`` (default: the current iteration), float32."""
