@@ -7,12 +7,12 @@ from typing import Optional
 import numpy as np
 
 from basis import diagnostics
-from basis import experiment
 from basis.mixing import get_mixing
 from basis.flow_prior import FlowFamilyPrior
 from basis.priors import NCSNPrior
 from basis.sampler import parse_level_steps, sampler_settings
 from basis.separate import Separator
+from experiments import image_separation as experiment
 from pipeline import cli_errors
 from pipeline import compute
 from pipeline import datasets

@@ -24,13 +24,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from basis.experiment import BatchCache, fingerprint_prior_dirs, mixtures_digest, \
-    separate_in_batches
 from basis.mixing import DbPowerSum
 from basis.priors import NCSNPrior
 from basis.sampler import sampler_settings
 from basis.separate import Separator
 from experiments import patching
+from experiments.batches import separate_in_batches
+from experiments.resume import BatchCache, fingerprint_prior_dirs, mixtures_digest
 from inversion import mel_to_linear
 from inversion import phase as phase_lib
 from pipeline import audio

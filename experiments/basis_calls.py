@@ -280,7 +280,7 @@ class CallStudyConfig:
 
 def run(config: CallStudyConfig, log=print) -> Dict:
   """Runs the study's cells, then writes results.json, table.md and the plot."""
-  from basis.experiment import image_pairs  # pylint: disable=g-import-not-at-top
+  from experiments.mixtures import image_pairs  # pylint: disable=g-import-not-at-top
   from basis.priors import NCSNPrior  # pylint: disable=g-import-not-at-top
   from pipeline import compute  # pylint: disable=g-import-not-at-top
   from pipeline import datasets  # pylint: disable=g-import-not-at-top
@@ -348,7 +348,7 @@ def run_audio_cells(references_dir: str, tracks: Sequence[str], cells: Sequence[
   from evaluation import folders  # pylint: disable=g-import-not-at-top
   from evaluation.report import score_track  # pylint: disable=g-import-not-at-top
   from experiments import audio_separation  # pylint: disable=g-import-not-at-top
-  from basis.experiment import fingerprint_prior_dirs  # pylint: disable=g-import-not-at-top
+  from experiments.resume import fingerprint_prior_dirs  # pylint: disable=g-import-not-at-top
   rows = AUDIO_ROWS if rows is None else rows
   prior_dirs = tuple(prior_dirs or audio_separation.DEFAULT_PRIOR_DIRS)
   fingerprints = {os.path.basename(d): f for d, f in fingerprint_prior_dirs(prior_dirs).items()}

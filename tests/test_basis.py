@@ -294,7 +294,7 @@ class ExperimentTest(tf.test.TestCase):
                          step_size=1e-3, mixing='mean', clip=(0.0, 1.0))
 
   def test_pairs_use_every_image_once_when_possible(self):
-    from basis.experiment import image_pairs  # pylint: disable=g-import-not-at-top
+    from experiments.mixtures import image_pairs  # pylint: disable=g-import-not-at-top
     images = np.arange(1000, dtype=np.float32).reshape(1000, 1, 1, 1)
     pairs = image_pairs(images, n_mixtures=500, seed=0)
     self.assertEqual(pairs.shape, (2, 500, 1, 1, 1))
@@ -305,7 +305,7 @@ class ExperimentTest(tf.test.TestCase):
     self.assertLessEqual(counts.max() - counts.min(), 3)  # used about equally (3 each)
 
   def _run(self, out, log=lambda line: None, **kw):
-    from basis import experiment  # pylint: disable=g-import-not-at-top
+    from experiments import image_separation as experiment  # pylint: disable=g-import-not-at-top
     from basis.mixing import mix_mean  # pylint: disable=g-import-not-at-top
     sources = experiment.image_pairs(self.images, n_mixtures=5, seed=0)
     return experiment.run_image_separation(
@@ -317,7 +317,7 @@ class ExperimentTest(tf.test.TestCase):
     whole = self._run(os.path.join(tmp, 'whole'))
     self.assertFalse(os.path.exists(os.path.join(tmp, 'whole', 'partial')))
     # The no-separation reference: both estimates (x1 + x2) / 2, error (x1 - x2) / 2.
-    from basis import experiment  # pylint: disable=g-import-not-at-top
+    from experiments import image_separation as experiment  # pylint: disable=g-import-not-at-top
     s = experiment.image_pairs(self.images, n_mixtures=5, seed=0)
     half_diff = (s[0] - s[1]) / 2
     expected = np.mean(-10 * np.log10(np.mean(np.square(half_diff), axis=(1, 2, 3))))
@@ -349,7 +349,7 @@ class ExperimentTest(tf.test.TestCase):
     self.assertFalse(os.path.exists(os.path.join(out, 'partial')))
 
   def test_level_progress_does_not_change_results(self):
-    from basis.experiment import separate_in_batches  # pylint: disable=g-import-not-at-top
+    from experiments.batches import separate_in_batches  # pylint: disable=g-import-not-at-top
     mixtures = self.images[:5]
     quiet = separate_in_batches(self.sep, mixtures, batch_size=2, seed=1, log=lambda _: None,
                                 level_progress=False)
