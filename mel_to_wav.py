@@ -21,7 +21,9 @@ flags.DEFINE_string('figure', None, "Spectrogram PNG; default OUTPUT with .png, 
 flags.DEFINE_enum('magnitude', commands.DEFAULT_MAGNITUDE, list(mel_to_linear.MAGNITUDE_METHODS),
                   'Mel -> linear magnitude.')
 flags.DEFINE_integer('nnls_iter', mel_to_linear.DEFAULT_NNLS_ITERATIONS, 'NNLS steps.')
-flags.DEFINE_enum('phase', commands.DEFAULT_PHASE, ['gla', 'fgla'], 'Phase retrieval.')
+flags.DEFINE_string('refiner', None, 'Refiner folder (--magnitude=refiner); default the shipped one.')
+flags.DEFINE_string('degli', None, 'DeGLI folder (--phase=degli); default the shipped one.')
+flags.DEFINE_enum('phase', commands.DEFAULT_PHASE, ['gla', 'fgla', 'degli'], 'Phase retrieval.')
 flags.DEFINE_integer('n_iter', commands.DEFAULT_PHASE_ITERATIONS, 'Phase iterations.')
 flags.DEFINE_float('momentum', 0.99, 'Fast GLA momentum.')
 flags.DEFINE_boolean('clip', False, 'Clip the mel power to [amin, amax] as the dB features do.')
@@ -43,6 +45,7 @@ def main(argv):
   config = commands.MelToWavConfig(
       input=FLAGS.input, output=FLAGS.output, figure=FLAGS.figure, features=features,
       clip=FLAGS.clip, magnitude=FLAGS.magnitude, nnls_iter=FLAGS.nnls_iter,
+      refiner=FLAGS.refiner, degli=FLAGS.degli,
       phase=FLAGS.phase, n_iter=FLAGS.n_iter, momentum=FLAGS.momentum, seed=FLAGS.seed)
   commands.run_mel_to_wav(config)
 

@@ -25,6 +25,8 @@ flags.DEFINE_string('mixture_wav', None, 'The mixture audio (needed by all but g
 flags.DEFINE_enum('magnitude', commands.DEFAULT_MAGNITUDE, list(mel_to_linear.MAGNITUDE_METHODS),
                   'Mel -> linear magnitude.')
 flags.DEFINE_integer('nnls_iter', mel_to_linear.DEFAULT_NNLS_ITERATIONS, 'NNLS steps.')
+flags.DEFINE_string('refiner', None, 'Refiner folder (--magnitude=refiner); default the shipped one.')
+flags.DEFINE_string('degli', None, 'DeGLI folder (--phase=degli); default the shipped one.')
 flags.DEFINE_enum('phase', 'wiener', sorted(phase.METHODS), 'Phase / separation method.')
 flags.DEFINE_integer('n_iter', None, "Iterations; default: the method's.")
 flags.DEFINE_float('lam', None, "Inconsistency weight (mix_incons family); default: the method's.")
@@ -39,6 +41,7 @@ def main(argv):
   config = commands.BasisInversionConfig(
       basis_dir=FLAGS.basis_dir, output_dir=FLAGS.output_dir or FLAGS.basis_dir + '/wav',
       mixture_wav=FLAGS.mixture_wav, magnitude=FLAGS.magnitude, nnls_iter=FLAGS.nnls_iter,
+      refiner=FLAGS.refiner, degli=FLAGS.degli,
       phase=FLAGS.phase, n_iter=FLAGS.n_iter, lam=FLAGS.lam, weights=FLAGS.weights,
       momentum=FLAGS.momentum, stitch=FLAGS.stitch, batch_size=FLAGS.batch_size)
   commands.run_basis_inversion(config)

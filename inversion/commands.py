@@ -32,6 +32,9 @@ DEFAULT_PHASE_ITERATIONS = 100
 
 def _phase_fn(method: phase.Method, transform, *, length, options):
   """The method compiled once for these settings (a tf.function)."""
+  if method.name == 'degli':   # load its variables eagerly, outside the trace
+    from inversion import nets  # pylint: disable=g-import-not-at-top
+    nets.load_net(options.get('degli'), 'degli', transform=transform)
   @tf.function
   def fn(mags, mixture=None):
     return method(mags, mixture, transform=transform, length=length, **options)
@@ -77,6 +80,17 @@ def _fit_peak(y: np.ndarray):
   return y, 1.0
 
 
+def _magnitude(config, mel, transform):
+  """``mel_to_magnitude`` with the config's method and its option."""
+  extra = {}
+  if config.magnitude == 'nnls':
+    extra['n_iter'] = config.nnls_iter
+  elif config.magnitude == 'refiner':
+    extra['refiner'] = config.refiner
+  return mel_to_linear.mel_to_magnitude(mel, method=config.magnitude, transform=transform,
+                                        **extra)
+
+
 # ------------------------------------------------------------------ mel_to_wav
 @dataclasses.dataclass(frozen=True)
 class MelToWavConfig:
@@ -90,9 +104,12 @@ class MelToWavConfig:
     features: the mel features (those the priors are trained on).
     clip: clip the mel power to ``[amin, amax]`` as the dB features do (loud
       signals exceed the reference ``amax``).
-    magnitude: ``'pinv'`` or ``'nnls'``.
+    magnitude: ``'pinv'``, ``'nnls'`` or ``'refiner'``.
     nnls_iter: int >= 0, NNLS steps.
-    phase: a registry method that needs no mixture (``'gla'``, ``'fgla'``).
+    refiner: refiner folder (``'refiner'``); None for the shipped one.
+    phase: a registry method that needs no mixture (``'gla'``, ``'fgla'``,
+      ``'degli'``).
+    degli: DeGLI folder (``'degli'``); None for the shipped one.
     n_iter: int >= 0, phase iterations.
     momentum: float in [0, 1), fast GLA only.
     seed: int, initial random phase.
@@ -104,7 +121,9 @@ class MelToWavConfig:
   clip: bool = False
   magnitude: str = DEFAULT_MAGNITUDE
   nnls_iter: int = mel_to_linear.DEFAULT_NNLS_ITERATIONS
+  refiner: Optional[str] = None
   phase: str = DEFAULT_PHASE
+  degli: Optional[str] = None
   n_iter: int = DEFAULT_PHASE_ITERATIONS
   momentum: float = 0.99
   seed: int = 0
@@ -144,12 +163,11 @@ def run_mel_to_wav(config: MelToWavConfig, *, log=print) -> Dict:
   mel = t.spectrogram_to_mel(t.spectrogram(y))
   if config.clip:
     mel = tf.clip_by_value(mel, c.amin, c.amax)
-  n_iter = config.nnls_iter if config.magnitude == 'nnls' else None
-  mag = mel_to_linear.mel_to_magnitude(mel, method=config.magnitude, transform=t,
-                                       n_iter=n_iter)
+  mag = _magnitude(config, mel, t)
   method = phase.get_method(config.phase)
   fn = _phase_fn(method, t, length=length, options=dict(
-      n_iter=config.n_iter, momentum=config.momentum, seed=config.seed))
+      n_iter=config.n_iter, momentum=config.momentum, seed=config.seed,
+      degli=config.degli))
   rec = fn(mag)
   out = rec.waveform.numpy()
   seconds = time.perf_counter() - start
@@ -193,9 +211,11 @@ class BasisInversionConfig:
     mixture_wav: the mixture audio whose consecutive ``patch_samples``
       windows are the separated patches; needed by every phase method that
       uses the mixture (all but ``gla`` / ``fgla``).
-    magnitude: ``'pinv'`` or ``'nnls'``.
+    magnitude: ``'pinv'``, ``'nnls'`` or ``'refiner'``.
     nnls_iter: int >= 0.
+    refiner: refiner folder; None for the shipped one.
     phase: a name of ``inversion.phase.METHODS``.
+    degli: DeGLI folder (``'degli'``); None for the shipped one.
     n_iter, lam, weights, momentum: options of the phase method (None: its
       default).
     stitch: write one wav per source for the whole signal (patches joined
@@ -207,7 +227,9 @@ class BasisInversionConfig:
   mixture_wav: Optional[str] = None
   magnitude: str = DEFAULT_MAGNITUDE
   nnls_iter: int = mel_to_linear.DEFAULT_NNLS_ITERATIONS
+  refiner: Optional[str] = None
   phase: str = 'wiener'
+  degli: Optional[str] = None
   n_iter: Optional[int] = None
   lam: Optional[float] = None
   weights: Optional[str] = None
@@ -292,15 +314,13 @@ def run_basis_inversion(config: BasisInversionConfig, *, log=print) -> Dict:
             'average; is it the mixture that was separated?')
   method = phase.get_method(config.phase)
   options = dict(n_iter=config.n_iter, lam=config.lam, weights=config.weights,
-                 momentum=config.momentum)
+                 momentum=config.momentum, degli=config.degli)
   fn = _phase_fn(method, t, length=length, options=options)
-  n_iter = config.nnls_iter if config.magnitude == 'nnls' else None
   waves = np.zeros((n_sources, n_patches, length), np.float32)
   for s in range(0, n_patches, config.batch_size):
     e = slice(s, min(s + config.batch_size, n_patches))
     mel = t.patches_to_mel(est[:, e])                        # [K, b, frames, n_mels]
-    mag = mel_to_linear.mel_to_magnitude(mel, method=config.magnitude, transform=t,
-                                         n_iter=n_iter)
+    mag = _magnitude(config, mel, t)
     x = t.stft(mix_windows[e]) if mix_windows is not None else None
     rec = fn(mag, x) if x is not None else fn(mag)
     waves[:, e] = rec.waveform.numpy()

@@ -26,21 +26,25 @@ from inversion import checks
 from inversion import stft as stft_lib
 from pipeline.errors import ParameterError
 
-MAGNITUDE_METHODS = ('pinv', 'nnls')
+MAGNITUDE_METHODS = ('pinv', 'nnls', 'refiner')
 DEFAULT_NNLS_ITERATIONS = 50
 
 
 def mel_to_magnitude(mel, *, method: str = 'nnls', transform=None,
-                     n_iter: Optional[int] = None):
+                     n_iter: Optional[int] = None, refiner: Optional[str] = None):
   """Estimates the linear magnitude spectrogram from a mel spectrogram.
 
   Args:
     mel: float ``[..., n_frames, n_mels]``, non-negative, in the power of the
       transform's features (as ``MelTransform.spectrogram_to_mel`` makes it).
-    method: ``'pinv'`` or ``'nnls'``.
+    method: ``'pinv'``, ``'nnls'`` or ``'refiner'`` (the trained refiner on
+      the clipped pseudo-inverse, :class:`inversion.nets.Refiner`).
     transform: the ``MelTransform`` (or ``FeatureConfig``) that made the mel;
       default the reference features.
     n_iter: int >= 0, NNLS refinement steps (``'nnls'`` only); default 50.
+    refiner: folder of a trained refiner (``'refiner'`` only); default the
+      shipped one (``assets/inversion/refiner``). Its STFT must be the
+      transform's.
 
   Returns:
     float32 ``[..., n_frames, n_bins]``, non-negative linear magnitude;
@@ -55,7 +59,9 @@ def mel_to_magnitude(mel, *, method: str = 'nnls', transform=None,
   if method not in MAGNITUDE_METHODS:
     raise ParameterError(
         f'unknown magnitude method {method!r}; choose one of {list(MAGNITUDE_METHODS)}')
-  if method == 'pinv':
+  if refiner is not None and method != 'refiner':
+    raise ParameterError(f"refiner={refiner!r} is only for method 'refiner'")
+  if method in ('pinv', 'refiner'):
     if n_iter not in (None, 0):
       raise ParameterError(f"n_iter={n_iter!r} is only for method 'nnls'")
     n_iter = 0
@@ -75,7 +81,30 @@ def mel_to_magnitude(mel, *, method: str = 'nnls', transform=None,
   s = t.mel_to_spectrogram(m, n_iter=int(n_iter))
   if t.config.power == 2.0:
     s = tf.sqrt(s)
+  if method == 'refiner':
+    s = refine(s, transform=t, refiner=refiner)
   return checks.to_output(s, numpy_out)
+
+
+def refine(base, *, transform=None, refiner: Optional[str] = None):
+  """The trained refiner applied to clipped pseudo-inverse magnitudes.
+
+  Args:
+    base: float ``[..., n_frames, n_bins]``, the clipped pseudo-inverse
+      magnitude (``mel_to_magnitude(mel, method='pinv')``).
+    transform: the STFT (its settings must be the refiner's).
+    refiner: refiner folder; default the shipped one.
+
+  Returns:
+    float32 ``[..., n_frames, n_bins]``, non-negative.
+  """
+  from inversion import nets  # pylint: disable=g-import-not-at-top
+  t = stft_lib.as_transform(transform)
+  model, _ = nets.load_net(refiner, 'refiner', transform=t)
+  base = tf.convert_to_tensor(base, tf.float32)
+  shape = tf.shape(base)
+  flat = tf.reshape(base, tf.concat([[-1], shape[-2:]], axis=0))
+  return tf.reshape(model(flat), shape)
 
 
 def mel_fit_error(mel, magnitude, *, transform=None):
