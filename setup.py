@@ -26,6 +26,8 @@ SCRIPTS = {
     'make_speech_noise': 'make_speech_noise',
     'inversion_study': 'inversion_study',
     'basis_calls_study': 'basis_calls_study',
+    'train_inversion_net': 'train_inversion_net',
+    'mel_inversion_table': 'mel_inversion_table',
 }
 
 setuptools.setup(

@@ -279,6 +279,7 @@ def export_net(out_dir: str, kind: str, model: tf.Module, meta: Dict[str, Any]) 
 _CACHE: Dict[Tuple[str, float], Tuple[tf.Module, Dict[str, Any]]] = {}
 
 
+@tf.autograph.experimental.do_not_convert   # file reading, also called while tracing
 def load_net(path: Optional[str], kind: str, *, transform=None):
   """Reads a network folder; ``path=None`` is the shipped one.
 

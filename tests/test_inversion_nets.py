@@ -237,3 +237,36 @@ class ShippedTest(tf.test.TestCase):
     ours = phase.deep_griffin_lim(self.mags, **kw)
     sc = lambda r: float(stft_lib.spectral_convergence(self.mags, self.t.stft(r.waveform)))
     self.assertLess(sc(ours), sc(gla), (sc(ours), sc(gla)))
+
+
+class MelTableTest(tf.test.TestCase):
+  """The table runs end to end on tiny clips, beside librosa, and names missing data."""
+
+  def test_table_rows_scores_and_files(self):
+    from inversion import mel_table  # pylint: disable=g-import-not-at-top
+    d = self.create_tempdir().full_path
+    s = fx.sources(16000)
+    for g, y in (('a', s[0]), ('b', s[1])):
+      audio.write_wav(os.path.join(d, f'{g}.wav'), y, 16000)
+    out = os.path.join(d, 'out')
+    res = mel_table.run(mel_table.MelTableConfig(
+        out_dir=out, groups=(('a', os.path.join(d, 'a.wav')), ('b', os.path.join(d, 'b.wav'))),
+        n_per_group=1, duration_s=0.5, n_mels=40, n_fft=512, hop_length=128,
+        magnitudes=('pinv', 'nnls'), phases=('gla', 'fgla'), n_iters=(2, 8)), log=lambda _: None)
+    self.assertLen(res['rows'], 2 * 2 * 2 + 2)
+    by = {(r['magnitude'], r['phase'], r['n_iter']): r for r in res['rows']}
+    # More iterations and NNLS both lower the spectral convergence (median of 2 clips).
+    med = lambda k: float(np.median(by[k]['sc_db']))
+    self.assertLess(med(('nnls', 'fgla', 8)), med(('nnls', 'fgla', 2)))
+    self.assertLess(med(('nnls', 'fgla', 8)), med(('pinv', 'fgla', 8)))
+    self.assertIn(('librosa nnls (L-BFGS-B)', 'librosa fgla', 8), by)
+    for f in ('table.json', 'table.md', 'a_nnls_fgla8.wav', 'b_nnls_fgla8.wav'):
+      self.assertTrue(os.path.exists(os.path.join(out, f)), f)
+    with open(os.path.join(out, 'table.md')) as f:
+      self.assertIn('| nnls | fgla | 8 |', f.read())
+
+  def test_too_few_clips_are_named(self):
+    from inversion import mel_table  # pylint: disable=g-import-not-at-top
+    with self.assertRaisesRegex(ParameterError, r"group 'x': .*matches 0 files, need 6"):
+      mel_table.load_clips(mel_table.MelTableConfig(out_dir='/tmp/o',
+                                                    groups=(('x', '/nothing/*.wav'),)))

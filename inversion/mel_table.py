@@ -1,0 +1,265 @@
+"""The mel -> wav table: every magnitude method x phase method, beside librosa.
+
+Held-out clips (rendered piano and violin of the test split, synthetic speech
+of the test split) -> power mel (``n_mels`` Slaney bands) -> linear magnitude
+(``pinv``, ``nnls``, ``refiner``) -> phase (``gla``, ``fgla``, ``degli``, from
+the same seeded random phase) -> waveform, against
+``librosa.feature.inverse.mel_to_audio`` (L-BFGS-B NNLS + its fast
+Griffin-Lim) on the same mels. Each rebuilt waveform is scored against the
+original: spectral convergence of its STFT (dB, lower is better), PESQ (wide
+band) and STOI (``pesq`` / ``pystoi`` packages); medians over the clips of
+each group (speech, instruments) and over all, and the seconds per clip.
+"""
+
+import dataclasses
+import datetime
+import glob
+import json
+import os
+import platform
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from inversion import commands
+from inversion import mel_to_linear
+from inversion import phase
+from inversion import stft as stft_lib
+from pipeline import audio
+from pipeline.atomic import write_json_atomic, atomic_path
+from pipeline.config import FeatureConfig
+from pipeline.errors import ParameterError
+from pipeline.transforms import MelTransform
+
+
+@dataclasses.dataclass(frozen=True)
+class MelTableConfig:
+  """Attributes:
+    out_dir: folder for ``table.json``, ``table.md`` and example wavs.
+    groups: ``{group: glob}`` of held-out wavs.
+    n_per_group: int > 0, clips per group (the first ones, sorted).
+    duration_s: float > 0, seconds per clip (from its start).
+    n_mels, fmin, fmax: the mel bands (Slaney, power).
+    n_fft, hop_length, sample_rate: the STFT (that of the shipped networks).
+    magnitudes, phases: methods to cross.
+    n_iters: phase iterations (each a column set).
+    librosa: add ``librosa.feature.inverse.mel_to_audio`` rows.
+    refiner, degli: network folders (None: the shipped ones).
+    seed: initial random phase.
+  """
+  out_dir: str
+  groups: Tuple[Tuple[str, str], ...] = (
+      ('speech', 'out/speech/test/*/voice.wav'),
+      ('piano', 'out/data/render/test/piano/*.wav'),
+      ('violin', 'out/data/render/test/violin/*.wav'))
+  n_per_group: int = 6
+  duration_s: float = 3.0
+  n_mels: int = 80
+  fmin: float = 0.0
+  fmax: float = 8000.0
+  n_fft: int = 2048
+  hop_length: int = 512
+  sample_rate: int = 16000
+  magnitudes: Tuple[str, ...] = ('pinv', 'nnls', 'refiner')
+  phases: Tuple[str, ...] = ('gla', 'fgla', 'degli')
+  n_iters: Tuple[int, ...] = (32, 100)
+  librosa: bool = True
+  refiner: Optional[str] = None
+  degli: Optional[str] = None
+  seed: int = 0
+
+  def __post_init__(self):
+    for m in self.magnitudes:
+      if m not in mel_to_linear.MAGNITUDE_METHODS:
+        raise ParameterError(f'unknown magnitude method {m!r}')
+    for p in self.phases:
+      if phase.get_method(p).needs_mixture:
+        raise ParameterError(f'phase method {p!r} needs a mixture')
+
+  def features(self) -> FeatureConfig:
+    return FeatureConfig(sample_rate=self.sample_rate, n_fft=self.n_fft,
+                         hop_length=self.hop_length, n_mels=self.n_mels, fmin=self.fmin,
+                         fmax=self.fmax, patch_samples=63 * self.hop_length)
+
+
+def load_clips(config: MelTableConfig) -> Tuple[np.ndarray, List[str], List[str]]:
+  """``(waveforms [n, length], groups, files)``; every clip cut to one length.
+
+  Raises:
+    ParameterError: a group whose pattern matches too few files.
+  """
+  n = int(round(config.duration_s * config.sample_rate))
+  length = (n // config.hop_length) * config.hop_length
+  waves, groups, files = [], [], []
+  for group, pattern in config.groups:
+    found = sorted(glob.glob(pattern))
+    if len(found) < config.n_per_group:
+      raise ParameterError(f'group {group!r}: {pattern!r} matches {len(found)} files, '
+                           f'need {config.n_per_group} (make data / make speech-data)')
+    for f in found[:config.n_per_group]:
+      y, _ = audio.load(f, sample_rate=config.sample_rate)
+      if y.size < length:
+        y = np.pad(y, (0, length - y.size))
+      waves.append(y[:length])
+      groups.append(group)
+      files.append(f)
+  return np.stack(waves).astype(np.float32), groups, files
+
+
+def _scores(ref: np.ndarray, est: np.ndarray, sr: int) -> Tuple[float, float]:
+  try:
+    q = commands.quality_scores(ref.astype(np.float64), est.astype(np.float64), sr)
+  except Exception:  # pylint: disable=broad-except  (pesq: NoUtterancesError on silence)
+    return float('nan'), float('nan')
+  nan = float('nan')
+  return (q['pesq'] if q['pesq'] is not None else nan,
+          q['stoi'] if q['stoi'] is not None else nan)
+
+
+def score_row(waves: np.ndarray, rebuilt: np.ndarray, transform: MelTransform,
+              sr: int) -> Dict[str, List[float]]:
+  """Per-clip spectral convergence (dB), PESQ and STOI of ``rebuilt [n, length]``."""
+  mags = np.abs(transform.stft(waves).numpy())
+  sc = stft_lib.spectral_convergence(mags, transform.stft(rebuilt).numpy())
+  pesq, stoi = zip(*[_scores(a, b, sr) for a, b in zip(waves, rebuilt)])
+  return {'sc_db': [float(v) for v in sc], 'pesq': list(pesq), 'stoi': list(stoi)}
+
+
+def run(config: MelTableConfig, *, log=print) -> Dict[str, Any]:
+  """Builds the table; writes ``table.json`` / ``table.md``; returns the results."""
+  os.makedirs(config.out_dir, exist_ok=True)
+  t = MelTransform(config.features())
+  waves, groups, files = load_clips(config)
+  sr = config.sample_rate
+  length = waves.shape[1]
+  mel = t.spectrogram_to_mel(t.spectrogram(waves))
+  rows = []
+  fns = {ph: _compiled(ph, t, length, config) for ph in config.phases}
+  for mag_name in config.magnitudes:
+    t0 = time.perf_counter()
+    extra = {'refiner': config.refiner} if mag_name == 'refiner' else {}
+    mag = mel_to_linear.mel_to_magnitude(mel, method=mag_name, transform=t, **extra)
+    mag_s = time.perf_counter() - t0
+    mag_sc = stft_lib.spectral_convergence(np.abs(t.stft(waves).numpy()), mag.numpy())
+    for ph in config.phases:
+      fn = fns[ph]
+      for n_iter in config.n_iters:
+        fn(mag, tf.constant(1))   # compile outside the timing
+        t0 = time.perf_counter()
+        rec = fn(mag, tf.constant(n_iter))
+        out = rec.waveform.numpy()
+        seconds = time.perf_counter() - t0 + mag_s
+        row = {'magnitude': mag_name, 'phase': ph, 'n_iter': n_iter,
+               'seconds_per_clip': seconds / len(waves),
+               'magnitude_sc_db': [float(v) for v in mag_sc]}
+        row.update(score_row(waves, out, t, sr))
+        rows.append(row)
+        log(_row_line(row, groups))
+        if (mag_name, ph, n_iter) == (config.magnitudes[-1], config.phases[-1],
+                                       config.n_iters[-1]):
+          _write_examples(config.out_dir, f'{mag_name}_{ph}{n_iter}', out, groups, sr)
+  if config.librosa:
+    import librosa  # pylint: disable=g-import-not-at-top
+    mel_np = np.swapaxes(mel.numpy(), -1, -2)          # librosa: [n_mels, frames]
+    for n_iter in config.n_iters:
+      np.random.seed(config.seed)   # librosa's griffinlim draws its random phase here
+      t0 = time.perf_counter()
+      out = np.stack([librosa.feature.inverse.mel_to_audio(
+          m, sr=sr, n_fft=config.n_fft, hop_length=config.hop_length, power=2.0,
+          n_iter=n_iter, length=length, fmin=config.fmin, fmax=config.fmax)
+                      for m in mel_np]).astype(np.float32)
+      seconds = time.perf_counter() - t0
+      row = {'magnitude': 'librosa nnls (L-BFGS-B)', 'phase': 'librosa fgla',
+             'n_iter': n_iter, 'seconds_per_clip': seconds / len(waves),
+             'magnitude_sc_db': None}
+      row.update(score_row(waves, out, t, sr))
+      rows.append(row)
+      log(_row_line(row, groups))
+  results = {
+      'config': dataclasses.asdict(config), 'files': files, 'groups': groups,
+      'rows': rows, 'machine': {'cpu': _cpu(), 'platform': platform.platform(),
+                                'tensorflow': tf.__version__,
+                                'onednn': os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')},
+      'date': datetime.datetime.now().isoformat(timespec='seconds'),
+  }
+  write_json_atomic(os.path.join(config.out_dir, 'table.json'), results)
+  with atomic_path(os.path.join(config.out_dir, 'table.md')) as tmp:
+    with open(tmp, 'w', encoding='utf-8') as f:
+      f.write(markdown(results))
+  return results
+
+
+def _compiled(name: str, transform, length: int, config: MelTableConfig):
+  """``fn(mags, n_iter)``: the phase method as one tf.function for all iteration counts."""
+  method = phase.get_method(name)
+  if name == 'degli':   # its variables are made eagerly, outside the trace
+    from inversion import nets  # pylint: disable=g-import-not-at-top
+    nets.load_net(config.degli, 'degli', transform=transform)
+
+  @tf.function
+  def fn(mags, n_iter):
+    return method(mags, transform=transform, length=length, n_iter=n_iter,
+                  seed=config.seed, degli=config.degli)
+  return fn
+
+
+def _write_examples(out_dir, name, out, groups, sr):
+  seen = set()
+  for y, g in zip(out, groups):
+    if g not in seen:
+      seen.add(g)
+      audio.write_wav(os.path.join(out_dir, f'{g}_{name}.wav'),
+                      y / max(1.0, float(np.abs(y).max())), sr)
+
+
+def _cpu() -> str:
+  try:
+    with open('/proc/cpuinfo', encoding='utf-8') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or 'unknown'
+
+
+def _median(values) -> float:
+  v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
+  return float(np.median(v)) if v.size else float('nan')
+
+
+def _row_line(row, groups) -> str:
+  return (f"{row['magnitude']:>24} + {row['phase']:<12} {row['n_iter']:>4} it.: "
+          f"SC {_median(row['sc_db']):6.2f} dB, PESQ {_median(row['pesq']):.2f}, "
+          f"STOI {_median(row['stoi']):.3f}, {row['seconds_per_clip']:.2f} s/clip")
+
+
+def markdown(results: Dict[str, Any]) -> str:
+  """The table: medians over all clips, then PESQ / STOI per group."""
+  groups = results['groups']
+  names = list(dict.fromkeys(groups))
+  c = results['config']
+  lines = [f"Mel ({c['n_mels']} Slaney bands, {c['fmin']:g}-{c['fmax']:g} Hz, power) -> wav "
+           f"on {len(groups)} held-out clips of {c['duration_s']:g} s "
+           f"({', '.join(f'{groups.count(g)} {g}' for g in names)}); STFT {c['n_fft']} / "
+           f"{c['hop_length']} at {c['sample_rate']} Hz; CPU {results['machine']['cpu']}. "
+           'Medians over clips; SC = spectral convergence of the rebuilt waveform (dB, lower '
+           'is better); magnitude SC = of the estimated magnitude alone.', '',
+           '| magnitude | phase | it. | SC (dB) | magnitude SC (dB) | PESQ | STOI | '
+           + ' | '.join(f'PESQ / STOI {g}' for g in names) + ' | s / clip |',
+           '| --- | --- | ---: | ---: | ---: | ---: | ---: | '
+           + ' | '.join('---:' for _ in names) + ' | ---: |']
+  for r in results['rows']:
+    per = []
+    for g in names:
+      idx = [i for i, x in enumerate(groups) if x == g]
+      per.append(f"{_median([r['pesq'][i] for i in idx]):.2f} / "
+                 f"{_median([r['stoi'][i] for i in idx]):.3f}")
+    msc = f"{_median(r['magnitude_sc_db']):.2f}" if r['magnitude_sc_db'] else '-'
+    lines.append(f"| {r['magnitude']} | {r['phase']} | {r['n_iter']} | "
+                 f"{_median(r['sc_db']):.2f} | {msc} | {_median(r['pesq']):.2f} | "
+                 f"{_median(r['stoi']):.3f} | " + ' | '.join(per) +
+                 f" | {r['seconds_per_clip']:.2f} |")
+  return '\n'.join(lines) + '\n'

@@ -1,0 +1,45 @@
+"""The mel -> wav table: pinv / NNLS / refiner x GLA / FGLA / DeGLI, beside librosa.
+
+  python mel_inversion_table.py --out_dir=out/mel_table --n_mels=80
+
+Held-out clips of the test splits (`make data`, `make speech-data`); writes
+OUT_DIR/table.md, table.json and one example wav per group.
+"""
+
+from absl import flags
+
+from inversion import mel_table
+from pipeline import cli_errors
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('out_dir', 'out/mel_table', 'Output folder.')
+flags.DEFINE_integer('n_per_group', 6, 'Clips per group (speech, piano, violin).')
+flags.DEFINE_float('duration_s', 3.0, 'Seconds per clip.')
+flags.DEFINE_integer('n_mels', 80, 'Mel bands.')
+flags.DEFINE_float('fmin', 0.0, 'Lowest mel edge (Hz).')
+flags.DEFINE_float('fmax', 8000.0, 'Highest mel edge (Hz).')
+flags.DEFINE_list('magnitudes', ['pinv', 'nnls', 'refiner'], 'Magnitude methods.')
+flags.DEFINE_list('phases', ['gla', 'fgla', 'degli'], 'Phase methods.')
+flags.DEFINE_list('n_iters', ['32', '100'], 'Phase iterations.')
+flags.DEFINE_boolean('librosa', True, 'Add librosa.feature.inverse.mel_to_audio rows.')
+flags.DEFINE_string('refiner', None, 'Refiner folder; default the shipped one.')
+flags.DEFINE_string('degli', None, 'DeGLI folder; default the shipped one.')
+
+
+def main(argv):
+  del argv
+  config = mel_table.MelTableConfig(
+      out_dir=FLAGS.out_dir, n_per_group=FLAGS.n_per_group, duration_s=FLAGS.duration_s,
+      n_mels=FLAGS.n_mels, fmin=FLAGS.fmin, fmax=FLAGS.fmax,
+      magnitudes=tuple(FLAGS.magnitudes), phases=tuple(FLAGS.phases),
+      n_iters=tuple(int(n) for n in FLAGS.n_iters), librosa=FLAGS.librosa,
+      refiner=FLAGS.refiner, degli=FLAGS.degli)
+  mel_table.run(config)
+
+
+def run():
+  cli_errors.run_main(main, 'mel_inversion_table')
+
+
+if __name__ == '__main__':
+  run()
