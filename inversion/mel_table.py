@@ -37,13 +37,16 @@ from pipeline.transforms import MelTransform
 @dataclasses.dataclass(frozen=True)
 class MelTableConfig:
   """Attributes:
-    out_dir: folder for ``table.json``, ``table.md`` and example wavs.
+    out_dir: folder for ``table.json``, ``table.md`` and the wavs of the
+      first clip of each group, ``<group>_<magnitude>_<phase><n_iter>.wav``
+      (and ``<group>_original.wav``), to listen to.
     groups: ``{group: glob}`` of held-out wavs.
     n_per_group: int > 0, clips per group (the first ones, sorted).
     duration_s: float > 0, seconds per clip (from its start).
     n_mels, fmin, fmax: the mel bands (Slaney, power).
     n_fft, hop_length, sample_rate: the STFT (that of the shipped networks).
-    magnitudes, phases: methods to cross.
+    magnitudes, phases: methods to cross; magnitude ``'exact'`` is the true
+      ``|STFT|`` (phase retrieval alone).
     n_iters: phase iterations (each a column set).
     librosa: add ``librosa.feature.inverse.mel_to_audio`` rows.
     refiner, degli: network folders (None: the shipped ones).
@@ -72,7 +75,7 @@ class MelTableConfig:
 
   def __post_init__(self):
     for m in self.magnitudes:
-      if m not in mel_to_linear.MAGNITUDE_METHODS:
+      if m not in mel_to_linear.MAGNITUDE_METHODS + ('exact',):
         raise ParameterError(f'unknown magnitude method {m!r}')
     for p in self.phases:
       if phase.get_method(p).needs_mixture:
@@ -140,7 +143,10 @@ def run(config: MelTableConfig, *, log=print) -> Dict[str, Any]:
   for mag_name in config.magnitudes:
     t0 = time.perf_counter()
     extra = {'refiner': config.refiner} if mag_name == 'refiner' else {}
-    mag = mel_to_linear.mel_to_magnitude(mel, method=mag_name, transform=t, **extra)
+    if mag_name == 'exact':
+      mag = tf.abs(t.stft(waves))
+    else:
+      mag = mel_to_linear.mel_to_magnitude(mel, method=mag_name, transform=t, **extra)
     mag_s = time.perf_counter() - t0
     mag_sc = stft_lib.spectral_convergence(np.abs(t.stft(waves).numpy()), mag.numpy())
     for ph in config.phases:
@@ -153,13 +159,14 @@ def run(config: MelTableConfig, *, log=print) -> Dict[str, Any]:
         seconds = time.perf_counter() - t0 + mag_s
         row = {'magnitude': mag_name, 'phase': ph, 'n_iter': n_iter,
                'seconds_per_clip': seconds / len(waves),
-               'magnitude_sc_db': [float(v) for v in mag_sc]}
+               'magnitude_sc_db': (None if mag_name == 'exact' else
+                                   [float(v) for v in mag_sc])}
         row.update(score_row(waves, out, t, sr))
+        incons = stft_lib.inconsistency(rec.stft, transform=t, length=length).numpy()
+        row['inconsistency_db'] = [float(10 * np.log10(max(v, 1e-30))) for v in incons]
         rows.append(row)
         log(_row_line(row, groups))
-        if (mag_name, ph, n_iter) == (config.magnitudes[-1], config.phases[-1],
-                                       config.n_iters[-1]):
-          _write_examples(config.out_dir, f'{mag_name}_{ph}{n_iter}', out, groups, sr)
+        _write_examples(config.out_dir, f'{mag_name}_{ph}{n_iter}', out, groups, sr)
   if config.librosa:
     import librosa  # pylint: disable=g-import-not-at-top
     mel_np = np.swapaxes(mel.numpy(), -1, -2)          # librosa: [n_mels, frames]
@@ -177,6 +184,8 @@ def run(config: MelTableConfig, *, log=print) -> Dict[str, Any]:
       row.update(score_row(waves, out, t, sr))
       rows.append(row)
       log(_row_line(row, groups))
+      _write_examples(config.out_dir, f'librosa{n_iter}', out, groups, sr)
+  _write_examples(config.out_dir, 'original', waves, groups, sr)
   results = {
       'config': dataclasses.asdict(config), 'files': files, 'groups': groups,
       'rows': rows, 'machine': {'cpu': _cpu(), 'platform': platform.platform(),
@@ -246,10 +255,11 @@ def markdown(results: Dict[str, Any]) -> str:
            f"({', '.join(f'{groups.count(g)} {g}' for g in names)}); STFT {c['n_fft']} / "
            f"{c['hop_length']} at {c['sample_rate']} Hz; CPU {results['machine']['cpu']}. "
            'Medians over clips; SC = spectral convergence of the rebuilt waveform (dB, lower '
-           'is better); magnitude SC = of the estimated magnitude alone.', '',
-           '| magnitude | phase | it. | SC (dB) | magnitude SC (dB) | PESQ | STOI | '
+           'is better); magnitude SC = of the estimated magnitude alone; inconsistency = '
+           '||Y - P_C(Y)||^2 / ||Y||^2 of the final STFT estimate (dB).', '',
+           '| magnitude | phase | it. | SC (dB) | magnitude SC (dB) | inconsistency (dB) | PESQ | STOI | '
            + ' | '.join(f'PESQ / STOI {g}' for g in names) + ' | s / clip |',
-           '| --- | --- | ---: | ---: | ---: | ---: | ---: | '
+           '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | '
            + ' | '.join('---:' for _ in names) + ' | ---: |']
   for r in results['rows']:
     per = []
@@ -258,8 +268,9 @@ def markdown(results: Dict[str, Any]) -> str:
       per.append(f"{_median([r['pesq'][i] for i in idx]):.2f} / "
                  f"{_median([r['stoi'][i] for i in idx]):.3f}")
     msc = f"{_median(r['magnitude_sc_db']):.2f}" if r['magnitude_sc_db'] else '-'
+    inc = f"{_median(r['inconsistency_db']):.2f}" if r.get('inconsistency_db') else '-'
     lines.append(f"| {r['magnitude']} | {r['phase']} | {r['n_iter']} | "
-                 f"{_median(r['sc_db']):.2f} | {msc} | {_median(r['pesq']):.2f} | "
+                 f"{_median(r['sc_db']):.2f} | {msc} | {inc} | {_median(r['pesq']):.2f} | "
                  f"{_median(r['stoi']):.3f} | " + ' | '.join(per) +
                  f" | {r['seconds_per_clip']:.2f} |")
   return '\n'.join(lines) + '\n'

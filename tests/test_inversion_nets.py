@@ -252,15 +252,20 @@ class MelTableTest(tf.test.TestCase):
     res = mel_table.run(mel_table.MelTableConfig(
         out_dir=out, groups=(('a', os.path.join(d, 'a.wav')), ('b', os.path.join(d, 'b.wav'))),
         n_per_group=1, duration_s=0.5, n_mels=40, n_fft=512, hop_length=128,
-        magnitudes=('pinv', 'nnls'), phases=('gla', 'fgla'), n_iters=(2, 8)), log=lambda _: None)
-    self.assertLen(res['rows'], 2 * 2 * 2 + 2)
+        magnitudes=('pinv', 'nnls', 'exact'), phases=('gla', 'fgla'), n_iters=(2, 8)),
+                         log=lambda _: None)
+    self.assertLen(res['rows'], 3 * 2 * 2 + 2)
     by = {(r['magnitude'], r['phase'], r['n_iter']): r for r in res['rows']}
     # More iterations and NNLS both lower the spectral convergence (median of 2 clips).
     med = lambda k: float(np.median(by[k]['sc_db']))
     self.assertLess(med(('nnls', 'fgla', 8)), med(('nnls', 'fgla', 2)))
     self.assertLess(med(('nnls', 'fgla', 8)), med(('pinv', 'fgla', 8)))
     self.assertIn(('librosa nnls (L-BFGS-B)', 'librosa fgla', 8), by)
-    for f in ('table.json', 'table.md', 'a_nnls_fgla8.wav', 'b_nnls_fgla8.wav'):
+    # With exact magnitudes Griffin-Lim's inconsistency falls with iterations.
+    inc = lambda k: float(np.median(by[k]['inconsistency_db']))
+    self.assertLess(inc(('exact', 'gla', 8)), inc(('exact', 'gla', 2)))
+    self.assertIsNone(by[('exact', 'gla', 8)]['magnitude_sc_db'])
+    for f in ('table.json', 'table.md', 'a_exact_fgla8.wav', 'b_exact_fgla8.wav'):
       self.assertTrue(os.path.exists(os.path.join(out, f)), f)
     with open(os.path.join(out, 'table.md')) as f:
       self.assertIn('| nnls | fgla | 8 |', f.read())
