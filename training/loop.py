@@ -337,30 +337,46 @@ class _Interrupt:
     return False
 
 
-def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
-          config: LoopConfig, *, eval_data: Optional[tf.data.Dataset] = None,
-          strategy: Optional[tf.distribute.Strategy] = None) -> Dict[str, Any]:
-  """Trains ``task_fn()`` on ``train_data`` until ``config.total_steps``.
+@dataclasses.dataclass
+class _RunState:
+  """What one call of :func:`train` works on, once built and resumed.
 
-  Args:
-    task_fn: builds the :class:`Task`; called inside the strategy's scope so
-      that the model's and optimiser's variables are distributed.
-    train_data: ``tf.data.Dataset`` of global batches, repeated (the loop
-      stops at ``total_steps``; an exhausted dataset is an error).
-    config: a :class:`LoopConfig`.
-    eval_data: batches for evaluation (``None``: no eval loss).
-    strategy: a ``tf.distribute.Strategy``; default: the current one.
+  Attributes:
+    config: the :class:`LoopConfig`.
+    strategy: the ``tf.distribute.Strategy``.
+    task: the :class:`Task`, built in the strategy's scope.
+    variables: the task model's trainable variables.
+    step, elapsed: the checkpointed step counter (int64) and seconds (float64).
+    ema: the :class:`training.ema.EMA` of ``variables``.
+    checkpoint, manager: the ``tf.train.Checkpoint`` and its manager.
+    is_chief, worker_name: :func:`worker_role`.
+    start_step: the step restored (or the task's initial step).
+    settings_change: :func:`record_settings`'s record of a changed setting.
+  """
 
-  Returns:
-    The final metrics (also written to ``workdir/metrics.json``).
+  config: LoopConfig
+  strategy: tf.distribute.Strategy
+  task: Task
+  variables: Any
+  step: tf.Variable
+  elapsed: tf.Variable
+  ema: EMA
+  checkpoint: tf.train.Checkpoint
+  manager: tf.train.CheckpointManager
+  is_chief: bool
+  worker_name: str
+  start_step: int
+  settings_change: Optional[Dict[str, Any]] = None
+
+
+def _start(task_fn: Callable[[], Task], config: LoopConfig,
+           strategy: tf.distribute.Strategy) -> _RunState:
+  """Builds the task and its bookkeeping variables, checks the workdir, resumes.
 
   Raises:
-    ParameterError: mismatched workdir, damaged checkpoint, invalid json in
-      the workdir, an exhausted dataset, or a damaged TFRecord record (named).
-    FloatingPointError: the loss became NaN or infinite (the last checkpoint
-      is kept).
+    ParameterError: as :func:`check_description`, :func:`restore_or_initialize`
+      and :func:`record_settings`.
   """
-  strategy = strategy or tf.distribute.get_strategy()
   workdir = config.workdir
   os.makedirs(workdir, exist_ok=True)
   with strategy.scope():
@@ -398,11 +414,27 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
   if is_chief:
     settings_change = record_settings(workdir, training_settings(task, config),
                                       resumed=bool(restored), step=start_step)
+  return _RunState(config=config, strategy=strategy, task=task, variables=variables, step=step,
+              elapsed=elapsed, ema=ema, checkpoint=checkpoint, manager=manager,
+              is_chief=is_chief, worker_name=worker_name, start_step=start_step,
+              settings_change=settings_change)
 
-  n_params = int(sum(np.prod(v.shape) for v in variables))
+
+def _make_train_step(run: _RunState) -> Callable:
+  """The compiled train step of ``run``.
+
+  Returns:
+    ``train_step(iterator) -> (loss, grad_norm, metrics)``, a ``tf.function``:
+    takes the next global batch of a distributed iterator, runs ``loss_fn``
+    on every replica with its stateless seed ``fold_in([seed, step],
+    replica)``, sums the gradients over replicas, clips them (if
+    ``grad_clip_norm``), applies the optimiser, updates the EMA and advances
+    the step counter. Loss, gradient norm and metrics are means over
+    replicas.
+  """
+  task, config, strategy, variables = run.task, run.config, run.strategy, run.variables
   replicas = strategy.num_replicas_in_sync
-  dist_data = strategy.experimental_distribute_dataset(train_data)
-  iterator = iter(dist_data)
+  step, ema = run.step, run.ema
   seed0 = tf.constant(config.seed, tf.int32)
 
   @tf.function
@@ -431,26 +463,37 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
     step.assign_add(1)
     return mean(loss), mean(gnorm), {k: mean(v) for k, v in metrics.items()}
 
+  return train_step
+
+
+def _make_evaluate(run: _RunState, eval_data: Optional[tf.data.Dataset],
+                  writer) -> Callable[[int], Dict[str, Any]]:
+  """The evaluation of ``run``, with the EMA weights swapped in.
+
+  Args:
+    run: the run.
+    eval_data: batches for the eval loss (``None``: none).
+    writer: the TensorBoard writer of the eval scalars and the sample grid.
+
+  Returns:
+    ``evaluate(at_step) -> {'eval_loss': float, 'samples_png': path}`` (each
+    when available): the mean eval loss over ``eval_batches`` batches, with
+    fixed seeds so that evaluations compare; the sample grid (the chief
+    only), saved as ``samples/step_<at_step>.png``.
+
+  Raises:
+    ParameterError: (from ``evaluate``) a damaged TFRecord record, named.
+  """
+  task, config, workdir = run.task, run.config, run.config.workdir
   eval_fn = task.eval_fn or task.loss_fn
 
   @tf.function
   def eval_step(batch, seed):
     return eval_fn(batch, seed)
 
-  writers = {k: (tf.summary.create_file_writer(os.path.join(workdir, 'tb', k)) if is_chief
-                 else tf.summary.create_noop_writer()) for k in ('train', 'eval')}
-  final: Dict[str, Any] = {}
-  metrics_path = os.path.join(workdir, 'metrics.json')
-  if os.path.exists(metrics_path):   # a resumed run keeps its earlier metrics ...
-    final.update(read_json(metrics_path))
-  final.update(num_parameters=n_params, replicas=replicas)   # ... but not this run's facts
-  if settings_change is not None:   # recorded at once: an interrupt writes no metrics
-    final['settings_changes'] = list(final.get('settings_changes') or []) + [settings_change]
-    write_json_atomic(metrics_path, final)
-
   def evaluate(at_step):
     out = {}
-    with ema.swapped_in():
+    with run.ema.swapped_in():
       if eval_data is not None:
         losses = []
         with tfrecords.naming_damaged_records():
@@ -461,7 +504,7 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
             losses.append(float(loss))
         if losses:
           out['eval_loss'] = float(np.mean(losses))
-      if task.sample_fn is not None and is_chief:
+      if task.sample_fn is not None and run.is_chief:
         imgs = np.asarray(task.sample_fn(config.seed))
         if task.colormap and imgs.shape[-1] == 1:
           imgs = image_utils.colorize(imgs, cmap=task.colormap)
@@ -469,31 +512,110 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
         png = os.path.join(workdir, 'samples', f'step_{at_step:07d}.png')
         image_utils.save_png(png, grid, scale=2)
         out['samples_png'] = os.path.relpath(png, workdir)
-        with writers['eval'].as_default():
+        with writer.as_default():
           tf.summary.image('samples', grid[None], step=at_step)
-    with writers['eval'].as_default():
+    with writer.as_default():
       for k, v in out.items():
         if isinstance(v, float):
           tf.summary.scalar(k, v, step=at_step)
     return out
 
-  def save(reason):
-    elapsed.assign_add(time.time() - save.t0)
-    save.t0 = time.time()
-    path = manager.save(checkpoint_number=int(step.numpy()))
+  return evaluate
+
+
+class _Checkpoints:
+  """Checkpointing: every ``checkpoint_every`` steps or ``checkpoint_every_secs``,
+  at the end, on an interrupt; adds the time since the last save to ``elapsed``."""
+
+  def __init__(self, run: _RunState):
+    self._run = run
+    self._t0 = time.time()            # start of the time not yet in run.elapsed
+    self._last = time.time()          # of the last periodic save
+
+  def start(self):
+    """Starts the clock of ``checkpoint_every_secs``."""
+    self._last = time.time()
+
+  def save(self, reason: str) -> str:
+    run = self._run
+    run.elapsed.assign_add(time.time() - self._t0)
+    self._t0 = time.time()
+    path = run.manager.save(checkpoint_number=int(run.step.numpy()))
     logging.info('checkpoint %s (%s)', path, reason)
     return path
-  save.t0 = time.time()
 
-  bar = None
-  if config.progress and is_chief:
-    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-    bar = tqdm(total=config.total_steps, initial=start_step, unit='step',
-               dynamic_ncols=True, mininterval=1.0)
-  last_ckpt_time = time.time()
-  window, window_t0, window_steps = [], time.time(), 0
-  steps_per_sec = None
-  cur = start_step
+  def after_step(self, cur: int):
+    """The periodic save, when ``cur`` or the clock says so."""
+    config = self._run.config
+    if (cur % config.checkpoint_every == 0 or
+        time.time() - self._last > config.checkpoint_every_secs):
+      self.save('periodic')
+      self._last = time.time()
+
+  def save_final(self):
+    """Saves the last step, unless the last periodic checkpoint is of it."""
+    latest = self._run.manager.latest_checkpoint
+    if latest is None or not latest.endswith(f'-{int(self._run.step.numpy())}'):
+      self.save('final')
+
+
+class _StepLog:
+  """Every ``log_every`` steps: the mean loss of the steps since, gradient norm,
+  steps/s, learning rate and the task's metrics to TensorBoard, ``train_loss``
+  and ``steps_per_sec`` into the final metrics, and the progress bar."""
+
+  def __init__(self, run: _RunState, writer, final: Dict[str, Any]):
+    self._run, self._writer, self._final = run, writer, final
+    self.bar = None
+    config = run.config
+    if config.progress and run.is_chief:
+      from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+      self.bar = tqdm(total=config.total_steps, initial=run.start_step, unit='step',
+                      dynamic_ncols=True, mininterval=1.0)
+    self._window, self._t0, self._steps = [], time.time(), 0
+
+  def add(self, cur: int, loss: float, gnorm, metrics):
+    config = self._run.config
+    self._window.append(loss)
+    self._steps += 1
+    if self.bar is not None:
+      self.bar.update(1)
+    if cur % config.log_every == 0 or cur == config.total_steps:
+      now = time.time()
+      steps_per_sec = self._steps / max(now - self._t0, 1e-9)
+      train_loss = float(np.mean(self._window))
+      with self._writer.as_default():
+        tf.summary.scalar('loss', train_loss, step=cur)
+        tf.summary.scalar('grad_norm', float(gnorm), step=cur)
+        tf.summary.scalar('steps_per_sec', steps_per_sec, step=cur)
+        tf.summary.scalar('learning_rate', float(self._run.task.optimizer.learning_rate()),
+                          step=cur)
+        for k, v in metrics.items():
+          tf.summary.scalar(k, float(v), step=cur)
+      self._final.update(train_loss=train_loss, steps_per_sec=steps_per_sec)
+      if self.bar is not None:
+        self.bar.set_postfix(loss=f'{train_loss:.4g}', steps_s=f'{steps_per_sec:.2f}')
+      self._window, self._t0, self._steps = [], now, 0
+
+  def close(self):
+    if self.bar is not None:
+      self.bar.close()
+
+
+def _run_steps(run: _RunState, train_step: Callable, iterator, evaluate: Callable,
+               checkpoints: _Checkpoints, log: _StepLog, final: Dict[str, Any],
+               metrics_path: str):
+  """Steps until ``total_steps``: train step, log, periodic checkpoint and
+  evaluation; an interrupt (Ctrl-C, SIGTERM) checkpoints first.
+
+  Raises:
+    ParameterError: the dataset ran out, or a damaged TFRecord record.
+    FloatingPointError: a NaN or infinite loss (naming the step).
+    KeyboardInterrupt: after checkpointing.
+  """
+  config, manager = run.config, run.manager
+  checkpoints.start()
+  cur = run.start_step
   try:
     with _Interrupt():
       while cur < config.total_steps:
@@ -510,58 +632,91 @@ def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
               f'loss is {loss_v} at step {cur}; last good checkpoint: '
               f'{manager.latest_checkpoint}. Lower the learning rate or clip '
               'gradients (--grad_clip_norm).')
-        window.append(loss_v)
-        window_steps += 1
-        if bar is not None:
-          bar.update(1)
-        if cur % config.log_every == 0 or cur == config.total_steps:
-          now = time.time()
-          steps_per_sec = window_steps / max(now - window_t0, 1e-9)
-          train_loss = float(np.mean(window))
-          with writers['train'].as_default():
-            tf.summary.scalar('loss', train_loss, step=cur)
-            tf.summary.scalar('grad_norm', float(gnorm), step=cur)
-            tf.summary.scalar('steps_per_sec', steps_per_sec, step=cur)
-            tf.summary.scalar('learning_rate', float(task.optimizer.learning_rate()),
-                              step=cur)
-            for k, v in metrics.items():
-              tf.summary.scalar(k, float(v), step=cur)
-          final.update(train_loss=train_loss, steps_per_sec=steps_per_sec)
-          if bar is not None:
-            bar.set_postfix(loss=f'{train_loss:.4g}', steps_s=f'{steps_per_sec:.2f}')
-          window, window_t0, window_steps = [], now, 0
-        if (cur % config.checkpoint_every == 0 or
-            time.time() - last_ckpt_time > config.checkpoint_every_secs):
-          save('periodic')
-          last_ckpt_time = time.time()
+        log.add(cur, loss_v, gnorm, metrics)
+        checkpoints.after_step(cur)
         if cur % config.eval_every == 0 and cur != config.total_steps:
           final.update(evaluate(cur), step=cur)
-          if is_chief:
+          if run.is_chief:
             write_json_atomic(metrics_path, final)
   except KeyboardInterrupt:
-    if bar is not None:
-      bar.close()
-    path = save('interrupted')
-    print(f'\ninterrupted at step {int(step.numpy())}; saved {path}. Rerun the same '
+    log.close()
+    path = checkpoints.save('interrupted')
+    print(f'\ninterrupted at step {int(run.step.numpy())}; saved {path}. Rerun the same '
           'command to resume.', flush=True)
     raise
-  if bar is not None:
-    bar.close()
-  if manager.latest_checkpoint is None or (
-      not manager.latest_checkpoint.endswith(f'-{int(step.numpy())}')):
-    save('final')   # unless the last periodic checkpoint is of this step
-  final.update(evaluate(int(step.numpy())))
-  final.update(step=int(step.numpy()), elapsed_s=float(elapsed.numpy()),
-               examples_seen=None)
-  final.pop('examples_seen')
-  if is_chief:
+
+
+def _finish(run: _RunState, evaluate: Callable, checkpoints: _Checkpoints,
+            final: Dict[str, Any], metrics_path: str):
+  """The last checkpoint and evaluation, ``metrics.json`` (chief) or removing
+  this worker's checkpoints (the others)."""
+  checkpoints.save_final()
+  step = int(run.step.numpy())
+  final.update(evaluate(step))
+  final.update(step=step, elapsed_s=float(run.elapsed.numpy()))
+  final.pop('examples_seen', None)   # a key of older runs' metrics.json
+  if run.is_chief:
     write_json_atomic(metrics_path, final)
   else:
-    shutil.rmtree(os.path.join(workdir, 'workers', worker_name), ignore_errors=True)
+    workdir = run.config.workdir
+    shutil.rmtree(os.path.join(workdir, 'workers', run.worker_name), ignore_errors=True)
     try:
       os.rmdir(os.path.join(workdir, 'workers'))   # the last worker out
     except OSError:
       pass
+
+
+def train(task_fn: Callable[[], Task], train_data: tf.data.Dataset,
+          config: LoopConfig, *, eval_data: Optional[tf.data.Dataset] = None,
+          strategy: Optional[tf.distribute.Strategy] = None) -> Dict[str, Any]:
+  """Trains ``task_fn()`` on ``train_data`` until ``config.total_steps``.
+
+  The steps, each a function of this module: :func:`_start` (build, check the
+  workdir, resume), :func:`_make_train_step`, :func:`_make_evaluate`,
+  :func:`_run_steps` (the loop with its logging, :class:`_StepLog`, its
+  checkpoints, :class:`_Checkpoints`, and the interrupt) and :func:`_finish`.
+
+  Args:
+    task_fn: builds the :class:`Task`; called inside the strategy's scope so
+      that the model's and optimiser's variables are distributed.
+    train_data: ``tf.data.Dataset`` of global batches, repeated (the loop
+      stops at ``total_steps``; an exhausted dataset is an error).
+    config: a :class:`LoopConfig`.
+    eval_data: batches for evaluation (``None``: no eval loss).
+    strategy: a ``tf.distribute.Strategy``; default: the current one.
+
+  Returns:
+    The final metrics (also written to ``workdir/metrics.json``).
+
+  Raises:
+    ParameterError: mismatched workdir, damaged checkpoint, invalid json in
+      the workdir, an exhausted dataset, or a damaged TFRecord record (named).
+    FloatingPointError: the loss became NaN or infinite (the last checkpoint
+      is kept).
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  run = _start(task_fn, config, strategy)
+  workdir = config.workdir
+  n_params = int(sum(np.prod(v.shape) for v in run.variables))
+  iterator = iter(strategy.experimental_distribute_dataset(train_data))
+  train_step = _make_train_step(run)
+  writers = {k: (tf.summary.create_file_writer(os.path.join(workdir, 'tb', k)) if run.is_chief
+                 else tf.summary.create_noop_writer()) for k in ('train', 'eval')}
+  final: Dict[str, Any] = {}
+  metrics_path = os.path.join(workdir, 'metrics.json')
+  if os.path.exists(metrics_path):   # a resumed run keeps its earlier metrics ...
+    final.update(read_json(metrics_path))
+  final.update(num_parameters=n_params,   # ... but not this run's facts
+               replicas=strategy.num_replicas_in_sync)
+  if run.settings_change is not None:   # recorded at once: an interrupt writes no metrics
+    final['settings_changes'] = list(final.get('settings_changes') or []) + [run.settings_change]
+    write_json_atomic(metrics_path, final)
+  evaluate = _make_evaluate(run, eval_data, writers['eval'])
+  checkpoints = _Checkpoints(run)
+  log = _StepLog(run, writers['train'], final)
+  _run_steps(run, train_step, iterator, evaluate, checkpoints, log, final, metrics_path)
+  log.close()
+  _finish(run, evaluate, checkpoints, final, metrics_path)
   for w in writers.values():
     w.flush()
   return final
