@@ -235,9 +235,13 @@ def record_settings(workdir: str, settings: Dict[str, Any], *, resumed: bool, st
       change = {'step': int(step),
                 'changes': {k: {'saved': old, 'now': new} for k, (old, new) in changes.items()}}
       listed = '; '.join(f'{k} {old!r} -> {new!r}' for k, (old, new) in changes.items())
-      (log or print)(f'warning: {workdir} resumes at step {step} with other settings than '
-                     f'it was trained with: {listed}; continuing with the new ones '
-                     f'(recorded in metrics.json settings_changes)')
+      message = (f'warning: {workdir} resumes at step {step} with other settings than it '
+                 f'was trained with: {listed}; continuing with the new ones (recorded in '
+                 'metrics.json settings_changes)')
+      if log is None:
+        print(message, flush=True)
+      else:
+        log(message)
     else:
       return None
   write_json_atomic(path, settings)
