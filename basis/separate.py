@@ -38,6 +38,7 @@ from basis.mixing import (get_mixing, is_linear_mixing, project_onto_mixture, so
                           split_mixture)
 from basis.priors import check_prior
 from pipeline.errors import ParameterError
+from pipeline.checks import check_seed
 
 
 class DivergenceError(FloatingPointError):
@@ -243,7 +244,7 @@ class Separator:
     """The split mixture plus N(0, start_sigma^2) noise, ``[K, batch, ...]``."""
     split = split_mixture(self.mixing, mixture, self.num_sources)
     noise = tf.random.stateless_normal(
-        (self.num_sources,) + tuple(mixture.shape), tf.constant([int(seed), 0x3A37], tf.int32))
+        (self.num_sources,) + tuple(mixture.shape), tf.constant([check_seed(seed), 0x3A37], tf.int32))
     return split[None] + self.start_sigma * noise
 
   # ---------------------------------------------------------------- schedule
@@ -321,7 +322,7 @@ class Separator:
     if not bool(tf.reduce_all(tf.math.is_finite(mixture))):
       raise ParameterError('mixture holds NaN or infinite values')
     shape = (self.num_sources,) + tuple(mixture.shape)
-    seed_t = tf.constant([int(seed), 0x5EED], tf.int32)
+    seed_t = tf.constant([check_seed(seed), 0x5EED], tf.int32)
     if self.start_sigma is not None:
       if init is not None:
         raise ParameterError(f'init={init!r} and a warm start (start_sigma '
@@ -330,7 +331,7 @@ class Separator:
       xs = self.warm_start(mixture, seed)
     elif init is None or isinstance(init, str):
       kind = init or 'uniform'
-      init_seed = tf.constant([int(seed), 0x1417], tf.int32)
+      init_seed = tf.constant([check_seed(seed), 0x1417], tf.int32)
       if kind == 'uniform':
         xs = tf.random.stateless_uniform(shape, init_seed)
       elif kind == 'normal':

@@ -20,6 +20,7 @@ from flow_models import composition
 from flow_models import networks
 from flow_models.actnorm import ActNorm
 from pipeline.errors import ParameterError
+from pipeline.checks import check_seed
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -147,7 +148,7 @@ def sample(distribution, n: int, *, seed, temperature: float = 1.0) -> tf.Tensor
   if not temperature >= 0:
     raise ParameterError(f'temperature must be >= 0, got {temperature!r}')
   if isinstance(seed, (int, np.integer)):
-    seed = tf.constant([int(seed), 0x5A], tf.int32)
+    seed = tf.constant([check_seed(seed), 0x5A], tf.int32)
   z = tf.random.stateless_normal([int(n), num_dims(distribution)], seed,
                                  dtype=distribution.dtype)
   return distribution.bijector.forward(tf.cast(temperature, distribution.dtype) * z)

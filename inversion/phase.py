@@ -45,6 +45,7 @@ import tensorflow as tf
 from inversion import checks
 from inversion import masks as masks_lib
 from inversion import stft as stft_lib
+from pipeline.checks import check_seed
 from pipeline.errors import ParameterError
 
 WEIGHTS = ('equal', 'magnitude')
@@ -139,7 +140,7 @@ def amplitude_mask_init(v: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
 def _initial(v, init, seed):
   if isinstance(init, str):
     if init == 'random':
-      phase = tf.random.stateless_uniform(tf.shape(v), seed=[int(seed), 0],
+      phase = tf.random.stateless_uniform(tf.shape(v), seed=[check_seed(seed), 0],
                                           minval=0.0, maxval=2.0 * np.pi)
       return _cplx(v) * tf.exp(tf.complex(tf.zeros_like(phase), phase))
     if init == 'zeros':

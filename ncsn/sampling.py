@@ -5,6 +5,7 @@ from typing import Callable, Optional
 import tensorflow as tf
 
 from pipeline.errors import ParameterError
+from pipeline.checks import check_seed
 
 
 def langevin_step_sizes(sigmas, step_lr):
@@ -100,7 +101,7 @@ def make_sampler(score_fn, sigmas, *, n_steps_each=100, step_lr=2e-5,
 
 def _as_seed(seed):
   if isinstance(seed, int):
-    return tf.constant([seed, 0], tf.int32)
+    return tf.constant([check_seed(seed), 0], tf.int32)
   seed = tf.convert_to_tensor(seed)
   if seed.shape.rank == 0:
     return tf.stack([tf.cast(seed, tf.int32), 0])

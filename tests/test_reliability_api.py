@@ -122,6 +122,26 @@ class SeedCheckTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ParameterError, r'seed=4294967296 is outside'):
       loop.LoopConfig(workdir=self.create_tempdir().full_path, seed=2 ** 32)
 
+  def test_library_seams_refuse_an_aliasing_seed(self):
+    # BASIS, NCSN sampling, flow sampling and phase retrieval turn seeds into
+    # int32 tensors; each refuses 2**32 instead of running seed 0 again.
+    import basis  # pylint: disable=g-import-not-at-top
+    from flow_models import model as flow_model  # pylint: disable=g-import-not-at-top
+    from inversion import phase  # pylint: disable=g-import-not-at-top
+    from ncsn import sampling  # pylint: disable=g-import-not-at-top
+    prior = basis.GaussianPrior(np.zeros(2, np.float32), variance=np.ones(2, np.float32))
+    sep = basis.Separator([prior, prior], sigmas=[1.0, 0.1], steps_per_sigma=1,
+                          step_size=1e-3)
+    with self.assertRaisesRegex(ParameterError, r'seed=4294967296 is outside'):
+      sep(np.zeros([1, 2], np.float32), seed=2 ** 32)
+    with self.assertRaisesRegex(ParameterError, r'seed=4294967296 is outside'):
+      sampling._as_seed(2 ** 32)  # pylint: disable=protected-access
+    with self.assertRaisesRegex(ParameterError, r'seed=4294967296 is outside'):
+      flow_model.sample(None, 1, seed=2 ** 32)
+    with self.assertRaisesRegex(ParameterError, r'seed=4294967296 is outside'):
+      phase.griffin_lim(np.ones([3, 257], np.float32), n_iter=1, seed=2 ** 32,
+                        transform=phase.stft_lib.stft_transform(n_fft=512, hop_length=128))
+
   def test_largest_seed_trains_and_evaluates(self):
     config = loop.LoopConfig(workdir=self.create_tempdir().full_path, total_steps=2,
                              progress=False, eval_every=1, seed=SEED_MAX)
