@@ -51,7 +51,7 @@ from pipeline import tfrecords
 from pipeline.atomic import json_default, write_json_atomic
 from pipeline.checks import check_seed
 from pipeline.errors import ParameterError
-from training import images as image_utils
+from pipeline import figures as image_utils
 from training.ema import EMA
 
 
