@@ -30,6 +30,8 @@ flags.DEFINE_integer('batch_size', 8, 'Crops per step.')
 flags.DEFINE_integer('crop_frames', 64, 'STFT frames per crop.')
 flags.DEFINE_float('learning_rate', 1e-3, 'Adam learning rate.')
 flags.DEFINE_integer('channels', None, 'Network width (default: the kind\'s default).')
+flags.DEFINE_integer('base_iterations', 0, 'Refiner: NNLS steps of its base (0: pseudo-inverse).')
+flags.DEFINE_list('snr_db', ['-6', '12'], 'DeGLI: input SNR range (dB) of the noisy training STFTs.')
 flags.DEFINE_integer('max_files', 200, 'At most this many files per pattern.')
 flags.DEFINE_integer('sample_rate', 16000, 'Hz.')
 flags.DEFINE_integer('n_fft', 2048, 'FFT size = window (samples).')
@@ -45,6 +47,7 @@ def main(argv):
       train_data=tuple(FLAGS.train_data), eval_data=tuple(FLAGS.eval_data),
       steps=FLAGS.steps, batch_size=FLAGS.batch_size, crop_frames=FLAGS.crop_frames,
       learning_rate=FLAGS.learning_rate, channels=FLAGS.channels,
+      base_iterations=FLAGS.base_iterations, snr_db=tuple(float(v) for v in FLAGS.snr_db),
       max_files=FLAGS.max_files, seed=FLAGS.seed, eval_every=FLAGS.eval_every,
       stft=nets.StftSettings(sample_rate=FLAGS.sample_rate, n_fft=FLAGS.n_fft,
                              hop_length=FLAGS.hop_length))

@@ -38,7 +38,8 @@ def mel_to_magnitude(mel, *, method: str = 'nnls', transform=None,
     mel: float ``[..., n_frames, n_mels]``, non-negative, in the power of the
       transform's features (as ``MelTransform.spectrogram_to_mel`` makes it).
     method: ``'pinv'``, ``'nnls'`` or ``'refiner'`` (the trained refiner on
-      the clipped pseudo-inverse, :class:`inversion.nets.Refiner`).
+      its base estimate, the clipped pseudo-inverse or NNLS,
+      :class:`inversion.nets.Refiner`).
     transform: the ``MelTransform`` (or ``FeatureConfig``) that made the mel;
       default the reference features.
     n_iter: int >= 0, NNLS refinement steps (``'nnls'`` only); default 50.
@@ -65,6 +66,9 @@ def mel_to_magnitude(mel, *, method: str = 'nnls', transform=None,
     if n_iter not in (None, 0):
       raise ParameterError(f"n_iter={n_iter!r} is only for method 'nnls'")
     n_iter = 0
+  if method == 'refiner':   # its base: the clipped pseudo-inverse or NNLS
+    from inversion import nets  # pylint: disable=g-import-not-at-top
+    n_iter = nets.load_net(refiner, 'refiner', transform=t)[0].config.base_iterations
   elif n_iter is None:
     n_iter = DEFAULT_NNLS_ITERATIONS
   if isinstance(n_iter, bool) or int(n_iter) != n_iter or n_iter < 0:
@@ -87,11 +91,12 @@ def mel_to_magnitude(mel, *, method: str = 'nnls', transform=None,
 
 
 def refine(base, *, transform=None, refiner: Optional[str] = None):
-  """The trained refiner applied to clipped pseudo-inverse magnitudes.
+  """The trained refiner applied to its base magnitudes.
 
   Args:
-    base: float ``[..., n_frames, n_bins]``, the clipped pseudo-inverse
-      magnitude (``mel_to_magnitude(mel, method='pinv')``).
+    base: float ``[..., n_frames, n_bins]``, the base estimate the refiner
+      was trained on: NNLS with ``config.base_iterations`` steps (0: the
+      clipped pseudo-inverse, ``mel_to_magnitude(mel, method='pinv')``).
     transform: the STFT (its settings must be the refiner's).
     refiner: refiner folder; default the shipped one.
 

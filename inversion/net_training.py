@@ -33,7 +33,7 @@ from inversion import stft as stft_lib
 from pipeline import audio
 from pipeline.config import FeatureConfig
 from pipeline.errors import ParameterError
-from pipeline.transforms import MelTransform
+from pipeline.transforms import MelTransform, nnls_mel_inverse, nnls_step
 
 # (n_mels, fmin, fmax) of the filterbanks the refiner is trained on.
 MEL_BANKS = ((64, 0.0, 8000.0), (80, 0.0, 8000.0), (80, 125.0, 7600.0),
@@ -56,6 +56,8 @@ class NetTrainConfig:
     crop_frames: int > 0, STFT frames per crop.
     learning_rate: float > 0, Adam.
     channels: int > 0, network width (see the network configs).
+    base_iterations: int >= 0, NNLS steps of the refiner's base estimate
+      (0: the clipped pseudo-inverse).
     stft: the STFT (``n_fft``, ``hop_length``, sample rate) trained for.
     max_files: int > 0, at most this many files per pattern (evenly spaced).
     gain_db: ``(low, high)``, random gain range of the crops, dB.
@@ -74,6 +76,7 @@ class NetTrainConfig:
   crop_frames: int = 64
   learning_rate: float = 1e-3
   channels: Optional[int] = None
+  base_iterations: int = 0
   stft: nets.StftSettings = nets.StftSettings()
   max_files: int = 200
   gain_db: Tuple[float, float] = (-20.0, 0.0)
@@ -100,6 +103,8 @@ class NetTrainConfig:
 
   def network_config(self):
     extra = {} if self.channels is None else {'channels': self.channels}
+    if self.kind == 'refiner':
+      extra['base_iterations'] = self.base_iterations
     cls = nets.RefinerConfig if self.kind == 'refiner' else nets.DeGLIConfig
     return cls(stft=self.stft, **extra)
 
@@ -167,13 +172,13 @@ def crop_dataset(clips: List[np.ndarray], *, crop_samples: int, batch_size: int,
 
 # ---------------------------------------------------------------------- losses
 def mel_banks(stft: nets.StftSettings, banks=MEL_BANKS):
-  """Stacked filterbanks ``[K, n_bins, M]`` and pseudo-inverses ``[K, M, n_bins]``.
+  """Stacked filterbanks ``[K, n_bins, M]``, pseudo-inverses ``[K, M, n_bins]``, NNLS steps ``[K]``.
 
   ``M`` is the largest band count; smaller banks are zero-padded (a zero band
   adds nothing to the mel and nothing back through the pseudo-inverse).
   """
   m_max = max(b[0] for b in banks)
-  fbs, pinvs = [], []
+  fbs, pinvs, steps = [], [], []
   for n_mels, fmin, fmax in banks:
     fmax = min(fmax, stft.sample_rate / 2)
     t = MelTransform(FeatureConfig(
@@ -184,21 +189,29 @@ def mel_banks(stft: nets.StftSettings, banks=MEL_BANKS):
     pad = m_max - n_mels
     fbs.append(np.pad(t.filterbank.numpy(), ((0, 0), (0, pad))))
     pinvs.append(np.pad(t.filterbank_pinv.numpy(), ((0, pad), (0, 0))))
-  return tf.constant(np.stack(fbs)), tf.constant(np.stack(pinvs))
+    steps.append(nnls_step(t.filterbank.numpy()))
+  return (tf.constant(np.stack(fbs)), tf.constant(np.stack(pinvs)),
+          tf.constant(steps, tf.float32))
 
 
-def pinv_base(power, fb, pinv):
-  """Clipped pseudo-inverse magnitude of the mel of ``power [B, T, F]`` per item's bank."""
+def base_magnitude(power, fb, pinv, step, n_iter: int):
+  """The refiner's base for the mel of ``power [B, T, F]``, one bank per item.
+
+  ``fb [B, F, M]``, ``pinv [B, M, F]``, ``step [B]``; NNLS with ``n_iter``
+  steps from the clipped pseudo-inverse (``pipeline.transforms.nnls_mel_inverse``,
+  the algorithm ``mel_to_magnitude`` runs), then the square root.
+  """
   mel = tf.matmul(power, fb)           # [B, T, M]
-  return tf.sqrt(tf.nn.relu(tf.matmul(mel, pinv)))
+  return tf.sqrt(nnls_mel_inverse(mel, fb, pinv, step[:, None, None], n_iter=n_iter))
 
 
-def refiner_loss(model: nets.Refiner, waveforms, seed, *, transform, fbs, pinvs):
+def refiner_loss(model: nets.Refiner, waveforms, seed, *, transform, fbs, pinvs, steps):
   """``(loss, metrics)`` of the refiner on a batch of crops (one bank per item)."""
   s = transform.stft(waveforms)
   mags = tf.abs(s)
   idx = tf.random.stateless_uniform([tf.shape(mags)[0]], seed, 0, fbs.shape[0], tf.int32)
-  base = pinv_base(tf.square(mags), tf.gather(fbs, idx), tf.gather(pinvs, idx))
+  base = base_magnitude(tf.square(mags), tf.gather(fbs, idx), tf.gather(pinvs, idx),
+                        tf.gather(steps, idx), model.config.base_iterations)
   x, ref = nets.normalised_log(base)
   y = x + model.log_correction(x[..., tf.newaxis])[..., 0]
   target = tf.math.log(tf.maximum(mags / ref, nets.LOG_FLOOR))
@@ -208,7 +221,7 @@ def refiner_loss(model: nets.Refiner, waveforms, seed, *, transform, fbs, pinvs)
   base_sc = stft_lib.spectral_convergence(mags, base, db=False)
   loss = log_l1 + tf.reduce_mean(sc)
   return loss, {'log_l1': log_l1, 'sc': tf.reduce_mean(sc),
-                'pinv_sc': tf.reduce_mean(base_sc)}
+                'base_sc': tf.reduce_mean(base_sc)}
 
 
 def degli_block(model: nets.DeGLINet, x, amp, *, transform, length):
@@ -276,9 +289,10 @@ def run(config: NetTrainConfig) -> Dict[str, Any]:
       'gain_db': list(config.gain_db), 'seed': config.seed,
   }
   if config.kind == 'refiner':
-    fbs, pinvs = mel_banks(config.stft)
+    fbs, pinvs, steps = mel_banks(config.stft)
     description['mel_banks'] = [list(b) for b in MEL_BANKS]
-    loss = lambda m, w, s: refiner_loss(m, w, s, transform=transform, fbs=fbs, pinvs=pinvs)
+    loss = lambda m, w, s: refiner_loss(m, w, s, transform=transform, fbs=fbs, pinvs=pinvs,
+                                        steps=steps)
   else:
     description['snr_db'] = list(config.snr_db)
     loss = lambda m, w, s: degli_loss(m, w, s, transform=transform, snr_db=config.snr_db)

@@ -2,9 +2,10 @@
 
 * :class:`Refiner`: mel -> linear magnitude. A small convolutional U-Net
   (downsampling along frequency only, skips at every level) on top of the
-  clipped pseudo-inverse: it predicts a correction of the log magnitude, and
-  its last layer starts at zero, so an untrained refiner *is* the clipped
-  pseudo-inverse. Its input lives on the linear-frequency axis, so one refiner
+  clipped pseudo-inverse, or of the NNLS estimate that starts from it
+  (``RefinerConfig.base_iterations``): it predicts a correction of the log
+  magnitude, and its last layer starts at zero, so an untrained refiner *is*
+  its base estimate. Its input lives on the linear-frequency axis, so one refiner
   serves every mel filterbank of an STFT setting (it is trained on several).
 * :class:`DeGLINet`: the network of one Deep Griffin-Lim block (Masuyama et
   al. 2020). A block takes the current complex STFT ``X``, computes
@@ -80,10 +81,13 @@ class RefinerConfig:
       first coarser level and 2x from the second on (width, not depth, is what
       costs at 1025 bins).
     levels: int >= 0, frequency downsamplings (by 2 each).
+    base_iterations: int >= 0, NNLS steps of the base estimate the network
+      corrects (0: the clipped pseudo-inverse).
     stft: the STFT settings.
   """
   channels: int = 16
   levels: int = 3
+  base_iterations: int = 0
   stft: StftSettings = StftSettings()
 
   def __post_init__(self):
@@ -91,6 +95,9 @@ class RefinerConfig:
       raise ParameterError(f'channels must be a positive int, got {self.channels!r}')
     if not (isinstance(self.levels, int) and 0 <= self.levels <= 6):
       raise ParameterError(f'levels must be an int in [0, 6], got {self.levels!r}')
+    if not (isinstance(self.base_iterations, int) and self.base_iterations >= 0):
+      raise ParameterError(
+          f'base_iterations must be an int >= 0, got {self.base_iterations!r}')
 
 
 @dataclasses.dataclass(frozen=True)

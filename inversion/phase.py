@@ -233,18 +233,21 @@ def fast_griffin_lim(mags, *, n_iter: int = 32, momentum: float = 0.99,
   return _finish(p_mag(c), t, length)
 
 
-def deep_griffin_lim(mags, *, n_iter: int = 32, transform=None, init='random',
-                     seed: int = 0, length: Optional[int] = None,
+def deep_griffin_lim(mags, *, n_iter: int = 32, momentum: float = 0.0, transform=None,
+                     init='random', seed: int = 0, length: Optional[int] = None,
                      degli: Optional[str] = None) -> Reconstruction:
   """Deep Griffin-Lim (Masuyama et al. 2020): a trained block, repeated.
 
   Each iteration is one block of :class:`inversion.nets.DeGLINet`:
-  ``Y = P_mag(X); Z = P_C(Y); X <- Z - F(X, Y, Z, V)`` (one STFT, one iSTFT
-  and one small network call).
+  ``Y = P_mag(X); Z = P_C(Y); T_n = Z - F(X, Y, Z, V)`` (one STFT, one iSTFT
+  and one small network call), then, as in fast Griffin-Lim,
+  ``X <- T_n + momentum (T_n - T_{n-1})`` (``momentum = 0`` is the paper's
+  DeGLI).
 
   Args:
     mags: float ``[..., n_frames, n_bins]``, non-negative magnitudes.
     n_iter: int >= 0, blocks.
+    momentum: float in [0, 1).
     transform, init, seed, length: as :func:`griffin_lim`.
     degli: folder of a trained block; default the shipped one
       (``assets/inversion/degli``). Its STFT must be ``transform``'s.
@@ -260,18 +263,21 @@ def deep_griffin_lim(mags, *, n_iter: int = 32, transform=None, init='random',
   t = stft_lib.as_transform(transform)
   v = _mags(mags, t, sources_axis=False, length=length)
   n_iter, length = _check_n_iter(n_iter), _length(t, v, length)
+  alpha = _cplx(tf.constant(_check_scalar(momentum, 'momentum', high=1.0), tf.float32))
   model, _ = nets.load_net(degli, 'degli', transform=t)
   shape = tf.shape(v)
   flat = lambda a: tf.reshape(a, tf.concat([[-1], shape[-2:]], axis=0))
   v_flat = flat(v)
   p_mag = lambda y: stft_lib._p_mag(y, v_flat)  # pylint: disable=protected-access
 
-  def body(x):
+  def body(x, t_prev):
     y = p_mag(x)
     z = t.stft(t.istft(y, length=length))
-    return (z - model(x, y, z, v_flat),)
+    t_n = z - model(x, y, z, v_flat)
+    return t_n + alpha * (t_n - t_prev), t_n
 
-  (x,) = _loop(body, (flat(_initial(v, init, seed)),), n_iter)
+  x0 = flat(_initial(v, init, seed))
+  x, _ = _loop(body, (x0, x0), n_iter)
   return _finish(tf.reshape(p_mag(x), shape), t, length)
 
 
@@ -512,7 +518,8 @@ class Method:
 METHODS: Dict[str, Method] = {m.name: m for m in (
     Method('gla', griffin_lim, False, False, ('n_iter', 'init', 'seed')),
     Method('fgla', fast_griffin_lim, False, False, ('n_iter', 'momentum', 'init', 'seed')),
-    Method('degli', deep_griffin_lim, False, False, ('n_iter', 'init', 'seed', 'degli')),
+    Method('degli', deep_griffin_lim, False, False,
+           ('n_iter', 'momentum', 'init', 'seed', 'degli')),
     Method('misi', misi, True, True, ('n_iter',)),
     Method('mix_incons', mix_incons, True, False, ('n_iter', 'lam', 'weights')),
     Method('mix_incons_hard_mag', mix_incons_hard_mag, True, False,

@@ -33,6 +33,45 @@ from pipeline.errors import ParameterError
 from pipeline.filterbank import mel_filterbank
 
 
+def nnls_step(filterbank: np.ndarray) -> float:
+  """FISTA step ``1 / L``, ``L = ||M^T M||_2`` for ``M`` = the ``[n_bins, n_mels]`` bank's transpose."""
+  fb = np.asarray(filterbank, np.float64)
+  return float(1.0 / np.linalg.norm(fb.T @ fb, 2))
+
+
+def nnls_mel_inverse(mel, filterbank, filterbank_pinv, step, *, n_iter: int) -> tf.Tensor:
+  """``argmin_{S >= 0} ||S M - mel||^2`` by FISTA from the clipped pseudo-inverse.
+
+  Args:
+    mel: float ``[..., n_frames, n_mels]``.
+    filterbank: ``[n_bins, n_mels]``, or one per item ``[batch, n_bins, n_mels]``
+      (then ``mel`` is ``[batch, n_frames, n_mels]``).
+    filterbank_pinv: its pseudo-inverse, ``[n_mels, n_bins]`` or
+      ``[batch, n_mels, n_bins]``.
+    step: float (or ``[batch, 1, 1]``), ``1 / L`` (:func:`nnls_step`).
+    n_iter: int >= 0, projected-gradient steps.
+
+  Returns:
+    float32 ``[..., n_frames, n_bins]``, non-negative.
+  """
+  mel = tf.convert_to_tensor(mel, tf.float32)
+  if len(filterbank.shape) == 3:   # one bank per item: batched matmuls
+    apply = tf.matmul
+    fb_t = tf.transpose(filterbank, [0, 2, 1])
+  else:
+    apply = lambda a, b: tf.tensordot(a, b, axes=[[-1], [0]])
+    fb_t = tf.transpose(filterbank)
+  s = tf.nn.relu(apply(mel, filterbank_pinv))
+  z, t = s, 1.0
+  for _ in range(n_iter):
+    residual = apply(z, filterbank) - mel
+    s_next = tf.nn.relu(z - step * apply(residual, fb_t))
+    t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
+    z = s_next + ((t - 1.0) / t_next) * (s_next - s)
+    s, t = s_next, t_next
+  return s
+
+
 def _sample_scale_hint(dtype: np.dtype) -> str:
   """How to turn integer samples of ``dtype`` into floats in [-1, 1]."""
   info = np.iinfo(dtype)
@@ -123,7 +162,7 @@ class MelTransform:
     self.filterbank = tf.constant(fb, tf.float32)           # [n_bins, n_mels]
     self.filterbank_pinv = tf.constant(np.linalg.pinv(fb), tf.float32)  # [n_mels, n_bins]
     # Step size 1 / L for projected gradient NNLS, L = ||M^T M||_2 (M = fb.T).
-    self._nnls_step = float(1.0 / np.linalg.norm(fb.T @ fb, 2))
+    self._nnls_step = nnls_step(fb)
     self.min_db, self.max_db = c.db_range
     window = tf.signal.hann_window(c.n_fft, periodic=True, dtype=tf.float32)
     self._window = window
@@ -238,18 +277,8 @@ class MelTransform:
     """
     if n_iter < 0:
       raise ParameterError(f'n_iter must be >= 0, got {n_iter!r}')
-    mel = tf.convert_to_tensor(mel, tf.float32)
-    s = tf.nn.relu(tf.tensordot(mel, self.filterbank_pinv, axes=[[-1], [0]]))
-    step = self._nnls_step
-    fb, fb_t = self.filterbank, tf.transpose(self.filterbank)
-    z, t = s, 1.0
-    for _ in range(n_iter):
-      residual = tf.tensordot(z, fb, axes=[[-1], [0]]) - mel
-      s_next = tf.nn.relu(z - step * tf.tensordot(residual, fb_t, axes=[[-1], [0]]))
-      t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
-      z = s_next + ((t - 1.0) / t_next) * (s_next - s)
-      s, t = s_next, t_next
-    return s
+    return nnls_mel_inverse(mel, self.filterbank, self.filterbank_pinv, self._nnls_step,
+                            n_iter=n_iter)
 
   # ---------------------------------------------------------------- dB, unit
   def power_to_db(self, mel) -> tf.Tensor:

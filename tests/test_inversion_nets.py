@@ -80,6 +80,10 @@ class DeGLITest(tf.test.TestCase):
     ours = phase.deep_griffin_lim(mags, n_iter=5, transform=t, degli=folder, seed=2)
     gla = phase.griffin_lim(mags, n_iter=5, transform=t, seed=2)
     self.assertAllClose(ours.waveform, gla.waveform, atol=1e-5)
+    # ... and with momentum, fast Griffin-Lim.
+    ours = phase.deep_griffin_lim(mags, n_iter=5, momentum=0.9, transform=t, degli=folder)
+    fgla = phase.fast_griffin_lim(mags, n_iter=5, momentum=0.9, transform=t)
+    self.assertAllClose(ours.waveform, fgla.waveform, atol=1e-5)
 
   def test_network_is_gain_equivariant(self):
     net = nets.DeGLINet(nets.DeGLIConfig(channels=4, stft=SMALL))
@@ -174,13 +178,13 @@ class TrainingTest(tf.test.TestCase):
     t = small_transform()
     batch = tf.constant(fx.sources(8 * 128)[:, :7 * 128])
     seed = tf.constant([1, 2], tf.int32)
-    fbs, pinvs = net_training.mel_banks(SMALL)
+    fbs, pinvs, steps = net_training.mel_banks(SMALL)
     for kind in nets.KINDS:
       cfg = (nets.RefinerConfig if kind == 'refiner' else nets.DeGLIConfig)(channels=4, stft=SMALL)
       model = nets.build(kind, cfg)
       if kind == 'refiner':
         loss_fn = lambda: net_training.refiner_loss(model, batch, seed, transform=t, fbs=fbs,
-                                                    pinvs=pinvs)[0]
+                                                    pinvs=pinvs, steps=steps)[0]
       else:
         loss_fn = lambda: net_training.degli_loss(model, batch, seed, transform=t,
                                                   snr_db=(0.0, 6.0))[0]
@@ -194,6 +198,24 @@ class TrainingTest(tf.test.TestCase):
         opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
                                 model.trainable_variables))
       self.assertLess(float(loss_fn()), before, kind)
+
+  def test_training_base_is_the_nnls_that_inference_runs(self):
+    # One bank per item in training, MelTransform.mel_to_spectrogram at inference:
+    # the same FISTA from the clipped pseudo-inverse.
+    from pipeline.config import FeatureConfig  # pylint: disable=g-import-not-at-top
+    from pipeline.transforms import MelTransform  # pylint: disable=g-import-not-at-top
+    fbs, pinvs, steps = net_training.mel_banks(SMALL)
+    t = small_transform()
+    power = tf.square(tf.abs(t.stft(fx.sources(4096))))             # [2, frames, 257]
+    idx = [1, 3]
+    base = net_training.base_magnitude(power, tf.gather(fbs, idx), tf.gather(pinvs, idx),
+                                       tf.gather(steps, idx), 20).numpy()
+    for item, k in enumerate(idx):
+      n_mels, fmin, fmax = net_training.MEL_BANKS[k]
+      mt = MelTransform(FeatureConfig(n_fft=512, hop_length=128, n_mels=n_mels, fmin=fmin,
+                                      fmax=fmax, patch_frames=8, patch_samples=7 * 128))
+      want = np.sqrt(mt.mel_to_spectrogram(mt.spectrogram_to_mel(power[item]), n_iter=20))
+      self.assertAllClose(base[item], want, rtol=1e-3, atol=1e-4 * want.max())
 
   def test_bad_settings_are_named(self):
     with self.assertRaisesRegex(ParameterError, r'no file matches .*nothing'):
