@@ -1,160 +1,231 @@
-"""What ``train_glow.py`` does, as library functions taking an absl FLAGS-like
-object (any object with the flag attributes; library code never imports FLAGS)."""
+"""What ``train_glow.py`` does: its run config and ``run(config)``.
 
+  run(GlowRunConfig(workdir='runs/glow_mnist', levels=2, steps=2000))
+  run(GlowRunConfig(mode='finetune_noise', init_from='priors/glow_mnist',
+                    workdir='priors/glow_mnist_family', steps_per_sigma=2000))
+
+The script maps its flags onto :class:`GlowRunConfig` (fields are named after
+the flags; ``pipeline.flag_groups``); nothing here reads flags.
+"""
+
+import dataclasses
 import os
 import sys
+from typing import ClassVar, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from flow_models import export
 from flow_models import model as model_lib
 from flow_models import train_lib
 from flow_models import utils
 from pipeline import cli_errors
 from pipeline import datasets
-from pipeline import figures as image_utils
+from pipeline import figures
+from pipeline import flag_groups
 from pipeline.errors import ParameterError
 from training import loop
 from training.strategy import get_strategy
 
-# Architecture flags that default to the model's own defaults when unset.
-_ARCH_FLAGS = {'glow': ('levels', 'steps_per_level', 'hidden_channels', 'coupling',
-                        'learn_top', 'split_prior', 'preprocessing', 'logit_alpha'),
-               'realnvp': ('levels', 'steps_per_level', 'hidden_channels', 'res_blocks',
-                           'coupling', 'preprocessing', 'logit_alpha')}
+# Architecture fields that default to the model's own defaults when unset.
+_ARCH_FIELDS = {'glow': ('levels', 'steps_per_level', 'hidden_channels', 'coupling',
+                         'learn_top', 'split_prior', 'preprocessing', 'logit_alpha'),
+                'realnvp': ('levels', 'steps_per_level', 'hidden_channels', 'res_blocks',
+                            'coupling', 'preprocessing', 'logit_alpha')}
 _DEFAULT_LEVELS = 3
 
 
-def _datasets(flags):
-  data_dir = flags.data_dir
-  if flags.dataset != 'melspec' and data_dir:
-    data_dir = data_dir[0]
-  images = flags.dataset != 'melspec'
-  common = dict(data_dir=data_dir, mnist_source=flags.mnist_source, dequantize=images)
-  train_ds, info = datasets.get_dataset(flags.dataset, 'train', batch_size=flags.batch_size,
-                                        repeat=True, drop_remainder=True, seed=flags.seed,
+@dataclasses.dataclass(frozen=True)
+class GlowRunConfig(flag_groups.TrainingRunConfig):
+  """One ``train_glow.py`` run: train, sample, export or finetune_noise.
+
+  Shared fields: the base class (``sigma_max``, ``sigma_min``, ``num_levels``:
+  the geometric levels of finetune_noise). The architecture fields left None
+  take the model's defaults (``levels``: 3, or what the image size allows).
+
+  Attributes:
+    model: 'glow' or 'realnvp'.
+    levels: multi-scale levels (2x2 squeezes).
+    steps_per_level: flow steps per level (Glow K; RealNVP couplings per mask type).
+    hidden_channels: width of the coupling networks.
+    res_blocks: RealNVP: residual blocks per coupling network.
+    coupling: 'affine' or 'additive'.
+    learn_top: Glow: learned top prior.
+    split_prior: Glow: conditional prior at factor-out.
+    preprocessing: 'shift' (x - 0.5) or 'logit'.
+    logit_alpha: squashing of the logit preprocessing.
+    optimizer: 'adamax' or 'adam'.
+    warmup_steps: linear learning-rate warm-up steps.
+    eval_batches: test batches per evaluation.
+    summary: print every trainable variable before training.
+    temperature: latent standard deviation of sample grids.
+    n_grid: samples in the preview grid at each evaluation.
+    steps_per_sigma: finetune_noise: steps per noise level.
+  """
+
+  MODES: ClassVar[Tuple[str, ...]] = ('train', 'sample', 'export', 'finetune_noise')
+  DATASETS: ClassVar[Tuple[str, ...]] = ('mnist', 'cifar10', 'melspec')
+
+  model: str = 'glow'
+  levels: Optional[int] = None
+  steps_per_level: Optional[int] = None
+  hidden_channels: Optional[int] = None
+  res_blocks: Optional[int] = None
+  coupling: Optional[str] = None
+  learn_top: Optional[bool] = None
+  split_prior: Optional[bool] = None
+  preprocessing: Optional[str] = None
+  logit_alpha: Optional[float] = None
+  optimizer: str = 'adamax'
+  warmup_steps: int = 200
+  eval_batches: int = 8
+  summary: bool = False
+  temperature: float = 0.7
+  n_grid: int = 36
+  steps_per_sigma: int = 1000
+
+  def __post_init__(self):
+    super().__post_init__()
+    flag_groups.check_choice(self.model, 'model', tuple(_ARCH_FIELDS))
+    flag_groups.check_choice(self.optimizer, 'optimizer', ('adamax', 'adam'))
+    if self.mode == 'train':
+      other = set().union(*_ARCH_FIELDS.values()) - set(_ARCH_FIELDS[self.model])
+      stray = sorted(n for n in other if getattr(self, n) is not None)
+      if stray:
+        raise ParameterError(
+            f'--model={self.model} has no {", ".join("--" + n for n in stray)}')
+    elif self.mode == 'finetune_noise':
+      if not self.workdir or not self.init_from:
+        raise ParameterError('--mode=finetune_noise needs --init_from (the clean prior) and '
+                             '--workdir (the family folder)')
+      cli_errors.check_positive(self, 'batch_size', 'steps_per_sigma', 'num_levels',
+                                'learning_rate')
+
+  def flow_config(self, image_shape):
+    """The GlowConfig / RealNVPConfig asked for, for images of ``image_shape``.
+
+    Unset fields take the model's defaults; unset ``levels`` takes 3, or fewer
+    when the image size allows fewer 2x2 squeezes (MNIST 28 x 28: 2).
+    """
+    kwargs = {name: getattr(self, name) for name in _ARCH_FIELDS[self.model]
+              if getattr(self, name) is not None}
+    if 'levels' not in kwargs:
+      kwargs['levels'] = min(_DEFAULT_LEVELS, utils.max_levels(*image_shape[:2]))
+    return export.flow_config(self.model, **kwargs)
+
+
+def run(config: GlowRunConfig):
+  """Runs ``config.mode``: train metrics, samples, the export folder or the family."""
+  return {'train': train, 'sample': sample, 'export': export_run,
+          'finetune_noise': finetune_noise}[config.mode](config)
+
+
+def _datasets(config: GlowRunConfig):
+  images = config.dataset != 'melspec'
+  data_dir = config.single_data_dir if images else list(config.data_dir or ()) or None
+  common = dict(data_dir=data_dir, mnist_source=config.mnist_source, dequantize=images)
+  train_ds, info = datasets.get_dataset(config.dataset, 'train', batch_size=config.batch_size,
+                                        repeat=True, drop_remainder=True, seed=config.seed,
                                         **common)
   # A fixed seed: the test set's dequantisation noise is the same at every
   # evaluation, so test bits/dim are comparable across steps.
-  test_ds, _ = datasets.get_dataset(flags.dataset, 'test', batch_size=flags.batch_size,
-                                    shuffle=False, seed=flags.seed + 1000, **common)
-  print(f"data: {flags.dataset} ({info.get('note', info.get('source'))}), "
+  test_ds, _ = datasets.get_dataset(config.dataset, 'test', batch_size=config.batch_size,
+                                    shuffle=False, seed=config.seed + 1000, **common)
+  print(f"data: {config.dataset} ({info.get('note', info.get('source'))}), "
         f"{info.get('num_examples')} training examples, shape {info['image_shape']}",
         flush=True)
   return train_ds, test_ds, info
 
 
-def flow_config_from_flags(flags, image_shape):
-  """The GlowConfig / RealNVPConfig the architecture flags ask for.
-
-  Unset flags take the model's defaults; unset ``levels`` takes 3, or fewer
-  when the image size allows fewer 2x2 squeezes (MNIST 28 x 28: 2).
-  """
-  other = set().union(*_ARCH_FLAGS.values()) - set(_ARCH_FLAGS[flags.model])
-  stray = sorted(n for n in other if getattr(flags, n, None) is not None)
-  if stray:
-    raise ParameterError(f'--model={flags.model} has no {", ".join("--" + n for n in stray)}')
-  kwargs = {}
-  for name in _ARCH_FLAGS[flags.model]:
-    value = getattr(flags, name, None)
-    if value is not None:
-      kwargs[name] = value
-  if 'levels' not in kwargs:
-    kwargs['levels'] = min(_DEFAULT_LEVELS, utils.max_levels(*image_shape[:2]))
-  return train_lib.flow_config(flags.model, **kwargs)
-
-
-def _loop_config(flags, workdir, total_steps):
+def _loop_config(config: GlowRunConfig, total_steps: int) -> loop.LoopConfig:
   return loop.LoopConfig(
-      workdir=workdir, total_steps=total_steps, log_every=flags.log_every,
-      eval_every=flags.eval_every, checkpoint_every=flags.checkpoint_every,
-      ema_decay=flags.ema_decay, grad_clip_norm=flags.grad_clip_norm, seed=flags.seed,
-      eval_batches=flags.eval_batches,
+      workdir=config.workdir, total_steps=total_steps, log_every=config.log_every,
+      eval_every=config.eval_every, checkpoint_every=config.checkpoint_every,
+      ema_decay=config.ema_decay, grad_clip_norm=config.grad_clip_norm, seed=config.seed,
+      eval_batches=config.eval_batches,
       progress=sys.stderr.isatty() or bool(os.environ.get('FORCE_PROGRESS')))
 
 
-def _dataset_description(flags, info):
+def _dataset_description(config: GlowRunConfig, info):
   features = info.get('features')
-  return {'name': flags.dataset, 'source': info.get('source'),
+  return {'name': config.dataset, 'source': info.get('source'),
           'features': features.to_dict() if features is not None else None}
 
 
-def train_from_flags(flags):
-  """Builds data, config and task from flags and runs the shared loop."""
-  if not flags.workdir:
-    raise ParameterError('--workdir is required for training')
-  cli_errors.check_positive(flags, 'batch_size', 'steps', 'log_every', 'eval_every',
-                            'checkpoint_every', 'learning_rate')
-  cli_errors.check_output_dir(flags.workdir, 'workdir')
-  train_ds, test_ds, info = _datasets(flags)
+def _colormap(config: GlowRunConfig) -> Optional[str]:
+  return 'magma' if config.dataset == 'melspec' else None
+
+
+def train(config: GlowRunConfig):
+  """Builds data, the train config and the task, and runs the shared loop."""
+  cli_errors.check_output_dir(config.workdir, 'workdir')
+  train_ds, test_ds, info = _datasets(config)
   shape = tuple(info['image_shape'])
-  config = train_lib.FlowTrainConfig(
-      flow=flow_config_from_flags(flags, shape), image_shape=shape,
-      learning_rate=flags.learning_rate, optimizer=flags.optimizer,
-      warmup_steps=flags.warmup_steps,
-      num_bins=256 if flags.dataset != 'melspec' else None,
-      n_grid=flags.n_grid, temperature=flags.temperature,
-      dataset=_dataset_description(flags, info), seed=flags.seed)
+  train_config = export.FlowTrainConfig(
+      flow=config.flow_config(shape), image_shape=shape,
+      learning_rate=config.learning_rate, optimizer=config.optimizer,
+      warmup_steps=config.warmup_steps,
+      num_bins=256 if config.dataset != 'melspec' else None,
+      n_grid=config.n_grid, temperature=config.temperature,
+      dataset=_dataset_description(config, info), seed=config.seed)
   init_batch = next(iter(train_ds))
-  colormap = 'magma' if flags.dataset == 'melspec' else None
 
   def task_fn():
-    task = train_lib.make_task(config, init_batch=init_batch, colormap=colormap,
-                               init_from=flags.init_from)
-    if flags.summary:
+    task = train_lib.make_task(train_config, init_batch=init_batch,
+                               colormap=_colormap(config), init_from=config.init_from)
+    if config.summary:
       utils.print_summary(task.model)
     else:
-      print(f'{config.model_name}: {config.flow}, '
+      print(f'{train_config.model_name}: {train_config.flow}, '
             f'{utils.num_parameters(task.model):,d} parameters', flush=True)
     return task
 
-  metrics = loop.train(task_fn, train_ds, _loop_config(flags, flags.workdir, flags.steps),
-                       eval_data=test_ds, strategy=get_strategy(flags.strategy))
-  metrics = train_lib.add_bits_per_dim(flags.workdir, metrics)
+  metrics = loop.train(task_fn, train_ds, _loop_config(config, config.steps),
+                       eval_data=test_ds, strategy=get_strategy(config.strategy))
+  metrics = train_lib.add_bits_per_dim(config.workdir, metrics)
   print('final:', {k: metrics[k] for k in sorted(metrics)}, flush=True)
   return metrics
 
 
-def finetune_noise_from_flags(flags):
-  """Fine-tunes one flow per noise level from --init_from into --workdir (a family)."""
-  if not flags.workdir or not flags.init_from:
-    raise ParameterError('--mode=finetune_noise needs --init_from (the clean prior) and '
-                         '--workdir (the family folder)')
-  cli_errors.check_positive(flags, 'batch_size', 'steps_per_sigma', 'num_levels',
-                            'learning_rate')
-  cli_errors.check_output_dir(flags.workdir, 'workdir')
-  sigmas = np.geomspace(flags.sigma_max, flags.sigma_min, flags.num_levels)
-  train_ds, test_ds, info = _datasets(flags)
+def finetune_noise(config: GlowRunConfig):
+  """Fine-tunes one flow per noise level from ``init_from`` into ``workdir`` (a family)."""
+  cli_errors.check_output_dir(config.workdir, 'workdir')
+  sigmas = np.geomspace(config.sigma_max, config.sigma_min, config.num_levels)
+  train_ds, test_ds, _ = _datasets(config)
   family = train_lib.finetune_noise(
-      flags.init_from, flags.workdir, sigmas, train_data=train_ds, eval_data=test_ds,
-      loop_config=_loop_config(flags, flags.workdir, flags.steps_per_sigma),
-      learning_rate=flags.learning_rate, warmup_steps=flags.warmup_steps,
-      n_grid=flags.n_grid, temperature=flags.temperature,
-      colormap='magma' if flags.dataset == 'melspec' else None,
-      strategy=get_strategy(flags.strategy), extra={'command': ' '.join(sys.argv)})
+      config.init_from, config.workdir, sigmas, train_data=train_ds, eval_data=test_ds,
+      loop_config=_loop_config(config, config.steps_per_sigma),
+      learning_rate=config.learning_rate, warmup_steps=config.warmup_steps,
+      n_grid=config.n_grid, temperature=config.temperature, colormap=_colormap(config),
+      strategy=get_strategy(config.strategy), extra={'command': config.command})
   print(f"family of {len(family['levels'])} flows (sigma {family['sigmas'][0]:.4g} .. "
-        f"{family['sigmas'][-1]:.4g}) in {flags.workdir}", flush=True)
+        f"{family['sigmas'][-1]:.4g}) in {config.workdir}", flush=True)
   return family
 
 
-def sample_from_flags(flags):
+def sample(config: GlowRunConfig) -> np.ndarray:
   """Draws tempered samples from an exported flow; writes a PNG grid and an .npy."""
-  if not flags.prior or not flags.out:
-    raise ParameterError('--mode=sample needs --prior (folder) and --out (PNG path)')
-  distribution, meta = train_lib.load_flow(flags.prior)
-  draw = tf.function(lambda seed: model_lib.sample(distribution, flags.n_samples, seed=seed,
-                                                   temperature=flags.temperature))
-  samples = draw(tf.constant([flags.seed, 0x5A], tf.int32)).numpy()
+  distribution, meta = export.load_flow(config.prior)
+  draw = tf.function(lambda seed: model_lib.sample(distribution, config.n_samples, seed=seed,
+                                                   temperature=config.temperature))
+  samples = draw(tf.constant([config.seed, 0x5A], tf.int32)).numpy()
   samples = np.clip(np.nan_to_num(samples, nan=0.0), 0.0, 1.0).astype(np.float32)
-  image_utils.save_sample_grid(flags.out, samples, meta)
-  print(f'wrote {flags.out} ({flags.n_samples} samples, temperature {flags.temperature})',
+  figures.save_sample_grid(config.out, samples, meta)
+  print(f'wrote {config.out} ({config.n_samples} samples, temperature {config.temperature})',
         flush=True)
   return samples
 
 
-def export_from_flags(flags):
-  if not flags.workdir or not flags.prior:
-    raise ParameterError('--mode=export needs --workdir (run) and --prior (output folder)')
-  out = train_lib.export_prior(flags.workdir, flags.prior,
-                               extra={'command': ' '.join(sys.argv)})
-  print(f'exported EMA weights of {flags.workdir} to {out}', flush=True)
+def export_run(config: GlowRunConfig) -> str:
+  """Exports the EMA weights of ``config.workdir`` to ``config.prior``; returns the folder."""
+  out = export.export_prior(config.workdir, config.prior, extra={'command': config.command})
+  print(f'exported EMA weights of {config.workdir} to {out}', flush=True)
+  return out
+
+
+# The FLAGS-like API of before the run configs, for callers of the old name
+# (tests/test_reliability_cli.py): any object with the flag attributes becomes
+# a GlowRunConfig first.
+def train_from_flags(flags):
+  return train(flag_groups.config_from_flags(GlowRunConfig, flags, mode='train'))

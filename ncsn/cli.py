@@ -1,12 +1,22 @@
-"""What ``train_ncsn.py`` does, as library functions taking an absl FLAGS-like
-object (any object with the flag attributes; library code never imports FLAGS)."""
+"""What ``train_ncsn.py`` does: its run config and ``run(config)``.
 
+  config = NCSNRunConfig(workdir='runs/ncsn_mnist', ngf=16, steps=2000)
+  run(config)                                   # train (resumes an existing workdir)
+  run(NCSNRunConfig(mode='export', workdir='runs/ncsn_mnist', prior='priors/ncsn_mnist'))
+
+The script maps its flags onto :class:`NCSNRunConfig` (fields are named after
+the flags; ``pipeline.flag_groups``); nothing here reads flags.
+"""
+
+import dataclasses
 import os
 import sys
+from typing import ClassVar, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from ncsn import export
 from ncsn import schedules
 from ncsn import train_lib
 from ncsn.model import ScoreNetConfig
@@ -14,112 +24,167 @@ from ncsn.sampling import make_sampler
 from pipeline import cli_errors
 from pipeline import compute
 from pipeline import datasets
-from pipeline import figures as image_utils
+from pipeline import figures
+from pipeline import flag_groups
 from pipeline.errors import ParameterError
 from training import loop
 from training.strategy import get_strategy
 
-
-def _precision(flags) -> str:
-  return compute.resolve_precision(flags.precision, bfloat16=flags.bfloat16)
+MEL_DATASETS = ('melspec', 'audio')
 
 
-def _net_config(flags) -> ScoreNetConfig:
-  if flags.arch == 'refinenet':
-    return ScoreNetConfig(ngf=flags.ngf, conditional=flags.variant == 'v1')
-  try:
-    mult = tuple(int(m) for m in flags.channel_mult)
-  except ValueError as e:
-    raise ParameterError(f'--channel_mult must be integers, got {flags.channel_mult}') from e
-  return ScoreNetConfig(ngf=flags.ngf, conditional=flags.variant == 'v1', arch='unet',
-                        channel_mult=mult, num_res_blocks=flags.num_res_blocks)
+@dataclasses.dataclass(frozen=True)
+class NCSNRunConfig(flag_groups.TrainingRunConfig):
+  """One ``train_ncsn.py`` run: train, sample or export (shared fields: the base class).
 
+  Attributes:
+    eval_data_dir: melspec / audio: held-out patch folder(s) for the eval loss
+      (None: the 10 % test share of ``data_dir``).
+    variant: 'v1' (level-conditional) or 'v2' (s(x) / sigma).
+    arch: 'refinenet' or 'unet'.
+    ngf: base width.
+    channel_mult: U-Net: width per resolution in units of ``ngf`` (ints, or
+      the strings of ``--channel_mult``).
+    num_res_blocks: U-Net: residual blocks per resolution.
+    v2_schedule: choose ``sigma_max`` and the levels from the data (NCSNv2).
+    precision, bfloat16: the network compute precision
+      (``pipeline.compute.resolve_precision``; ``bfloat16`` is the deprecated alias).
+    steps_each: Langevin steps per level in sample mode.
+    step_lr: Langevin eps.
+    grid_steps_each: Langevin steps per level of the preview grids.
+  """
 
-def _schedule(flags, train_ds_unbatched):
-  if not flags.v2_schedule:
-    return schedules.NoiseSchedule(flags.sigma_max, flags.sigma_min, flags.num_levels)
-  xs = np.stack([x.numpy() for x in train_ds_unbatched.take(2000)])
-  return schedules.ncsn_v2(xs, sigma_min=flags.sigma_min)
+  MODES: ClassVar[Tuple[str, ...]] = ('train', 'sample', 'export')
+  DATASETS: ClassVar[Tuple[str, ...]] = ('mnist', 'cifar10', 'melspec', 'audio')
 
+  eval_data_dir: Optional[Tuple[str, ...]] = None
+  variant: str = 'v1'
+  arch: str = 'refinenet'
+  ngf: int = 32
+  channel_mult: Tuple[int, ...] = (1, 2, 2, 4)
+  num_res_blocks: int = 1
+  v2_schedule: bool = False
+  precision: str = 'auto'
+  bfloat16: Optional[bool] = None
+  steps_each: int = 100
+  step_lr: float = 2e-5
+  grid_steps_each: int = 20
 
-def train_from_flags(flags):
-  """Builds data, config and task from flags and runs the shared loop."""
-  if not flags.workdir:
-    raise ParameterError('--workdir is required for training')
-  cli_errors.check_positive(flags, 'batch_size', 'steps', 'log_every', 'eval_every',
-                            'checkpoint_every', 'learning_rate')
-  cli_errors.check_output_dir(flags.workdir, 'workdir')
-  data_dir = flags.data_dir
-  mel = flags.dataset in ('melspec', 'audio')
-  if not mel and data_dir:
-    data_dir = data_dir[0]
-  common = dict(data_dir=data_dir, mnist_source=flags.mnist_source)
-  train_ds, info = datasets.get_dataset(flags.dataset, 'train', batch_size=flags.batch_size,
-                                        repeat=True, drop_remainder=True,
-                                        seed=flags.seed, **common)
-  if flags.eval_data_dir:
-    if not mel:
+  def __post_init__(self):
+    super().__post_init__()
+    object.__setattr__(self, 'eval_data_dir', flag_groups.as_tuple(self.eval_data_dir))
+    flag_groups.check_choice(self.variant, 'variant', ('v1', 'v2'))
+    flag_groups.check_choice(self.arch, 'arch', ('refinenet', 'unet'))
+    try:
+      object.__setattr__(self, 'channel_mult', tuple(int(m) for m in self.channel_mult))
+    except ValueError as e:
+      raise ParameterError(
+          f'--channel_mult must be integers, got {list(self.channel_mult)}') from e
+    if self.mode == 'train' and self.eval_data_dir and self.dataset not in MEL_DATASETS:
       raise ParameterError('--eval_data_dir applies to --dataset=melspec or audio')
+    if self.mode == 'sample':
+      cli_errors.check_positive(self, 'n_samples', 'steps_each', 'step_lr')
+
+  def net_config(self) -> ScoreNetConfig:
+    """The score network's architecture."""
+    if self.arch == 'refinenet':
+      return ScoreNetConfig(ngf=self.ngf, conditional=self.variant == 'v1')
+    return ScoreNetConfig(ngf=self.ngf, conditional=self.variant == 'v1', arch='unet',
+                          channel_mult=self.channel_mult, num_res_blocks=self.num_res_blocks)
+
+  def compute_dtype(self) -> str:
+    return compute.resolve_precision(self.precision, bfloat16=self.bfloat16)
+
+
+def run(config: NCSNRunConfig):
+  """Runs ``config.mode``: the train metrics, the drawn samples, or the export folder."""
+  return {'train': train, 'sample': sample, 'export': export_run}[config.mode](config)
+
+
+def _schedule(config: NCSNRunConfig, train_ds_unbatched):
+  if not config.v2_schedule:
+    return schedules.NoiseSchedule(config.sigma_max, config.sigma_min, config.num_levels)
+  xs = np.stack([x.numpy() for x in train_ds_unbatched.take(2000)])
+  return schedules.ncsn_v2(xs, sigma_min=config.sigma_min)
+
+
+def train(config: NCSNRunConfig):
+  """Builds data, the train config and the task, and runs the shared loop."""
+  cli_errors.check_output_dir(config.workdir, 'workdir')
+  mel = config.dataset in MEL_DATASETS
+  common = dict(data_dir=list(config.data_dir or ()) or None if mel else config.single_data_dir,
+                mnist_source=config.mnist_source)
+  train_ds, info = datasets.get_dataset(config.dataset, 'train', batch_size=config.batch_size,
+                                        repeat=True, drop_remainder=True,
+                                        seed=config.seed, **common)
+  if config.eval_data_dir:
     test_ds, eval_info = datasets.get_dataset(
-        flags.dataset, 'all', batch_size=flags.batch_size, shuffle=False,
-        data_dir=flags.eval_data_dir, features=info.get('features'))
+        config.dataset, 'all', batch_size=config.batch_size, shuffle=False,
+        data_dir=list(config.eval_data_dir), features=info.get('features'))
     print(f"eval: {eval_info.get('num_examples') or 'all'} held-out patches from "
-          f"{', '.join(flags.eval_data_dir)}", flush=True)
+          f"{', '.join(config.eval_data_dir)}", flush=True)
   else:
-    test_ds, _ = datasets.get_dataset(flags.dataset, 'test', batch_size=flags.batch_size,
+    test_ds, _ = datasets.get_dataset(config.dataset, 'test', batch_size=config.batch_size,
                                       shuffle=False, **common)
-  print(f"data: {flags.dataset} ({info.get('note', info.get('source'))}), "
+  print(f"data: {config.dataset} ({info.get('note', info.get('source'))}), "
         f"{info.get('num_examples') or 'streamed'} training examples, shape {info['image_shape']}",
         flush=True)
-  schedule = _schedule(flags, train_ds.unbatch()) if flags.v2_schedule else _schedule(flags, None)
+  schedule = _schedule(config, train_ds.unbatch() if config.v2_schedule else None)
   features = info.get('features')
-  dataset_desc = {'name': flags.dataset, 'source': info.get('source'),
+  dataset_desc = {'name': config.dataset, 'source': info.get('source'),
                   'features': features.to_dict() if features is not None else None}
-  config = train_lib.NCSNTrainConfig(
-      net=_net_config(flags),
+  train_config = export.NCSNTrainConfig(
+      net=config.net_config(),
       schedule=schedule, image_shape=tuple(info['image_shape']),
-      learning_rate=flags.learning_rate, n_grid=36,
-      grid_steps_each=flags.grid_steps_each, step_lr=flags.step_lr,
-      dataset=dataset_desc, compute_dtype=_precision(flags),
-      seed=flags.seed)
+      learning_rate=config.learning_rate, n_grid=36,
+      grid_steps_each=config.grid_steps_each, step_lr=config.step_lr,
+      dataset=dataset_desc, compute_dtype=config.compute_dtype(),
+      seed=config.seed)
   loop_config = loop.LoopConfig(
-      workdir=flags.workdir, total_steps=flags.steps, log_every=flags.log_every,
-      eval_every=flags.eval_every, checkpoint_every=flags.checkpoint_every,
-      ema_decay=flags.ema_decay, grad_clip_norm=flags.grad_clip_norm, seed=flags.seed,
+      workdir=config.workdir, total_steps=config.steps, log_every=config.log_every,
+      eval_every=config.eval_every, checkpoint_every=config.checkpoint_every,
+      ema_decay=config.ema_decay, grad_clip_norm=config.grad_clip_norm, seed=config.seed,
       eval_batches=4, progress=sys.stderr.isatty() or bool(os.environ.get('FORCE_PROGRESS')))
   colormap = 'magma' if mel else None
-  strategy = get_strategy(flags.strategy)
+  strategy = get_strategy(config.strategy)
   metrics = loop.train(
-      lambda: train_lib.make_task(config, colormap=colormap, init_from=flags.init_from),
+      lambda: train_lib.make_task(train_config, colormap=colormap, init_from=config.init_from),
       train_ds, loop_config, eval_data=test_ds, strategy=strategy)
   print('final:', {k: metrics[k] for k in sorted(metrics)}, flush=True)
   return metrics
 
 
-def sample_from_flags(flags):
+def sample(config: NCSNRunConfig) -> np.ndarray:
   """Draws samples from an exported prior and writes a PNG grid and an .npy."""
-  if not flags.prior or not flags.out:
-    raise ParameterError('--mode=sample needs --prior (folder) and --out (PNG path)')
-  cli_errors.check_positive(flags, 'n_samples', 'steps_each', 'step_lr')
-  model = train_lib.load_score_model(flags.prior, compute_dtype=_precision(flags))
+  model = export.load_score_model(config.prior, compute_dtype=config.compute_dtype())
   meta = model.prior_metadata
   shape = tuple(meta['image_shape'])
   sampler = make_sampler(lambda x, labels: model(x, labels), model.sigmas.numpy(),
-                         n_steps_each=flags.steps_each, step_lr=flags.step_lr)
+                         n_steps_each=config.steps_each, step_lr=config.step_lr)
   # A batch of one loses its static batch size inside the score network, which
   # tf.while_loop refuses ("enters the loop with shape (1, ...)"): draw two, keep one.
-  n_draw = max(int(flags.n_samples), 2)
-  x0 = tf.random.stateless_uniform((n_draw,) + shape, [flags.seed, 7])
-  samples = sampler(x0, tf.constant([flags.seed, 11], tf.int32)).numpy()[:flags.n_samples]
-  image_utils.save_sample_grid(flags.out, samples, meta)
-  print(f'wrote {flags.out} ({flags.n_samples} samples, {flags.steps_each} steps x '
+  n_draw = max(int(config.n_samples), 2)
+  x0 = tf.random.stateless_uniform((n_draw,) + shape, [config.seed, 7])
+  samples = sampler(x0, tf.constant([config.seed, 11], tf.int32)).numpy()[:config.n_samples]
+  figures.save_sample_grid(config.out, samples, meta)
+  print(f'wrote {config.out} ({config.n_samples} samples, {config.steps_each} steps x '
         f'{len(model.sigmas.numpy())} levels)', flush=True)
   return samples
 
 
-def export_from_flags(flags):
-  if not flags.workdir or not flags.prior:
-    raise ParameterError('--mode=export needs --workdir (run) and --prior (output folder)')
-  out = train_lib.export_prior(flags.workdir, flags.prior,
-                               extra={'command': ' '.join(sys.argv)})
-  print(f'exported EMA weights of {flags.workdir} to {out}', flush=True)
+def export_run(config: NCSNRunConfig) -> str:
+  """Exports the EMA weights of ``config.workdir`` to ``config.prior``; returns the folder."""
+  out = export.export_prior(config.workdir, config.prior, extra={'command': config.command})
+  print(f'exported EMA weights of {config.workdir} to {out}', flush=True)
+  return out
+
+
+# The FLAGS-like API of before the run configs, for callers of the old names
+# (tests/test_reliability_cli.py): any object with the flag attributes becomes
+# an NCSNRunConfig first.
+def train_from_flags(flags):
+  return train(flag_groups.config_from_flags(NCSNRunConfig, flags, mode='train'))
+
+
+def sample_from_flags(flags):
+  return sample(flag_groups.config_from_flags(NCSNRunConfig, flags, mode='sample'))
