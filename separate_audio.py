@@ -16,6 +16,7 @@ import sys
 from absl import app
 from absl import flags
 
+from basis import sampler_options
 from basis.sampler import parse_level_steps
 from experiments import audio_separation as lib
 from inversion import phase
@@ -29,21 +30,19 @@ flags.DEFINE_multi_string('prior_dir', None, 'One exported NCSN mel prior per so
                           '(default: the shipped piano and violin priors).')
 flags.DEFINE_list('names', None, 'Source names (default: from the prior folders).')
 flags.DEFINE_integer('hop_frames', 48, 'Frames between patch starts (64: no overlap).')
-flags.DEFINE_enum('sampler', 'fast', ['fast', 'paper'], 'fast: warm start at the third level, '
-                  '25 steps on each of the 8 levels left, Tweedie step (201 score calls per '
-                  'source; measured in docs/basis.md); paper: 100 steps on all 10 levels '
-                  '(1,000 calls). The flags below override it.')
-flags.DEFINE_integer('steps_per_sigma', None, 'Langevin steps per noise level (default: the '
-                     "sampler's, fast 25, paper 100).")
-flags.DEFINE_list('level_steps', None, 'Steps of each of the priors\' levels, comma separated '
-                  '(0 skips a level); overrides --steps_per_sigma.')
-flags.DEFINE_float('step_size', 2e-5, 'BASIS delta (eta_i = delta (sigma_i / sigma_L)^2).')
-flags.DEFINE_integer('start_level', None, 'Warm start at this level (index into the priors\' '
-                     'schedule, 0: cold) from the mixture split 3 dB down per source plus '
-                     "noise (default: the sampler's, fast 2, paper 0).")
-flags.DEFINE_boolean('denoise', None, 'End with the Tweedie step x + sigma_L^2 s(x, sigma_L) '
-                     "(default: the sampler's, fast yes).")
-flags.DEFINE_float('likelihood_scale', 1.0, 'Multiplies the 1 / sigma^2 mixture weight.')
+sampler_options.define_sampler_flags(warm_start='start_level', constraint=False,
+                                     step_size_default=2e-5, help={
+    'sampler': 'fast: warm start at the third level, 25 steps on each of the 8 levels left, '
+               'Tweedie step (201 score calls per source; measured in docs/basis.md); paper: '
+               '100 steps on all 10 levels (1,000 calls). The flags below override it.',
+    'steps_per_sigma': "Langevin steps per noise level (default: the sampler's, fast 25, "
+                       'paper 100).',
+    'step_size': 'BASIS delta (eta_i = delta (sigma_i / sigma_L)^2).',
+    'start_level': "Warm start at this level (index into the priors' schedule, 0: cold) from "
+                   "the mixture split 3 dB down per source plus noise (default: the "
+                   "sampler's, fast 2, paper 0).",
+    'likelihood_scale': 'Multiplies the 1 / sigma^2 mixture weight.'})
+flags.adopt_module_key_flags(sampler_options)   # --help lists them
 flags.DEFINE_integer('batch_size', 8, 'Patches per compiled call.')
 flags.DEFINE_enum('magnitude', 'nnls', ['nnls', 'pinv'], 'Mel -> linear magnitude.')
 flags.DEFINE_enum('phase', 'wiener', sorted(phase.METHODS), 'Phase / waveform method.')

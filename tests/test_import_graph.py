@@ -40,8 +40,9 @@ KNOWN_UPWARD = {
     ('basis.experiment', 'experiments'):
         'alias of the old path; tests/test_reliability_basis.py still imports it',
     ('basis.cli', 'experiments'):
-        "run_basis_sep.py's glue; it leaves basis/ with the typed run configs "
-        '(issue 11, item 2)',
+        "alias of the old path of run_basis_sep.py's code (now experiments.basis_sep and "
+        'experiments.prior_checks); tests/test_basis.py and tests/test_reliability_basis.py, '
+        'test_reliability_cli.py still import it',
 }
 
 
