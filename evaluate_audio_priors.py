@@ -30,6 +30,8 @@ flags.DEFINE_integer('n_tracks', 10, 'First N clips of the split.')
 flags.DEFINE_string('out_dir', 'out/heldout', 'Output folder.')
 flags.DEFINE_multi_string('prior_dir', None, 'One prior per source (default: shipped).')
 flags.DEFINE_list('phases', ['wiener', 'misi', 'amplitude_mask'], 'Inversion methods.')
+flags.DEFINE_enum('magnitude', 'auto', ['auto', 'refiner', 'nnls', 'pinv'],
+                  'Mel -> linear magnitude (auto: the shipped refiner where it fits, else NNLS).')
 flags.DEFINE_list('oracles', list(evaluate_tracks.DEFAULT_ORACLES), 'Oracle methods.')
 flags.DEFINE_enum('sampler', 'fast', ['fast', 'paper'], 'BASIS sampler: fast (201 score calls '
                   'per source: warm start, 25 steps on 8 levels, Tweedie step) or paper '
@@ -52,7 +54,7 @@ def main(argv):
     evaluate_tracks.run(evaluate_tracks.TrackEvalConfig(
         references_dir=refs, out_dir=FLAGS.out_dir,
         prior_dirs=tuple(FLAGS.prior_dir or audio_separation.DEFAULT_PRIOR_DIRS),
-        phases=tuple(FLAGS.phases), oracles=tuple(FLAGS.oracles),
+        phases=tuple(FLAGS.phases), magnitude=FLAGS.magnitude, oracles=tuple(FLAGS.oracles),
         sampler=FLAGS.sampler, steps_per_sigma=FLAGS.steps_per_sigma,
         step_size=FLAGS.step_size,
         batch_size=FLAGS.batch_size, precision=FLAGS.precision))

@@ -44,7 +44,8 @@ sampler_options.define_sampler_flags(warm_start='start_level', constraint=False,
     'likelihood_scale': 'Multiplies the 1 / sigma^2 mixture weight.'})
 flags.adopt_module_key_flags(sampler_options)   # --help lists them
 flags.DEFINE_integer('batch_size', 8, 'Patches per compiled call.')
-flags.DEFINE_enum('magnitude', 'nnls', ['nnls', 'pinv'], 'Mel -> linear magnitude.')
+flags.DEFINE_enum('magnitude', 'auto', ['auto', 'refiner', 'nnls', 'pinv'],
+                  'Mel -> linear magnitude (auto: the shipped refiner where it fits, else NNLS).')
 flags.DEFINE_enum('phase', 'wiener', sorted(phase.METHODS), 'Phase / waveform method.')
 flags.DEFINE_integer('phase_iterations', 20, 'Iterations of the iterative phase methods.')
 flags.DEFINE_integer('seed', 0, 'Langevin noise seed.')

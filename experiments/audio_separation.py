@@ -7,7 +7,7 @@
     -> BASIS with one prior per source and the dB power-sum mixing, in batches
        (finished batches cached in <out_dir>/partial: an interrupted run resumes)
     -> cross-faded stitching back to [n_sources, n_mels, n_frames, 1]
-    -> mel power -> linear magnitude (NNLS) -> phase from the mixture
+    -> mel power -> linear magnitude (the refiner, or NNLS) -> phase from the mixture
        (Wiener by default; MISI and the rest of inversion.phase.METHODS)
     -> <out_dir>/<source>.wav, spectrograms.png, separation.json and the
        separated scaled mel images estimates_mel.npy [n_sources, n_mels, n_frames, 1]
@@ -74,7 +74,9 @@ class AudioSeparationConfig:
       sampler's.
     batch_size: patches per compiled separation call.
     precision: ``'auto'``, ``'float32'`` or ``'bfloat16'`` (score networks).
-    magnitude: ``'nnls'`` or ``'pinv'`` (mel -> linear magnitude).
+    magnitude: mel -> linear magnitude: ``'auto'`` (the shipped refiner where
+      it fits the features' STFT, else NNLS; docs/inversion.md), ``'refiner'``,
+      ``'nnls'`` or ``'pinv'``.
     phase: a name in ``inversion.phase.METHODS`` (``'wiener'``, ``'misi'``, ...).
     phase_iterations: iterations of the iterative phase methods.
     seed: Langevin noise seed.
@@ -99,7 +101,7 @@ class AudioSeparationConfig:
   denoise: Optional[bool] = None
   batch_size: int = 8
   precision: str = 'auto'
-  magnitude: str = 'nnls'
+  magnitude: str = 'auto'
   phase: str = 'wiener'
   phase_iterations: int = 20
   seed: int = 0
@@ -220,7 +222,7 @@ def separate_image(separator: Separator, image: np.ndarray, *, hop_frames: int,
 
 
 def images_to_waveforms(images: np.ndarray, mixture: np.ndarray, transform: MelTransform, *,
-                        magnitude: str = 'nnls', phase: str = 'wiener',
+                        magnitude: str = 'auto', phase: str = 'wiener',
                         phase_iterations: int = 20) -> np.ndarray:
   """Separated mel images ``[K, n_mels, n_frames, 1]`` + the mixture -> ``[K, n_samples]``."""
   mel = transform.unit_to_mel(images).numpy()                      # [K, n_frames, n_mels]
@@ -297,6 +299,7 @@ def run(config: AudioSeparationConfig, *, log=print) -> Dict[str, Any]:
       'config': {k: (list(v) if isinstance(v, tuple) else v)
                  for k, v in dataclasses.asdict(config).items()},
       'separator': separator.settings(),
+      'magnitude': mel_to_linear.resolve_method(config.magnitude, transform),
       'n_patches': int(stats['n_patches']), 'separation_s': t_sep, 'inversion_s': t_inv,
       'patches_resumed': int(stats.get('resumed', 0)),
       'separation_s_per_patch_duration': (t_sep / seconds * patch_seconds

@@ -41,6 +41,8 @@ class TrackEvalConfig:
     tracks: track names (default: every track, sorted).
     prior_dirs: one prior per source; the sources are named after them.
     phases: inversion methods applied to the one separation of each track.
+    magnitude: mel -> linear magnitude of every phase method
+      (``audio_separation.AudioSeparationConfig.magnitude``).
     oracles: oracle names (``baselines.oracles.parse_method``).
     sampler, steps_per_sigma, step_size, start_level, denoise, batch_size, precision,
       hop_frames: BASIS settings (``audio_separation.AudioSeparationConfig``).
@@ -51,6 +53,7 @@ class TrackEvalConfig:
   tracks: Optional[Tuple[str, ...]] = None
   prior_dirs: Tuple[str, ...] = audio_separation.DEFAULT_PRIOR_DIRS
   phases: Tuple[str, ...] = ('wiener', 'misi')
+  magnitude: str = 'auto'
   oracles: Tuple[str, ...] = DEFAULT_ORACLES
   sampler: str = 'fast'
   steps_per_sigma: Any = None
@@ -82,7 +85,8 @@ def separate_track(config: TrackEvalConfig, track: str, *, log=print) -> Dict[st
       steps_per_sigma=config.steps_per_sigma, step_size=config.step_size,
       sampler=config.sampler, start_level=config.start_level, denoise=config.denoise,
       batch_size=config.batch_size, hop_frames=config.hop_frames,
-      precision=config.precision, phase=config.phases[0], figure=False), log=log)
+      precision=config.precision, magnitude=config.magnitude, phase=config.phases[0],
+      figure=False), log=log)
   rate = sep['sample_rate']
   mixture, _ = audio.load(mixture_path, sample_rate=rate)
   names = list(sep['sources'])
@@ -93,12 +97,14 @@ def separate_track(config: TrackEvalConfig, track: str, *, log=print) -> Dict[st
     gain = 10.0 ** (sep['input_gain_db'] / 20.0)
     for phase in config.phases[1:]:
       waves = audio_separation.images_to_waveforms(images, mixture * np.float32(gain),
-                                                    transform, phase=phase)
+                                                    transform, magnitude=config.magnitude,
+                                                    phase=phase)
       signals[f'BASIS-{phase}'] = {n: w / gain for n, w in zip(names, waves)}
   signals[MIXTURE_METHOD] = {n: mixture for n in names}
   for method, sig in signals.items():
     _write_track(os.path.join(methods_dir, method, track), sig, rate)
   return {'duration_s': sep['duration_s'], 'separation_s': sep['separation_s'],
+          'magnitude': sep['magnitude'],
           'sources': names, 'precision': sep['precision'], 'cpu': sep['cpu']}
 
 

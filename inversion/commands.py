@@ -24,8 +24,9 @@ from pipeline.config import FeatureConfig
 from pipeline.errors import ParameterError
 from pipeline.transforms import MelTransform
 
-# Measured in docs/inversion.md (mel -> wav table): NNLS + fast GLA.
-DEFAULT_MAGNITUDE = 'nnls'
+# Measured in docs/inversion.md (mel -> wav table): the refiner where it fits the
+# STFT (else NNLS) + fast GLA.
+DEFAULT_MAGNITUDE = 'auto'
 DEFAULT_PHASE = 'fgla'
 DEFAULT_PHASE_ITERATIONS = 100
 
@@ -81,14 +82,14 @@ def _fit_peak(y: np.ndarray):
 
 
 def _magnitude(config, mel, transform):
-  """``mel_to_magnitude`` with the config's method and its option."""
+  """``mel_to_magnitude`` with the config's method (``'auto'`` resolved) and its option."""
+  method = mel_to_linear.resolve_method(config.magnitude, transform, refiner=config.refiner)
   extra = {}
-  if config.magnitude == 'nnls':
+  if method == 'nnls':
     extra['n_iter'] = config.nnls_iter
-  elif config.magnitude == 'refiner':
+  elif method == 'refiner':
     extra['refiner'] = config.refiner
-  return mel_to_linear.mel_to_magnitude(mel, method=config.magnitude, transform=transform,
-                                        **extra)
+  return mel_to_linear.mel_to_magnitude(mel, method=method, transform=transform, **extra)
 
 
 # ------------------------------------------------------------------ mel_to_wav
@@ -104,7 +105,8 @@ class MelToWavConfig:
     features: the mel features (those the priors are trained on).
     clip: clip the mel power to ``[amin, amax]`` as the dB features do (loud
       signals exceed the reference ``amax``).
-    magnitude: ``'pinv'``, ``'nnls'`` or ``'refiner'``.
+    magnitude: ``'pinv'``, ``'nnls'``, ``'refiner'`` or ``'auto'`` (the
+      refiner where it fits the STFT, else NNLS).
     nnls_iter: int >= 0, NNLS steps.
     refiner: refiner folder (``'refiner'``); None for the shipped one.
     phase: a registry method that needs no mixture (``'gla'``, ``'fgla'``,
@@ -173,7 +175,8 @@ def run_mel_to_wav(config: MelToWavConfig, *, log=print) -> Dict:
   seconds = time.perf_counter() - start
   results = {
       'input': config.input, 'output': config.output, 'seconds': seconds,
-      'magnitude': config.magnitude, 'phase': config.phase, 'n_iter': config.n_iter,
+      'magnitude': mel_to_linear.resolve_method(config.magnitude, t, refiner=config.refiner),
+      'phase': config.phase, 'n_iter': config.n_iter,
       'magnitude_spectral_convergence_db': float(stft_lib.spectral_convergence(target, mag)),
       'spectral_convergence_db': float(stft_lib.spectral_convergence(target, t.stft(out))),
   }
@@ -184,7 +187,7 @@ def run_mel_to_wav(config: MelToWavConfig, *, log=print) -> Dict:
   if figure:
     figures.spectrogram_figure(figure, {
         f'original ({os.path.basename(config.input)})': y,
-        f'from {c.n_mels} mel bands: {config.magnitude} + {config.phase} '
+        f'from {c.n_mels} mel bands: {results["magnitude"]} + {config.phase} '
         f'({config.n_iter} it.), SC {results["spectral_convergence_db"]:.1f} dB': out}, t)
   results['figure'] = figure or None
   log(f"spectral convergence {results['spectral_convergence_db']:.2f} dB (magnitude "
@@ -211,7 +214,7 @@ class BasisInversionConfig:
     mixture_wav: the mixture audio whose consecutive ``patch_samples``
       windows are the separated patches; needed by every phase method that
       uses the mixture (all but ``gla`` / ``fgla``).
-    magnitude: ``'pinv'``, ``'nnls'`` or ``'refiner'``.
+    magnitude: ``'pinv'``, ``'nnls'``, ``'refiner'`` or ``'auto'``.
     nnls_iter: int >= 0.
     refiner: refiner folder; None for the shipped one.
     phase: a name of ``inversion.phase.METHODS``.
@@ -295,7 +298,9 @@ def run_basis_inversion(config: BasisInversionConfig, *, log=print) -> Dict:
   length = c.patch_samples
   mix_windows = None
   summary = {'basis_dir': config.basis_dir, 'phase': config.phase,
-             'magnitude': config.magnitude, 'n_sources': int(n_sources),
+             'magnitude': mel_to_linear.resolve_method(config.magnitude, t,
+                                                       refiner=config.refiner),
+             'n_sources': int(n_sources),
              'n_patches': int(n_patches)}
   if config.mixture_wav:
     y, _ = audio.load(config.mixture_wav, sample_rate=c.sample_rate)
@@ -347,12 +352,12 @@ def run_basis_inversion(config: BasisInversionConfig, *, log=print) -> Dict:
   if mix_windows is not None:
     clips['mixture'] = mix_windows.reshape(-1)
   for k in range(n_sources):
-    clips[f'source {k}: {config.magnitude} + {config.phase}'] = waves[k].reshape(-1)
+    clips[f'source {k}: {summary["magnitude"]} + {config.phase}'] = waves[k].reshape(-1)
   fig = os.path.join(config.output_dir, 'spectrograms.png')
   figures.spectrogram_figure(fig, clips, t)
   summary.update(files=[os.path.relpath(p, config.output_dir) for p in written],
                  figure='spectrograms.png', gain=1.0 / peak)
   write_json_atomic(os.path.join(config.output_dir, 'inversion.json'), summary)
   log(f'wrote {len(written)} wav(s) and spectrograms.png to {config.output_dir} '
-      f'({n_sources} sources x {n_patches} patches, {config.magnitude} + {config.phase})')
+      f'({n_sources} sources x {n_patches} patches, {summary["magnitude"]} + {config.phase})')
   return summary

@@ -26,8 +26,23 @@ from inversion import checks
 from inversion import stft as stft_lib
 from pipeline.errors import ParameterError
 
-MAGNITUDE_METHODS = ('pinv', 'nnls', 'refiner')
+MAGNITUDE_METHODS = ('pinv', 'nnls', 'refiner', 'auto')
 DEFAULT_NNLS_ITERATIONS = 50
+
+
+def resolve_method(method: str, transform=None, *, refiner: Optional[str] = None) -> str:
+  """``'auto'`` -> ``'refiner'`` when the (given or shipped) refiner was trained
+  for the transform's STFT, else ``'nnls'``; other methods are returned as they are.
+
+  The refiner is much better where it applies (docs/inversion.md: the mel ->
+  wav table, and BASIS + Wiener on the held-out tracks).
+  """
+  if method != 'auto':
+    return method
+  if refiner is not None:   # a folder given: the user wants it (a misfit is an error)
+    return 'refiner'
+  from inversion import nets  # pylint: disable=g-import-not-at-top
+  return 'refiner' if nets.fits('refiner', stft_lib.as_transform(transform)) else 'nnls'
 
 
 def mel_to_magnitude(mel, *, method: str = 'nnls', transform=None,
@@ -37,9 +52,10 @@ def mel_to_magnitude(mel, *, method: str = 'nnls', transform=None,
   Args:
     mel: float ``[..., n_frames, n_mels]``, non-negative, in the power of the
       transform's features (as ``MelTransform.spectrogram_to_mel`` makes it).
-    method: ``'pinv'``, ``'nnls'`` or ``'refiner'`` (the trained refiner on
+    method: ``'pinv'``, ``'nnls'``, ``'refiner'`` (the trained refiner on
       its base estimate, the clipped pseudo-inverse or NNLS,
-      :class:`inversion.nets.Refiner`).
+      :class:`inversion.nets.Refiner`) or ``'auto'`` (:func:`resolve_method`:
+      the refiner where it fits the STFT, else NNLS).
     transform: the ``MelTransform`` (or ``FeatureConfig``) that made the mel;
       default the reference features.
     n_iter: int >= 0, NNLS refinement steps (``'nnls'`` only); default 50.
@@ -60,6 +76,7 @@ def mel_to_magnitude(mel, *, method: str = 'nnls', transform=None,
   if method not in MAGNITUDE_METHODS:
     raise ParameterError(
         f'unknown magnitude method {method!r}; choose one of {list(MAGNITUDE_METHODS)}')
+  method = resolve_method(method, t, refiner=refiner)
   if refiner is not None and method != 'refiner':
     raise ParameterError(f"refiner={refiner!r} is only for method 'refiner'")
   if method in ('pinv', 'refiner'):

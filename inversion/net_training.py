@@ -22,6 +22,7 @@ clips (inconsistency and spectral convergence against GLA / FGLA).
 import dataclasses
 import glob
 import os
+import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -315,7 +316,10 @@ def run(config: NetTrainConfig) -> Dict[str, Any]:
   if config.export_dir:
     model = nets.build(config.kind, net_config)
     ckpt, step, elapsed = prior_io.load_ema_weights(config.workdir, model)
+    from pipeline import compute  # pylint: disable=g-import-not-at-top
     meta = dict(description, step=step, elapsed_s=elapsed, checkpoint=ckpt,
+                command=' '.join(['python'] + [os.path.basename(sys.argv[0])] + sys.argv[1:]),
+                cpu=compute.cpu_description(),
                 learning_rate=config.learning_rate,
                 eval_loss=final.get('eval_loss'), train_loss=final.get('train_loss'),
                 num_parameters=final.get('num_parameters'))

@@ -286,6 +286,23 @@ def export_net(out_dir: str, kind: str, model: tf.Module, meta: Dict[str, Any]) 
 _CACHE: Dict[Tuple[str, float], Tuple[tf.Module, Dict[str, Any]]] = {}
 
 
+def fits(kind: str, transform, path: Optional[str] = None) -> bool:
+  """Whether the network folder (default the shipped one) exists and was trained for ``transform``'s STFT.
+
+  Reads only ``config.json``; a folder that exists but is not valid json is
+  an error, not a misfit.
+  """
+  from training import prior_io  # pylint: disable=g-import-not-at-top
+  cfg_path = os.path.join(default_dir(kind) if path is None else path, prior_io.PRIOR_CONFIG)
+  if not os.path.exists(cfg_path):
+    return False
+  meta = prior_io.read_json(cfg_path, f'{kind} config')
+  try:
+    return StftSettings(**meta['network']['stft']) == StftSettings.of(transform)
+  except (KeyError, TypeError) as e:
+    raise ParameterError(f'{cfg_path} has no valid network.stft entry ({e})') from e
+
+
 @tf.autograph.experimental.do_not_convert   # file reading, also called while tracing
 def load_net(path: Optional[str], kind: str, *, transform=None):
   """Reads a network folder; ``path=None`` is the shipped one.

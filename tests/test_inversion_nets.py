@@ -244,6 +244,15 @@ class ShippedTest(tf.test.TestCase):
       self.assertGreaterEqual(meta['step'], 1000)
       self.assertEqual(meta['network']['stft']['n_fft'], 2048)
 
+  def test_auto_is_the_refiner_where_it_fits_and_nnls_elsewhere(self):
+    self.assertEqual(mel_to_linear.resolve_method('auto', None), 'refiner')
+    self.assertEqual(mel_to_linear.resolve_method('auto', small_transform()), 'nnls')
+    self.assertEqual(mel_to_linear.resolve_method('pinv', None), 'pinv')
+    t = small_transform()
+    mel = t.spectrogram_to_mel(t.spectrogram(fx.sources(4096)))
+    self.assertAllClose(mel_to_linear.mel_to_magnitude(mel, method='auto', transform=t),
+                        mel_to_linear.mel_to_magnitude(mel, method='nnls', transform=t))
+
   def test_shipped_refiner_beats_the_pseudo_inverse_on_80_bands(self):
     from pipeline.config import FeatureConfig  # pylint: disable=g-import-not-at-top
     t = stft_lib.as_transform(FeatureConfig(n_mels=80, fmin=0.0, fmax=8000.0))
@@ -251,7 +260,7 @@ class ShippedTest(tf.test.TestCase):
     sc = {m: float(stft_lib.spectral_convergence(
         self.mags, mel_to_linear.mel_to_magnitude(mel, method=m, transform=t)))
           for m in ('pinv', 'refiner')}
-    self.assertLess(sc['refiner'], sc['pinv'] - 1.0, sc)
+    self.assertLess(sc['refiner'], sc['pinv'] - 3.0, sc)   # measured -10.4 vs -1.5 dB
 
   def test_shipped_degli_is_more_consistent_than_griffin_lim(self):
     kw = dict(n_iter=16, transform=self.t, seed=0)

@@ -38,7 +38,7 @@ class MelToWavTest(tf.test.TestCase):
     self.assertFalse(os.path.exists(f'{d}/out.png'))
 
   def test_config_rejects_a_phase_that_needs_a_mixture(self):
-    with self.assertRaisesRegex(ParameterError, r"'misi' needs a mixture.*\['fgla', 'gla'\]"):
+    with self.assertRaisesRegex(ParameterError, r"'misi' needs a mixture.*\['degli', 'fgla', 'gla'\]"):
       commands.MelToWavConfig(input='a.wav', output='b.wav', phase='misi')
 
 
