@@ -223,9 +223,3 @@ def export_run(config: GlowRunConfig) -> str:
   print(f'exported EMA weights of {config.workdir} to {out}', flush=True)
   return out
 
-
-# The FLAGS-like API of before the run configs, for callers of the old name
-# (tests/test_reliability_cli.py): any object with the flag attributes becomes
-# a GlowRunConfig first.
-def train_from_flags(flags):
-  return train(flag_groups.config_from_flags(GlowRunConfig, flags, mode='train'))

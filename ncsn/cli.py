@@ -178,13 +178,3 @@ def export_run(config: NCSNRunConfig) -> str:
   print(f'exported EMA weights of {config.workdir} to {out}', flush=True)
   return out
 
-
-# The FLAGS-like API of before the run configs, for callers of the old names
-# (tests/test_reliability_cli.py): any object with the flag attributes becomes
-# an NCSNRunConfig first.
-def train_from_flags(flags):
-  return train(flag_groups.config_from_flags(NCSNRunConfig, flags, mode='train'))
-
-
-def sample_from_flags(flags):
-  return sample(flag_groups.config_from_flags(NCSNRunConfig, flags, mode='sample'))

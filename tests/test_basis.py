@@ -252,7 +252,7 @@ class RoughnessTest(tf.test.TestCase):
     self.assertAllClose(denoising_error(Zero(), data, [0.1])[0]['mse_ratio'], 1.0, rtol=0.03)
 
   def test_run_script_check_warns_for_a_rough_prior_only(self):
-    from basis.cli import check_step_size  # pylint: disable=g-import-not-at-top
+    from experiments.prior_checks import check_step_size  # pylint: disable=g-import-not-at-top
 
     smooth = GaussianPrior(np.zeros((4, 4, 1)), variance=1.0)
     rough = _Rough()
@@ -473,7 +473,7 @@ class SeamCheckTest(tf.test.TestCase):
     return NCSNPrior(prior_dir), prior_dir
 
   def test_mel_prior_on_mnist_and_mnist_prior_on_mel_raise(self):
-    from basis.cli import check_prior_matches_data  # pylint: disable=g-import-not-at-top
+    from experiments.prior_checks import check_prior_matches_data  # pylint: disable=g-import-not-at-top
     from pipeline import FeatureConfig  # pylint: disable=g-import-not-at-top
     features = FeatureConfig()
     mel, mel_dir = self._prior((96, 64, 1), {'name': 'melspec',
@@ -488,7 +488,7 @@ class SeamCheckTest(tf.test.TestCase):
 
   def test_other_features_raise_naming_the_parameter(self):
     import dataclasses  # pylint: disable=g-import-not-at-top
-    from basis.cli import check_prior_matches_data  # pylint: disable=g-import-not-at-top
+    from experiments.prior_checks import check_prior_matches_data  # pylint: disable=g-import-not-at-top
     from pipeline import FeatureConfig  # pylint: disable=g-import-not-at-top
     trained = FeatureConfig()
     prior, prior_dir = self._prior((96, 64, 1), {'name': 'melspec',
@@ -500,7 +500,7 @@ class SeamCheckTest(tf.test.TestCase):
 
   def test_source_folders_with_different_features_raise_naming_both(self):
     import dataclasses  # pylint: disable=g-import-not-at-top
-    from basis.cli import check_same_features  # pylint: disable=g-import-not-at-top
+    from experiments.prior_checks import check_same_features  # pylint: disable=g-import-not-at-top
     from pipeline import FeatureConfig  # pylint: disable=g-import-not-at-top
     a = FeatureConfig()
     self.assertEqual(check_same_features(None, a, 'A', 'A'), a)

@@ -36,14 +36,7 @@ LAYERS = (
 )
 # (module, package it imports) pairs that still run up, each with why and until
 # when. An entry whose arrow is gone fails the test: this list only shrinks.
-KNOWN_UPWARD = {
-    ('basis.experiment', 'experiments'):
-        'alias of the old path; tests/test_reliability_basis.py still imports it',
-    ('basis.cli', 'experiments'):
-        "alias of the old path of run_basis_sep.py's code (now experiments.basis_sep and "
-        'experiments.prior_checks); tests/test_basis.py and tests/test_reliability_basis.py, '
-        'test_reliability_cli.py still import it',
-}
+KNOWN_UPWARD = {}
 
 
 def _layer_of(module):

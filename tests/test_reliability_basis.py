@@ -86,7 +86,7 @@ class OutputSetTest(tf.test.TestCase):
 
   def test_kill_between_estimates_and_results_leaves_no_stale_results(self):
     from unittest import mock  # pylint: disable=g-import-not-at-top
-    from basis import experiment  # pylint: disable=g-import-not-at-top
+    from experiments import image_separation as experiment  # pylint: disable=g-import-not-at-top
     from basis.mixing import mix_mean  # pylint: disable=g-import-not-at-top
     images = np.random.default_rng(0).uniform(0.2, 0.8, (6,) + _SHAPE).astype(np.float32)
     sources = experiment.image_pairs(images, n_mixtures=2, seed=0)
@@ -113,7 +113,7 @@ class SaturationTest(tf.test.TestCase):
     self.assertEqual(clipped_fraction(x, None), 0.0)
 
   def test_blown_up_run_is_flagged_in_results_json(self):
-    from basis import experiment  # pylint: disable=g-import-not-at-top
+    from experiments import image_separation as experiment  # pylint: disable=g-import-not-at-top
     from basis.mixing import mix_mean  # pylint: disable=g-import-not-at-top
     rng = np.random.default_rng(0)
     images = rng.uniform(0.2, 0.8, (6,) + _SHAPE).astype(np.float32)
@@ -141,12 +141,12 @@ class SaturationTest(tf.test.TestCase):
         self.assertLen(written['warnings'], 1)
 
   def test_step_check_warning_is_recorded_in_the_description(self):
-    from basis import cli  # pylint: disable=g-import-not-at-top
+    from experiments import prior_checks  # pylint: disable=g-import-not-at-top
     rng = np.random.default_rng(1)
     sources = rng.uniform(0, 1, (2, 4) + _SHAPE).astype(np.float32)
     prior = GaussianPrior(np.full(_SHAPE, 0.5, np.float32), variance=1e-4)
     description = {}
-    cli._record_step_check(description, [prior, prior], ['p', 'p'], sources,
+    prior_checks.record_step_check(description, [prior, prior], ['p', 'p'], sources,
                            np.array([1.0, 0.01]), 10.0)
     self.assertIn('p', description['step_check'])
     self.assertLen(description['warnings'], 1)

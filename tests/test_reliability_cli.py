@@ -31,26 +31,26 @@ class FlagCheckTest(tf.test.TestCase, parameterized.TestCase):
     cli_errors.check_output_dir(os.path.join(self.create_tempdir().full_path, 'new', 'dir'))
 
   @parameterized.named_parameters(
-      ('ncsn', 'ncsn.cli'), ('glow', 'flow_models.cli'))
-  def test_train_batch_size_0_fails_before_loading_data(self, module):
+      ('ncsn', 'ncsn.cli', 'NCSNRunConfig'), ('glow', 'flow_models.cli', 'GlowRunConfig'))
+  def test_train_batch_size_0_fails_before_loading_data(self, module, config):
     import importlib  # pylint: disable=g-import-not-at-top
-    cli = importlib.import_module(module)
-    flags = types.SimpleNamespace(workdir=self.create_tempdir().full_path, batch_size=0,
-                                  steps=10, log_every=1, eval_every=1, checkpoint_every=1,
-                                  learning_rate=1e-3)
+    cls = getattr(importlib.import_module(module), config)
     with self.assertRaisesRegex(ParameterError, r'--batch_size must be > 0, got 0'):
-      cli.train_from_flags(flags)
+      cls(workdir=self.create_tempdir().full_path, batch_size=0, steps=10, log_every=1,
+          eval_every=1, checkpoint_every=1, learning_rate=1e-3)
 
   def test_basis_out_dir_file_and_batch_size_0_fail_at_start(self):
-    from basis import cli  # pylint: disable=g-import-not-at-top
+    from basis.sampler_options import SamplerOptions  # pylint: disable=g-import-not-at-top
+    from experiments import basis_sep  # pylint: disable=g-import-not-at-top
     out = self.create_tempfile('out').full_path
-    flags = types.SimpleNamespace(step_size=1e-5, n_mixtures=2, batch_size=2,
-                                  steps_per_sigma=1, n_sources=2, out_dir=out)
+    settings = dict(n_mixtures=2, batch_size=2, n_sources=2,
+                    sampling=SamplerOptions(step_size=1e-5, steps_per_sigma=1))
     with self.assertRaisesRegex(ParameterError, 'is a file'):
-      cli.run_from_flags(flags)
-    flags.out_dir, flags.batch_size = self.create_tempdir().full_path, 0
+      basis_sep.run(basis_sep.BasisSepConfig(out_dir=out, **settings))
+    settings['batch_size'] = 0
     with self.assertRaisesRegex(ParameterError, r'--batch_size must be > 0, got 0'):
-      cli.run_from_flags(flags)
+      basis_sep.run(basis_sep.BasisSepConfig(out_dir=self.create_tempdir().full_path,
+                                             **settings))
 
 
 class OneSampleTest(tf.test.TestCase):
@@ -58,10 +58,9 @@ class OneSampleTest(tf.test.TestCase):
   def test_ncsn_sample_mode_draws_a_single_sample(self):
     from ncsn import cli  # pylint: disable=g-import-not-at-top
     out = os.path.join(self.create_tempdir().full_path, 'grid.png')
-    flags = types.SimpleNamespace(
-        prior=os.path.join(ROOT, 'assets', 'priors', 'ncsn_mnist'), out=out, n_samples=1,
-        steps_each=1, step_lr=2e-5, seed=0, precision='float32', bfloat16=None)
-    samples = cli.sample_from_flags(flags)
+    samples = cli.sample(cli.NCSNRunConfig(
+        mode='sample', prior=os.path.join(ROOT, 'assets', 'priors', 'ncsn_mnist'), out=out,
+        n_samples=1, steps_each=1, step_lr=2e-5, seed=0, precision='float32'))
     self.assertEqual(samples.shape[0], 1)
     self.assertTrue(np.all(np.isfinite(samples)))
     self.assertTrue(os.path.exists(out))
