@@ -28,7 +28,6 @@ Usage (from the repository root):
 """
 
 import os
-import platform
 import statistics
 import sys
 import time
@@ -46,6 +45,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from pipeline import audio  # pylint: disable=g-import-not-at-top,wrong-import-position
+from pipeline import compute  # pylint: disable=g-import-not-at-top,wrong-import-position
 from pipeline.config import FeatureConfig  # pylint: disable=g-import-not-at-top,wrong-import-position
 from pipeline.errors import ParameterError  # pylint: disable=g-import-not-at-top,wrong-import-position
 from pipeline.transforms import MelTransform  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -194,17 +194,6 @@ def markdown_table(result: Dict[str, object], n_patches: int,
   return '\n'.join(rows)
 
 
-def _cpu_model() -> str:
-  try:
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or 'unknown'
-
-
 class OtherLoad:
   """Measures the CPU time that other processes take during a block.
 
@@ -266,7 +255,7 @@ def main(argv):
   max_diff = float(np.abs(ours - ref).max())
   print(f'audio: {source}, {len(y) / config.sample_rate:.2f} s -> '
         f'{n_patches} patches {ours.shape[1:]}')
-  print(f'machine: {_cpu_model()}, {os.cpu_count()} CPUs; TF '
+  print(f'machine: {compute.cpu_model()}, {os.cpu_count()} CPUs; TF '
         f'{tf.__version__}, librosa {librosa.__version__}, numpy '
         f'{np.__version__}; intra-op threads '
         f'{tf.config.threading.get_intra_op_parallelism_threads() or "default"}')

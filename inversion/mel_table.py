@@ -28,6 +28,7 @@ from inversion import mel_to_linear
 from inversion import phase
 from inversion import stft as stft_lib
 from pipeline import audio
+from pipeline import compute
 from pipeline.atomic import write_json_atomic, atomic_path
 from pipeline.config import FeatureConfig
 from pipeline.errors import ParameterError
@@ -188,9 +189,9 @@ def run(config: MelTableConfig, *, log=print) -> Dict[str, Any]:
   _write_examples(config.out_dir, 'original', waves, groups, sr)
   results = {
       'config': dataclasses.asdict(config), 'files': files, 'groups': groups,
-      'rows': rows, 'machine': {'cpu': _cpu(), 'platform': platform.platform(),
-                                'tensorflow': tf.__version__,
-                                'onednn': os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')},
+      'rows': rows, 'machine': {'cpu': compute.cpu_description(),
+                                'platform': platform.platform(),
+                                'tensorflow': tf.__version__},
       'date': datetime.datetime.now().isoformat(timespec='seconds'),
   }
   write_json_atomic(os.path.join(config.out_dir, 'table.json'), results)
@@ -221,17 +222,6 @@ def _write_examples(out_dir, name, out, groups, sr):
       seen.add(g)
       audio.write_wav(os.path.join(out_dir, f'{g}_{name}.wav'),
                       y / max(1.0, float(np.abs(y).max())), sr)
-
-
-def _cpu() -> str:
-  try:
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or 'unknown'
 
 
 def _median(values) -> float:

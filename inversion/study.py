@@ -49,7 +49,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -60,6 +59,7 @@ import tensorflow as tf
 from inversion import mel_to_linear
 from inversion import phase
 from pipeline import speech
+from pipeline.compute import cpu_model
 from pipeline.atomic import write_json_atomic
 from pipeline.config import FeatureConfig
 from pipeline.errors import ParameterError
@@ -599,17 +599,6 @@ def lambda_curve_markdown(results: Dict[str, Any], *, kind: str) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def _cpu_name() -> str:
-  try:
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or 'unknown'
-
-
 def run(config: StudyConfig, *, log: Callable[..., None] = print) -> Dict[str, Any]:
   """Validation grid, selection, test scores; writes ``study.json`` and ``study.md``.
 
@@ -636,7 +625,7 @@ def run(config: StudyConfig, *, log: Callable[..., None] = print) -> Dict[str, A
       'with_pesq': bool(config.pesq and importlib.util.find_spec('pesq') is not None),
       'selection': 'median over clips of the plain SDR of the speech, mean over input SNRs',
       'chosen': chosen, 'validation': rows, 'test': test_rows,
-      'machine': {'cpu': _cpu_name(), 'n_cpus': os.cpu_count(),
+      'machine': {'cpu': cpu_model(), 'n_cpus': os.cpu_count(),
                   'tensorflow': tf.__version__, 'python': sys.version.split()[0],
                   'onednn': os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')},
       'seconds': round(time.perf_counter() - t0, 1),
