@@ -28,6 +28,7 @@ from pipeline import cli_errors
 from pipeline import compute
 from pipeline import datasets
 from pipeline import flag_groups
+from pipeline import tfrecords
 from pipeline.errors import ParameterError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -215,7 +216,8 @@ def _run_mel(config, priors, prior_dirs, sigmas, description):
     ds, info = datasets.get_dataset('melspec', 'test', batch_size=None, data_dir=d,
                                     shuffle=False)
     features = check_same_features(features, info['features'], config.data_dir[0], d)
-    per_source.append(np.stack([x.numpy() for x in ds.take(config.n_mixtures)]))
+    with tfrecords.naming_damaged_records():
+      per_source.append(np.stack([x.numpy() for x in ds.take(config.n_mixtures)]))
   for prior, prior_dir in zip(priors, prior_dirs):
     check_prior_matches_data(prior, prior_dir, features.patch_shape, features)
   n = min(len(p) for p in per_source)

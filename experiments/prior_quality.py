@@ -13,6 +13,7 @@ import numpy as np
 from basis.diagnostics import denoising_error
 from basis.priors import NCSNPrior
 from pipeline import datasets
+from pipeline import tfrecords
 from pipeline.config import FeatureConfig
 from pipeline.errors import ParameterError
 
@@ -41,7 +42,8 @@ def run(config: PriorQualityConfig) -> List[Dict[str, Any]]:
   features: Optional[FeatureConfig] = FeatureConfig.from_dict(feats) if feats else None
   ds, _ = datasets.get_dataset('melspec', 'all', batch_size=None, data_dir=config.data_dir,
                                shuffle=False, features=features)
-  x = np.stack([p.numpy() for p in ds.take(config.n_examples)])
+  with tfrecords.naming_damaged_records():
+    x = np.stack([p.numpy() for p in ds.take(config.n_examples)])
   if len(x) == 0:
     raise ParameterError(f'{config.data_dir} holds no patches')
   return denoising_error(prior, x, prior.sigmas, seed=config.seed)
