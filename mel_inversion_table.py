@@ -13,13 +13,16 @@ from pipeline import cli_errors
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('out_dir', 'out/mel_table', 'Output folder.')
+flags.DEFINE_enum('split', 'test', ['test', 'validation'],
+                  'Held-out clips: test (the table), or validation (to choose settings on).')
 flags.DEFINE_integer('n_per_group', 6, 'Clips per group (speech, piano, violin).')
 flags.DEFINE_float('duration_s', 3.0, 'Seconds per clip.')
 flags.DEFINE_integer('n_mels', 80, 'Mel bands.')
 flags.DEFINE_float('fmin', 0.0, 'Lowest mel edge (Hz).')
 flags.DEFINE_float('fmax', 8000.0, 'Highest mel edge (Hz).')
 flags.DEFINE_list('magnitudes', ['pinv', 'nnls', 'refiner'], 'Magnitude methods.')
-flags.DEFINE_list('phases', ['gla', 'fgla', 'degli'], 'Phase methods.')
+flags.DEFINE_list('phases', ['gla', 'fgla', 'degli'],
+                  "Phase methods; 'name@a' sets the momentum (e.g. degli@0.9).")
 flags.DEFINE_list('n_iters', ['32', '100'], 'Phase iterations.')
 flags.DEFINE_boolean('librosa', True, 'Add librosa.feature.inverse.mel_to_audio rows.')
 flags.DEFINE_string('refiner', None, 'Refiner folder; default the shipped one.')
@@ -29,7 +32,8 @@ flags.DEFINE_string('degli', None, 'DeGLI folder; default the shipped one.')
 def main(argv):
   del argv
   config = mel_table.MelTableConfig(
-      out_dir=FLAGS.out_dir, n_per_group=FLAGS.n_per_group, duration_s=FLAGS.duration_s,
+      out_dir=FLAGS.out_dir, groups=mel_table.split_groups(FLAGS.split),
+      n_per_group=FLAGS.n_per_group, duration_s=FLAGS.duration_s,
       n_mels=FLAGS.n_mels, fmin=FLAGS.fmin, fmax=FLAGS.fmax,
       magnitudes=tuple(FLAGS.magnitudes), phases=tuple(FLAGS.phases),
       n_iters=tuple(int(n) for n in FLAGS.n_iters), librosa=FLAGS.librosa,

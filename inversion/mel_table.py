@@ -35,6 +35,26 @@ from pipeline.errors import ParameterError
 from pipeline.transforms import MelTransform
 
 
+def parse_phase(spec: str) -> Tuple[str, Optional[float]]:
+  """``'degli@0.9'`` -> ``('degli', 0.9)``; ``'gla'`` -> ``('gla', None)``."""
+  name, _, momentum = spec.partition('@')
+  if not momentum:
+    return name, None
+  try:
+    return name, float(momentum)
+  except ValueError as e:
+    raise ParameterError(f'phase {spec!r}: the momentum after @ must be a number') from e
+
+
+def split_groups(split: str) -> Tuple[Tuple[str, str], ...]:
+  """The held-out wav globs of ``split`` (``'test'``, or ``'validation'`` to choose on)."""
+  if split not in ('test', 'validation'):
+    raise ParameterError(f"split must be 'test' or 'validation', got {split!r}")
+  return (('speech', f'out/speech/{split}/*/voice.wav'),
+          ('piano', f'out/data/render/{split}/piano/*.wav'),
+          ('violin', f'out/data/render/{split}/violin/*.wav'))
+
+
 @dataclasses.dataclass(frozen=True)
 class MelTableConfig:
   """Attributes:
@@ -47,17 +67,15 @@ class MelTableConfig:
     n_mels, fmin, fmax: the mel bands (Slaney, power).
     n_fft, hop_length, sample_rate: the STFT (that of the shipped networks).
     magnitudes, phases: methods to cross; magnitude ``'exact'`` is the true
-      ``|STFT|`` (phase retrieval alone).
+      ``|STFT|`` (phase retrieval alone); a phase ``'name@a'`` runs ``name``
+      with momentum ``a`` (``'degli@0.9'``; default: the method's).
     n_iters: phase iterations (each a column set).
     librosa: add ``librosa.feature.inverse.mel_to_audio`` rows.
     refiner, degli: network folders (None: the shipped ones).
     seed: initial random phase.
   """
   out_dir: str
-  groups: Tuple[Tuple[str, str], ...] = (
-      ('speech', 'out/speech/test/*/voice.wav'),
-      ('piano', 'out/data/render/test/piano/*.wav'),
-      ('violin', 'out/data/render/test/violin/*.wav'))
+  groups: Tuple[Tuple[str, str], ...] = split_groups('test')
   n_per_group: int = 6
   duration_s: float = 3.0
   n_mels: int = 80
@@ -79,8 +97,9 @@ class MelTableConfig:
       if m not in mel_to_linear.MAGNITUDE_METHODS + ('exact',):
         raise ParameterError(f'unknown magnitude method {m!r}')
     for p in self.phases:
-      if phase.get_method(p).needs_mixture:
-        raise ParameterError(f'phase method {p!r} needs a mixture')
+      name, _ = parse_phase(p)
+      if phase.get_method(name).needs_mixture:
+        raise ParameterError(f'phase method {name!r} needs a mixture')
 
   def features(self) -> FeatureConfig:
     return FeatureConfig(sample_rate=self.sample_rate, n_fft=self.n_fft,
@@ -167,7 +186,8 @@ def run(config: MelTableConfig, *, log=print) -> Dict[str, Any]:
         row['inconsistency_db'] = [float(10 * np.log10(max(v, 1e-30))) for v in incons]
         rows.append(row)
         log(_row_line(row, groups))
-        _write_examples(config.out_dir, f'{mag_name}_{ph}{n_iter}', out, groups, sr)
+        _write_examples(config.out_dir, f"{mag_name}_{ph.replace('@', '_m')}{n_iter}", out,
+                        groups, sr)
   if config.librosa:
     import librosa  # pylint: disable=g-import-not-at-top
     mel_np = np.swapaxes(mel.numpy(), -1, -2)          # librosa: [n_mels, frames]
@@ -201,8 +221,9 @@ def run(config: MelTableConfig, *, log=print) -> Dict[str, Any]:
   return results
 
 
-def _compiled(name: str, transform, length: int, config: MelTableConfig):
+def _compiled(spec: str, transform, length: int, config: MelTableConfig):
   """``fn(mags, n_iter)``: the phase method as one tf.function for all iteration counts."""
+  name, momentum = parse_phase(spec)
   method = phase.get_method(name)
   if name == 'degli':   # its variables are made eagerly, outside the trace
     from inversion import nets  # pylint: disable=g-import-not-at-top
@@ -211,7 +232,7 @@ def _compiled(name: str, transform, length: int, config: MelTableConfig):
   @tf.function
   def fn(mags, n_iter):
     return method(mags, transform=transform, length=length, n_iter=n_iter,
-                  seed=config.seed, degli=config.degli)
+                  seed=config.seed, degli=config.degli, momentum=momentum)
   return fn
 
 

@@ -283,9 +283,9 @@ class MelTableTest(tf.test.TestCase):
     res = mel_table.run(mel_table.MelTableConfig(
         out_dir=out, groups=(('a', os.path.join(d, 'a.wav')), ('b', os.path.join(d, 'b.wav'))),
         n_per_group=1, duration_s=0.5, n_mels=40, n_fft=512, hop_length=128,
-        magnitudes=('pinv', 'nnls', 'exact'), phases=('gla', 'fgla'), n_iters=(2, 8)),
-                         log=lambda _: None)
-    self.assertLen(res['rows'], 3 * 2 * 2 + 2)
+        magnitudes=('pinv', 'nnls', 'exact'), phases=('gla', 'fgla', 'fgla@0'),
+        n_iters=(2, 8)), log=lambda _: None)
+    self.assertLen(res['rows'], 3 * 3 * 2 + 2)
     by = {(r['magnitude'], r['phase'], r['n_iter']): r for r in res['rows']}
     # More iterations and NNLS both lower the spectral convergence (median of 2 clips).
     med = lambda k: float(np.median(by[k]['sc_db']))
@@ -296,10 +296,22 @@ class MelTableTest(tf.test.TestCase):
     inc = lambda k: float(np.median(by[k]['inconsistency_db']))
     self.assertLess(inc(('exact', 'gla', 8)), inc(('exact', 'gla', 2)))
     self.assertIsNone(by[('exact', 'gla', 8)]['magnitude_sc_db'])
+    # 'fgla@0' is fast Griffin-Lim without momentum: Griffin-Lim itself.
+    self.assertAllClose(by[('exact', 'fgla@0', 8)]['sc_db'], by[('exact', 'gla', 8)]['sc_db'],
+                        atol=1e-3)
     for f in ('table.json', 'table.md', 'a_exact_fgla8.wav', 'b_exact_fgla8.wav'):
       self.assertTrue(os.path.exists(os.path.join(out, f)), f)
     with open(os.path.join(out, 'table.md')) as f:
       self.assertIn('| nnls | fgla | 8 |', f.read())
+
+  def test_phase_specs_parse_and_bad_ones_are_named(self):
+    from inversion import mel_table  # pylint: disable=g-import-not-at-top
+    self.assertEqual(mel_table.parse_phase('degli@0.9'), ('degli', 0.9))
+    self.assertEqual(mel_table.parse_phase('gla'), ('gla', None))
+    with self.assertRaisesRegex(ParameterError, r"'fgla@x': the momentum after @"):
+      mel_table.parse_phase('fgla@x')
+    with self.assertRaisesRegex(ParameterError, r"split must be 'test' or 'validation'"):
+      mel_table.split_groups('train')
 
   def test_too_few_clips_are_named(self):
     from inversion import mel_table  # pylint: disable=g-import-not-at-top
