@@ -233,7 +233,7 @@ def fast_griffin_lim(mags, *, n_iter: int = 32, momentum: float = 0.99,
   return _finish(p_mag(c), t, length)
 
 
-def deep_griffin_lim(mags, *, n_iter: int = 32, momentum: float = 0.0, transform=None,
+def deep_griffin_lim(mags, *, n_iter: int = 32, momentum: float = 0.9, transform=None,
                      init='random', seed: int = 0, length: Optional[int] = None,
                      degli: Optional[str] = None) -> Reconstruction:
   """Deep Griffin-Lim (Masuyama et al. 2020): a trained block, repeated.
@@ -242,7 +242,8 @@ def deep_griffin_lim(mags, *, n_iter: int = 32, momentum: float = 0.0, transform
   ``Y = P_mag(X); Z = P_C(Y); T_n = Z - F(X, Y, Z, V)`` (one STFT, one iSTFT
   and one small network call), then, as in fast Griffin-Lim,
   ``X <- T_n + momentum (T_n - T_{n-1})`` (``momentum = 0`` is the paper's
-  DeGLI).
+  DeGLI; 0.9 was the best of 0, 0.5 and 0.9 on the validation clips,
+  docs/inversion.md).
 
   Args:
     mags: float ``[..., n_frames, n_bins]``, non-negative magnitudes.
