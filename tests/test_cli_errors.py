@@ -91,6 +91,9 @@ _BAD_FLAGS = [
      "'bad'"),
     ('mel_to_wav', ['--input={tmp}/none.wav', '--output={tmp}/x.wav'], 'none.wav'),
     ('melspec_inversion_basis', ['--basis_dir={tmp}/none'], '--mixture_wav'),
+    ('train_inversion_net', ['--kind=refiner', '--workdir={tmp}/n', '--train_data={tmp}/*.wav'],
+     'no file matches'),
+    ('mel_inversion_table', ['--out_dir={tmp}/t', '--phases=fgla@x'], 'fgla@x'),
 ]
 
 
