@@ -1,5 +1,7 @@
 """inversion.phase: Griffin-Lim family, MISI and the constrained algorithms."""
 
+import os
+
 import numpy as np
 import scipy.signal
 import tensorflow as tf
@@ -16,6 +18,22 @@ LENGTH = 62 * HOP  # 0.5 s, 63 frames
 
 def _transform():
   return stft_lib.stft_transform(n_fft=N_FFT, hop_length=HOP)
+
+
+_DEGLI = {}
+
+
+def _degli_folder():
+  """An (untrained) DeGLI block for this STFT: the shipped one is for n_fft 2048."""
+  if 'dir' not in _DEGLI:
+    import tempfile  # pylint: disable=g-import-not-at-top
+    from inversion import nets  # pylint: disable=g-import-not-at-top
+    folder = os.path.join(tempfile.mkdtemp(prefix='degli-'), 'degli')
+    nets.export_net(folder, 'degli', nets.DeGLINet(nets.DeGLIConfig(
+        channels=4, stft=nets.StftSettings(n_fft=N_FFT, hop_length=HOP))), {})
+    nets.load_net(folder, 'degli')   # its variables made eagerly, outside any trace
+    _DEGLI['dir'] = folder
+  return _DEGLI['dir']
 
 
 def _sources(seed=0):
@@ -131,7 +149,8 @@ class ConstrainedTest(tf.test.TestCase, parameterized.TestCase):
   def test_methods_do_not_share_results(self):
     # The reference code kept all results in one array (dict.fromkeys).
     t, _, v, x = _problem()
-    results = {n: phase.reconstruct(n, v, x, transform=t, n_iter=2) for n in phase.METHODS}
+    results = {n: phase.reconstruct(n, v, x, transform=t, n_iter=2, degli=_degli_folder())
+               for n in phase.METHODS}
     again = phase.reconstruct('misi', v, x, transform=t, n_iter=2)
     self.assertAllClose(results['misi'].stft, again.stft)
     self.assertNotAllClose(results['misi'].stft, results['wiener'].stft)
@@ -148,12 +167,13 @@ class TfFunctionTest(tf.test.TestCase, parameterized.TestCase):
   def test_every_method_runs_in_tf_function(self, name):
     t, _, v, x = _problem()
     m = phase.get_method(name)
-    fn = tf.function(lambda a, b, n: m(a, b, transform=t, n_iter=n, lam=0.5))
+    degli = _degli_folder()
+    fn = tf.function(lambda a, b, n: m(a, b, transform=t, n_iter=n, lam=0.5, degli=degli))
     spec_v = tf.TensorSpec([2, None, v.shape[-1]], tf.float32)
     spec_x = tf.TensorSpec([None, v.shape[-1]], tf.complex64)
     graph = fn.get_concrete_function(spec_v, spec_x, tf.TensorSpec([], tf.int32))
     got = graph(v, x, tf.constant(2))
-    want = m(v, x, transform=t, n_iter=2, lam=0.5)
+    want = m(v, x, transform=t, n_iter=2, lam=0.5, degli=degli)
     self.assertAllClose(got.waveform, want.waveform, atol=1e-5)
 
 
