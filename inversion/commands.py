@@ -31,14 +31,21 @@ DEFAULT_PHASE = 'fgla'
 DEFAULT_PHASE_ITERATIONS = 100
 
 
-def _phase_fn(method: phase.Method, transform, *, length, options):
-  """The method compiled once for these settings (a tf.function)."""
-  if method.name == 'degli':   # load its variables eagerly, outside the trace
+def compiled_phase(method: phase.Method, transform, *, length, options):
+  """The method compiled once for these settings: ``fn(mags, mixture=None, n_iter=None)``.
+
+  ``n_iter`` (an int tensor) overrides ``options['n_iter']``, so one function
+  serves several iteration counts. DeGLI's network is loaded here, eagerly:
+  its variables must not be made inside the trace.
+  """
+  if method.name == 'degli':
     from inversion import nets  # pylint: disable=g-import-not-at-top
     nets.load_net(options.get('degli'), 'degli', transform=transform)
+
   @tf.function
-  def fn(mags, mixture=None):
-    return method(mags, mixture, transform=transform, length=length, **options)
+  def fn(mags, mixture=None, n_iter=None):
+    opts = options if n_iter is None else dict(options, n_iter=n_iter)
+    return method(mags, mixture, transform=transform, length=length, **opts)
   return fn
 
 
@@ -81,9 +88,8 @@ def _fit_peak(y: np.ndarray):
   return y, 1.0
 
 
-def _magnitude(config, mel, transform):
-  """``mel_to_magnitude`` with the config's method (``'auto'`` resolved) and its option."""
-  method = mel_to_linear.resolve_method(config.magnitude, transform, refiner=config.refiner)
+def _magnitude(config, method: str, mel, transform):
+  """``mel_to_magnitude`` with ``method`` (the config's, resolved) and its option."""
   extra = {}
   if method == 'nnls':
     extra['n_iter'] = config.nnls_iter
@@ -165,9 +171,10 @@ def run_mel_to_wav(config: MelToWavConfig, *, log=print) -> Dict:
   mel = t.spectrogram_to_mel(t.spectrogram(y))
   if config.clip:
     mel = tf.clip_by_value(mel, c.amin, c.amax)
-  mag = _magnitude(config, mel, t)
+  magnitude = mel_to_linear.resolve_method(config.magnitude, t, refiner=config.refiner)
+  mag = _magnitude(config, magnitude, mel, t)
   method = phase.get_method(config.phase)
-  fn = _phase_fn(method, t, length=length, options=dict(
+  fn = compiled_phase(method, t, length=length, options=dict(
       n_iter=config.n_iter, momentum=config.momentum, seed=config.seed,
       degli=config.degli))
   rec = fn(mag)
@@ -175,8 +182,7 @@ def run_mel_to_wav(config: MelToWavConfig, *, log=print) -> Dict:
   seconds = time.perf_counter() - start
   results = {
       'input': config.input, 'output': config.output, 'seconds': seconds,
-      'magnitude': mel_to_linear.resolve_method(config.magnitude, t, refiner=config.refiner),
-      'phase': config.phase, 'n_iter': config.n_iter,
+      'magnitude': magnitude, 'phase': config.phase, 'n_iter': config.n_iter,
       'magnitude_spectral_convergence_db': float(stft_lib.spectral_convergence(target, mag)),
       'spectral_convergence_db': float(stft_lib.spectral_convergence(target, t.stft(out))),
   }
@@ -320,12 +326,12 @@ def run_basis_inversion(config: BasisInversionConfig, *, log=print) -> Dict:
   method = phase.get_method(config.phase)
   options = dict(n_iter=config.n_iter, lam=config.lam, weights=config.weights,
                  momentum=config.momentum, degli=config.degli)
-  fn = _phase_fn(method, t, length=length, options=options)
+  fn = compiled_phase(method, t, length=length, options=options)
   waves = np.zeros((n_sources, n_patches, length), np.float32)
   for s in range(0, n_patches, config.batch_size):
     e = slice(s, min(s + config.batch_size, n_patches))
     mel = t.patches_to_mel(est[:, e])                        # [K, b, frames, n_mels]
-    mag = _magnitude(config, mel, t)
+    mag = _magnitude(config, summary['magnitude'], mel, t)
     x = t.stft(mix_windows[e]) if mix_windows is not None else None
     rec = fn(mag, x) if x is not None else fn(mag)
     waves[:, e] = rec.waveform.numpy()

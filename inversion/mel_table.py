@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from inversion import commands
 from inversion import mel_to_linear
+from inversion import net_training
 from inversion import phase
 from inversion import stft as stft_lib
 from pipeline import audio
@@ -121,13 +122,10 @@ def load_clips(config: MelTableConfig) -> Tuple[np.ndarray, List[str], List[str]
     if len(found) < config.n_per_group:
       raise ParameterError(f'group {group!r}: {pattern!r} matches {len(found)} files, '
                            f'need {config.n_per_group} (make data / make speech-data)')
-    for f in found[:config.n_per_group]:
-      y, _ = audio.load(f, sample_rate=config.sample_rate)
-      if y.size < length:
-        y = np.pad(y, (0, length - y.size))
-      waves.append(y[:length])
-      groups.append(group)
-      files.append(f)
+    chosen = found[:config.n_per_group]
+    waves += [y[:length] for y in net_training.load_clips(chosen, config.sample_rate, length)]
+    groups += [group] * len(chosen)
+    files += chosen
   return np.stack(waves).astype(np.float32), groups, files
 
 
@@ -141,10 +139,12 @@ def _scores(ref: np.ndarray, est: np.ndarray, sr: int) -> Tuple[float, float]:
           q['stoi'] if q['stoi'] is not None else nan)
 
 
-def score_row(waves: np.ndarray, rebuilt: np.ndarray, transform: MelTransform,
-              sr: int) -> Dict[str, List[float]]:
-  """Per-clip spectral convergence (dB), PESQ and STOI of ``rebuilt [n, length]``."""
-  mags = np.abs(transform.stft(waves).numpy())
+def score_row(waves: np.ndarray, mags: np.ndarray, rebuilt: np.ndarray,
+              transform: MelTransform, sr: int) -> Dict[str, List[float]]:
+  """Per-clip spectral convergence (dB), PESQ and STOI of ``rebuilt [n, length]``.
+
+  ``mags`` is ``|STFT(waves)|``, ``[n, n_frames, n_bins]``.
+  """
   sc = stft_lib.spectral_convergence(mags, transform.stft(rebuilt).numpy())
   pesq, stoi = zip(*[_scores(a, b, sr) for a, b in zip(waves, rebuilt)])
   return {'sc_db': [float(v) for v in sc], 'pesq': list(pesq), 'stoi': list(stoi)}
@@ -157,31 +157,36 @@ def run(config: MelTableConfig, *, log=print) -> Dict[str, Any]:
   waves, groups, files = load_clips(config)
   sr = config.sample_rate
   length = waves.shape[1]
+  true_mags = np.abs(t.stft(waves).numpy())
   mel = t.spectrogram_to_mel(t.spectrogram(waves))
   rows = []
-  fns = {ph: _compiled(ph, t, length, config) for ph in config.phases}
+  fns = {}
+  for ph in config.phases:
+    name, momentum = parse_phase(ph)
+    fns[ph] = commands.compiled_phase(phase.get_method(name), t, length=length, options=dict(
+        seed=config.seed, degli=config.degli, momentum=momentum))
   for mag_name in config.magnitudes:
     t0 = time.perf_counter()
     extra = {'refiner': config.refiner} if mag_name == 'refiner' else {}
     if mag_name == 'exact':
-      mag = tf.abs(t.stft(waves))
+      mag = tf.constant(true_mags)
     else:
       mag = mel_to_linear.mel_to_magnitude(mel, method=mag_name, transform=t, **extra)
     mag_s = time.perf_counter() - t0
-    mag_sc = stft_lib.spectral_convergence(np.abs(t.stft(waves).numpy()), mag.numpy())
+    mag_sc = stft_lib.spectral_convergence(true_mags, mag.numpy())
     for ph in config.phases:
       fn = fns[ph]
       for n_iter in config.n_iters:
-        fn(mag, tf.constant(1))   # compile outside the timing
+        fn(mag, n_iter=tf.constant(1))   # compile outside the timing
         t0 = time.perf_counter()
-        rec = fn(mag, tf.constant(n_iter))
+        rec = fn(mag, n_iter=tf.constant(n_iter))
         out = rec.waveform.numpy()
         seconds = time.perf_counter() - t0 + mag_s
         row = {'magnitude': mag_name, 'phase': ph, 'n_iter': n_iter,
                'seconds_per_clip': seconds / len(waves),
                'magnitude_sc_db': (None if mag_name == 'exact' else
                                    [float(v) for v in mag_sc])}
-        row.update(score_row(waves, out, t, sr))
+        row.update(score_row(waves, true_mags, out, t, sr))
         incons = stft_lib.inconsistency(rec.stft, transform=t, length=length).numpy()
         row['inconsistency_db'] = [float(10 * np.log10(max(v, 1e-30))) for v in incons]
         rows.append(row)
@@ -202,7 +207,7 @@ def run(config: MelTableConfig, *, log=print) -> Dict[str, Any]:
       row = {'magnitude': 'librosa nnls (L-BFGS-B)', 'phase': 'librosa fgla',
              'n_iter': n_iter, 'seconds_per_clip': seconds / len(waves),
              'magnitude_sc_db': None}
-      row.update(score_row(waves, out, t, sr))
+      row.update(score_row(waves, true_mags, out, t, sr))
       rows.append(row)
       log(_row_line(row, groups))
       _write_examples(config.out_dir, f'librosa{n_iter}', out, groups, sr)
@@ -219,21 +224,6 @@ def run(config: MelTableConfig, *, log=print) -> Dict[str, Any]:
     with open(tmp, 'w', encoding='utf-8') as f:
       f.write(markdown(results))
   return results
-
-
-def _compiled(spec: str, transform, length: int, config: MelTableConfig):
-  """``fn(mags, n_iter)``: the phase method as one tf.function for all iteration counts."""
-  name, momentum = parse_phase(spec)
-  method = phase.get_method(name)
-  if name == 'degli':   # its variables are made eagerly, outside the trace
-    from inversion import nets  # pylint: disable=g-import-not-at-top
-    nets.load_net(config.degli, 'degli', transform=transform)
-
-  @tf.function
-  def fn(mags, n_iter):
-    return method(mags, transform=transform, length=length, n_iter=n_iter,
-                  seed=config.seed, degli=config.degli, momentum=momentum)
-  return fn
 
 
 def _write_examples(out_dir, name, out, groups, sr):

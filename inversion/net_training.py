@@ -111,9 +111,7 @@ class NetTrainConfig:
 
   @property
   def crop_samples(self) -> int:
-    c = self.stft
-    return ((self.crop_frames - 1) * c.hop_length if c.center
-            else (self.crop_frames - 1) * c.hop_length + c.n_fft)
+    return stft_lib.default_length(self.transform(), self.crop_frames)
 
   def transform(self) -> MelTransform:
     c = self.stft
@@ -223,13 +221,6 @@ def refiner_loss(model: nets.Refiner, waveforms, seed, *, transform, fbs, pinvs,
   loss = log_l1 + tf.reduce_mean(sc)
   return loss, {'log_l1': log_l1, 'sc': tf.reduce_mean(sc),
                 'base_sc': tf.reduce_mean(base_sc)}
-
-
-def degli_block(model: nets.DeGLINet, x, amp, *, transform, length):
-  """One DeGLI block: ``(X_next, Z)`` from ``X`` and the amplitude ``A``."""
-  y = stft_lib.magnitude_projection(x, amp)
-  z = transform.stft(transform.istft(y, length=length))
-  return z - model(x, y, z, amp), z
 
 
 def degli_loss(model: nets.DeGLINet, waveforms, seed, *, transform, snr_db):
