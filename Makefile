@@ -55,7 +55,7 @@ data: $(STAMP) system-render-deps
 	  done; \
 	done
 
-# Speech needs the Debian package espeak-ng (pipeline/speech.py).
+# Speech needs the Debian package espeak-ng (datagen/speech.py).
 .PHONY: system-speech-deps speech-data
 system-speech-deps:
 	@command -v espeak-ng >/dev/null 2>&1 || \

@@ -11,14 +11,14 @@ are kept in <out_dir>/cells, so an interrupted study continues. Writes
 results.json, table.md and psnr_vs_calls.png. With --audio_references the
 audio curve instead: median SDR after Wiener inversion of the piano + violin
 tracks against calls (audio_results.json, audio_table.md, sdr_vs_calls.png).
-Rows: experiments/basis_calls.py.
+Rows: experiments/studies/basis_calls.py.
 """
 
 from absl import app
 from absl import flags
 
-from experiments import basis_calls
-from pipeline import cli_errors
+from experiments.studies import basis_calls
+from commandline import cli_errors
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('out_dir', 'out/basis_calls', 'Output folder.')

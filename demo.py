@@ -14,8 +14,9 @@ from absl import app
 from absl import flags
 
 from experiments import demo
-from pipeline import compute
-from pipeline.errors import ParameterError
+from commandline import flag_groups
+from common import compute
+from common.errors import ParameterError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('out_dir', 'out/demo', 'Output folder.')
@@ -28,7 +29,7 @@ flags.DEFINE_integer('steps_per_sigma', None, "Langevin steps per noise level (d
                      "sampler's).")
 flags.DEFINE_string('extra_phase', 'misi', 'A second inversion of the same separation '
                     '(an inversion.phase method; empty: none).')
-compute.define_precision_flags()
+flag_groups.define_precision_flags()
 
 
 def main(argv):

@@ -18,8 +18,9 @@ from absl import flags
 
 from experiments import audio_separation
 from experiments import evaluate_tracks
-from pipeline import compute
-from pipeline.errors import ParameterError
+from commandline import flag_groups
+from common import compute
+from common.errors import ParameterError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('render_dir', 'out/data/render/test', 'A split rendered by '
@@ -40,7 +41,7 @@ flags.DEFINE_integer('steps_per_sigma', None, "Langevin steps per noise level (d
                      "sampler's).")
 flags.DEFINE_float('step_size', 2e-5, 'BASIS delta.')
 flags.DEFINE_integer('batch_size', 8, 'Patches per compiled call.')
-compute.define_precision_flags()
+flag_groups.define_precision_flags()
 
 
 def main(argv):

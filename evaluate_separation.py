@@ -16,7 +16,7 @@ from absl import app
 from absl import flags
 
 from evaluation import report
-from pipeline import cli_errors
+from commandline import cli_errors
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('references', None, 'References folder.', required=True)

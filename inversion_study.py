@@ -2,7 +2,7 @@
 
 Grid over lambda x iterations on the validation split, then median SDR (BSS Eval
 v4) / SI-SDR / PESQ per algorithm and input SNR on the test split, for exact and
-mel-estimated magnitudes (inversion.study). Writes OUT/study.json and OUT/study.md.
+mel-estimated magnitudes (experiments.studies.inversion_study). Writes OUT/study.json and OUT/study.md.
 
   make speech-data
   python inversion_study.py --data_dir=out/speech --out_dir=out/inversion_study
@@ -11,7 +11,7 @@ mel-estimated magnitudes (inversion.study). Writes OUT/study.json and OUT/study.
 from absl import app
 from absl import flags
 
-from inversion import study
+from experiments.studies import inversion_study as study
 
 _DATA_DIR = flags.DEFINE_string('data_dir', 'out/speech',
                                 'Speech + noise data set (make speech-data).')

@@ -1,4 +1,4 @@
-"""Speech + noise mixtures at chosen input SNRs, offline (espeak-ng; see pipeline.speech).
+"""Speech + noise mixtures at chosen input SNRs, offline (espeak-ng; see datagen.speech).
 
 Writes ``out_dir/{train,validation,test}/NNNN/`` with ``voice.wav``,
 ``noise.wav`` (the noise at 0 dB SNR) and ``mix_snr_<snr>.wav`` (``10``, ``0``,
@@ -15,8 +15,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from pipeline import speech
-from pipeline.errors import ParameterError
+from datagen import speech
+from common.errors import ParameterError
 
 _OUT_DIR = flags.DEFINE_string('out_dir', 'out/speech', 'Folder to write the data set to.')
 _SPLITS = flags.DEFINE_list(

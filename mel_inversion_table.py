@@ -8,8 +8,8 @@ OUT_DIR/table.md, table.json and one example wav per group.
 
 from absl import flags
 
-from inversion import mel_table
-from pipeline import cli_errors
+from experiments.studies import mel_table
+from commandline import cli_errors
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('out_dir', 'out/mel_table', 'Output folder.')

@@ -11,7 +11,7 @@ from absl import flags
 
 from inversion import commands
 from inversion import mel_to_linear
-from pipeline import cli_errors
+from commandline import cli_errors
 from pipeline.config import FeatureConfig
 
 FLAGS = flags.FLAGS

@@ -16,7 +16,7 @@ from absl import flags
 from inversion import commands
 from inversion import mel_to_linear
 from inversion import phase
-from pipeline import cli_errors
+from commandline import cli_errors
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('basis_dir', None, 'BASIS mel output folder.', required=True)

@@ -16,7 +16,7 @@ from absl import app
 from absl import flags
 
 from baselines import oracles
-from pipeline import cli_errors
+from commandline import cli_errors
 from pipeline.config import FeatureConfig
 
 FLAGS = flags.FLAGS

@@ -8,8 +8,8 @@ import sys
 from absl import app
 from absl import flags
 
-from experiments import prior_quality
-from pipeline.errors import ParameterError
+from experiments.studies import prior_quality
+from common.errors import ParameterError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('prior', None, 'Exported NCSN prior folder.', required=True)

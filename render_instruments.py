@@ -1,7 +1,7 @@
 """Renders piano / violin training audio and their mixtures with fluidsynth.
 
 Writes ``out_dir/{piano,violin,mixture}/NNNNN.wav`` and
-``out_dir/manifest.json`` (see ``pipeline.render``). Needs the Debian packages
+``out_dir/manifest.json`` (see ``datagen.render``). Needs the Debian packages
 ``fluidsynth`` and ``fluid-soundfont-gm``; ``make data`` installs them and runs
 this script.
 
@@ -18,8 +18,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from pipeline import cli_errors
-from pipeline import render
+from commandline import cli_errors
+from datagen import render
 
 _OUT_DIR = flags.DEFINE_string('out_dir', 'out/instruments',
                                'Folder to write the data set to.')

@@ -25,8 +25,8 @@ from absl import flags
 
 from basis import sampler_options
 from experiments import basis_sep
-from pipeline import cli_errors
-from pipeline import flag_groups
+from commandline import cli_errors
+from commandline import flag_groups
 
 SAMPLER_HELP = {
     'sampler': "fast: the measured default (hard constraint, 20 steps per level, delta 2x "
@@ -71,7 +71,7 @@ def define_flags(fv=flags.FLAGS):
                      flag_values=fv)
   flags.DEFINE_integer('num_levels', None, "Levels; default: the prior's own schedule.",
                        flag_values=fv)
-  sampler_options.define_sampler_flags(warm_start='start_sigma', constraint=True,
+  flag_groups.define_sampler_flags(warm_start='start_sigma', constraint=True,
                                        help=SAMPLER_HELP, flag_values=fv)
   flags.DEFINE_string('mixing', None, "'sum', 'mean' (image default) or 'db_power_sum' "
                       '(mel default).', flag_values=fv)
@@ -86,7 +86,7 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_boolean('resume', True, 'Keep finished batches in <out_dir>/partial and reuse '
                        'them when the same command runs again (an interrupted long run '
                        'continues); --noresume recomputes everything.', flag_values=fv)
-  flags.adopt_module_key_flags(sampler_options, flag_values=fv)   # --help lists them
+  flags.adopt_module_key_flags(flag_groups, flag_values=fv)   # --help lists them
 
 
 def to_config(fv=flags.FLAGS) -> basis_sep.BasisSepConfig:

@@ -20,8 +20,9 @@ from basis import sampler_options
 from basis.sampler import parse_level_steps
 from experiments import audio_separation as lib
 from inversion import phase
-from pipeline import compute
-from pipeline.errors import ParameterError
+from commandline import flag_groups
+from common import compute
+from common.errors import ParameterError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('input', None, 'Mixture audio file (wav, flac, ogg, ...).')
@@ -30,7 +31,7 @@ flags.DEFINE_multi_string('prior_dir', None, 'One exported NCSN mel prior per so
                           '(default: the shipped piano and violin priors).')
 flags.DEFINE_list('names', None, 'Source names (default: from the prior folders).')
 flags.DEFINE_integer('hop_frames', 48, 'Frames between patch starts (64: no overlap).')
-sampler_options.define_sampler_flags(warm_start='start_level', constraint=False,
+flag_groups.define_sampler_flags(warm_start='start_level', constraint=False,
                                      step_size_default=2e-5, help={
     'sampler': 'fast: warm start at the third level, 25 steps on each of the 8 levels left, '
                'Tweedie step (201 score calls per source; measured in docs/basis.md); paper: '
@@ -42,7 +43,7 @@ sampler_options.define_sampler_flags(warm_start='start_level', constraint=False,
                    "the mixture split 3 dB down per source plus noise (default: the "
                    "sampler's, fast 2, paper 0).",
     'likelihood_scale': 'Multiplies the 1 / sigma^2 mixture weight.'})
-flags.adopt_module_key_flags(sampler_options)   # --help lists them
+flags.adopt_module_key_flags(flag_groups)   # --help lists them
 flags.DEFINE_integer('batch_size', 8, 'Patches per compiled call.')
 flags.DEFINE_enum('magnitude', 'auto', ['auto', 'refiner', 'nnls', 'pinv'],
                   'Mel -> linear magnitude (auto: the shipped refiner where it fits, else NNLS).')
@@ -52,7 +53,7 @@ flags.DEFINE_integer('seed', 0, 'Langevin noise seed.')
 flags.DEFINE_float('input_peak', 0.3, 'Scale the mixture to this peak before separating (the '
                    'level of the priors\' training data; estimates are scaled back). 0: as is.')
 flags.DEFINE_boolean('resume', True, 'Reuse finished batches in <out_dir>/partial.')
-compute.define_precision_flags()
+flag_groups.define_precision_flags()
 
 
 def main(argv):

@@ -39,6 +39,7 @@ setuptools.setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.9,<3.12',
     packages=setuptools.find_packages(include=[
+        'common', 'common.*', 'commandline', 'commandline.*', 'datagen', 'datagen.*',
         'pipeline', 'pipeline.*', 'training', 'training.*', 'ncsn', 'ncsn.*',
         'basis', 'basis.*', 'flow_models', 'flow_models.*', 'evaluation',
         'evaluation.*', 'inversion', 'inversion.*', 'baselines', 'baselines.*',

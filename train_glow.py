@@ -20,8 +20,8 @@ from absl import app
 from absl import flags
 
 from flow_models import cli
-from pipeline import cli_errors
-from pipeline import flag_groups
+from commandline import cli_errors
+from commandline import flag_groups
 
 
 def define_flags(fv=flags.FLAGS):

@@ -13,7 +13,7 @@ from absl import flags
 
 from inversion import nets
 from inversion import net_training
-from pipeline import cli_errors
+from commandline import cli_errors
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('kind', None, list(nets.KINDS), 'Which network.', required=True)

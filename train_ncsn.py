@@ -16,8 +16,8 @@ from absl import app
 from absl import flags
 
 from ncsn import cli
-from pipeline import cli_errors
-from pipeline import flag_groups
+from commandline import cli_errors
+from commandline import flag_groups
 
 
 def define_flags(fv=flags.FLAGS):

@@ -12,7 +12,7 @@ import sys
 from absl import app
 from absl import flags
 
-from pipeline import cli_errors
+from commandline import cli_errors
 from pipeline.config import FeatureConfig
 from pipeline.spec_folder import folder_to_patches
 

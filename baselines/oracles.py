@@ -45,7 +45,7 @@ import numpy as np
 from inversion import masks as tf_masks
 from inversion import stft as inversion_stft
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 
 METHODS = ('IBM', 'IRM', 'Wiener', 'MWF')

@@ -19,7 +19,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 import tensorflow as tf
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 def _levels(sigmas) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 class FlowFamilyPrior:

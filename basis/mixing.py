@@ -8,7 +8,7 @@ import math
 
 import tensorflow as tf
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 def mix_sum(xs):

@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 class GaussianPrior:

@@ -18,7 +18,7 @@ import dataclasses
 from typing import Optional, Sequence, Tuple, Union
 
 from basis.mixing import is_linear_mixing
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 SAMPLERS = ('fast', 'paper')
 # delta of the paper's schedule per prior kind (a flow's score is rougher).

@@ -2,7 +2,7 @@
 
 ``--sampler=fast|paper`` names a schedule (:mod:`basis.sampler`); the other
 flags of the group override single settings of it. ``run_basis_sep.py`` and
-``separate_audio.py`` define the group with :func:`define_sampler_flags`; they
+``separate_audio.py`` define the group with ``commandline.flag_groups.define_sampler_flags``; they
 differ where their data differ, and only there:
 
 - the warm start: ``run_basis_sep.py`` takes ``--start_sigma`` (a noise level;
@@ -19,8 +19,8 @@ import dataclasses
 from typing import Optional, Tuple, Union
 
 from basis.sampler import SAMPLERS, parse_level_steps, sampler_settings
-from pipeline import cli_errors
-from pipeline.errors import ParameterError
+from common.checks import check_positive
+from common.errors import ParameterError
 
 WARM_STARTS = ('start_sigma', 'start_level')
 
@@ -56,7 +56,7 @@ class SamplerOptions:
     if self.sampler not in SAMPLERS:
       raise ParameterError(f'--sampler must be one of {list(SAMPLERS)}, got {self.sampler!r}')
     object.__setattr__(self, 'level_steps', parse_level_steps(self.level_steps))
-    cli_errors.check_positive(self, 'steps_per_sigma', 'step_size')
+    check_positive(self, 'steps_per_sigma', 'step_size')
     if self.constraint not in (None, 'likelihood', 'hard'):
       raise ParameterError("--constraint must be 'likelihood' or 'hard', got "
                            f'{self.constraint!r}')
@@ -88,51 +88,3 @@ class SamplerOptions:
     if self.start_sigma is not None:
       kwargs['start_sigma'] = None if self.start_sigma == 0 else self.start_sigma
     return kwargs
-
-
-def define_sampler_flags(*, warm_start: str, constraint: bool, step_size_default=None,
-                         help, flag_values=None):  # pylint: disable=redefined-builtin
-  """Defines ``--sampler``, ``--steps_per_sigma``, ``--level_steps``, ``--step_size``,
-  ``--denoise``, ``--likelihood_scale``, the warm-start flag and optionally ``--constraint``.
-
-  Args:
-    warm_start: 'start_sigma' or 'start_level', the command's warm-start flag.
-    constraint: define ``--constraint``.
-    step_size_default: ``--step_size``'s default (None: the sampler's).
-    help: help texts by flag name for ``sampler``, ``steps_per_sigma``,
-      ``step_size`` and the warm-start flag (they name the command's schedule);
-      the others have shared texts that an entry here replaces.
-    flag_values: the ``FlagValues`` to define them in (default: absl's global FLAGS).
-  """
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  if warm_start not in WARM_STARTS:
-    raise ParameterError(f'warm_start must be one of {list(WARM_STARTS)}, got {warm_start!r}')
-  fv = flag_values if flag_values is not None else flags.FLAGS
-  texts = {
-      'level_steps': "Steps of each of the priors' levels, comma separated (0 skips a "
-                     'level); overrides --steps_per_sigma.',
-      'constraint': "likelihood: BASIS's Gaussian mixture likelihood of std sigma_i; hard: "
-                    'the last source is the mixture minus the others (sum and mean mixing '
-                    'only). Default from --sampler.',
-      'denoise': 'End with the Tweedie step x + sigma_L^2 s(x, sigma_L) (one more call). '
-                 'Default from --sampler (fast: yes).',
-      'likelihood_scale': 'Multiplies the 1 / sigma_i^2 weight of the mixture residual (1: a '
-                          'Gaussian likelihood with std sigma_i; see docs/basis.md for the '
-                          "original code's effective weights).",
-  }
-  texts.update(help)
-  flags.DEFINE_enum('sampler', SamplerOptions.sampler, list(SAMPLERS), texts['sampler'],
-                    flag_values=fv)
-  flags.DEFINE_integer('steps_per_sigma', None, texts['steps_per_sigma'], flag_values=fv)
-  flags.DEFINE_list('level_steps', None, texts['level_steps'], flag_values=fv)
-  flags.DEFINE_float('step_size', step_size_default, texts['step_size'], flag_values=fv)
-  if constraint:
-    flags.DEFINE_enum('constraint', None, ['likelihood', 'hard'], texts['constraint'],
-                      flag_values=fv)
-  flags.DEFINE_boolean('denoise', None, texts['denoise'], flag_values=fv)
-  if warm_start == 'start_sigma':
-    flags.DEFINE_float('start_sigma', None, texts['start_sigma'], flag_values=fv)
-  else:
-    flags.DEFINE_integer('start_level', None, texts['start_level'], flag_values=fv)
-  flags.DEFINE_float('likelihood_scale', SamplerOptions.likelihood_scale,
-                     texts['likelihood_scale'], flag_values=fv)

@@ -37,8 +37,8 @@ import tensorflow as tf
 from basis.mixing import (get_mixing, is_linear_mixing, project_onto_mixture, solve_last_source,
                           split_mixture)
 from basis.priors import check_prior
-from pipeline.errors import ParameterError
-from pipeline.checks import check_seed
+from common.errors import ParameterError
+from common.checks import check_seed
 
 
 class DivergenceError(FloatingPointError):

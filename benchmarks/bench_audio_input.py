@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-from pipeline import compute
+from common import compute
 from pipeline import datasets
 
 FLAGS = flags.FLAGS

@@ -27,7 +27,7 @@ import tensorflow as tf
 from ncsn import layers
 from ncsn.losses import dsm_loss
 from ncsn.model import ScoreNetConfig, ScoreNetwork
-from pipeline import compute
+from common import compute
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('shape', ['28', '28', '1'], 'height,width,channels of the input.')

@@ -45,9 +45,9 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from pipeline import audio  # pylint: disable=g-import-not-at-top,wrong-import-position
-from pipeline import compute  # pylint: disable=g-import-not-at-top,wrong-import-position
+from common import compute  # pylint: disable=g-import-not-at-top,wrong-import-position
 from pipeline.config import FeatureConfig  # pylint: disable=g-import-not-at-top,wrong-import-position
-from pipeline.errors import ParameterError  # pylint: disable=g-import-not-at-top,wrong-import-position
+from common.errors import ParameterError  # pylint: disable=g-import-not-at-top,wrong-import-position
 from pipeline.transforms import MelTransform  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS

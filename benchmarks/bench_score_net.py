@@ -30,7 +30,7 @@ import tensorflow as tf
 from ncsn import train_lib
 from ncsn.losses import dsm_loss
 from ncsn.model import ScoreNetConfig, ScoreNetwork
-from pipeline import compute
+from common import compute
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('prior', None, 'Exported prior folder (default: a fresh ngf=32 net).')

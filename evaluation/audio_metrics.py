@@ -14,7 +14,7 @@ from typing import Callable, Tuple
 
 import numpy as np
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 def _pair(estimate, reference):

@@ -68,7 +68,7 @@ from typing import Dict
 import numpy as np
 from scipy import fft as sp_fft
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 METRICS = ('SDR', 'SIR', 'SAR', 'ISR')
 # Bytes of complex spectra held at once when scoring windows (chunks of windows).

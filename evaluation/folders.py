@@ -10,7 +10,7 @@ Estimates (one folder per method; ``oracle_systems.py`` writes this too)::
   <estimates>/<track>/<source>.wav
 
 Every file of a track must have the same sample rate, channel count and
-length; anything else is a :class:`pipeline.errors.ParameterError` that names
+length; anything else is a :class:`common.errors.ParameterError` that names
 the file and both values. Waveforms are float32 ``[n_channels, n_samples]``.
 """
 
@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from pipeline.audio import load
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 MIXTURE = 'mixture'
 AUDIO_EXTENSIONS = ('.wav', '.flac')

@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 def psnr(estimate, reference, *, data_range: float = 1.0, axis=None) -> np.ndarray:

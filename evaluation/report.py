@@ -39,8 +39,8 @@ from evaluation import folders
 from evaluation import report_html
 from evaluation.audio_metrics import si_sdr
 from evaluation.bss_eval import METRICS, bss_eval_v4, nanmedian
-from pipeline.atomic import atomic_path, write_json_atomic
-from pipeline.errors import ParameterError
+from common.atomic import atomic_path, write_json_atomic
+from common.errors import ParameterError
 
 TABLE_METRICS = METRICS + ('SI-SDR', 'SI-SDRi')
 CACHE_VERSION = 1

@@ -16,7 +16,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from evaluation import folders
-from pipeline.atomic import atomic_path
+from common.atomic import atomic_path
 
 # Spectrogram images: log frequency (40 Hz to Nyquist), dB below the mixture's
 # peak, clipped at DYNAMIC_RANGE_DB.

@@ -34,10 +34,10 @@ from experiments.resume import BatchCache, fingerprint_prior_dirs, mixtures_dige
 from inversion import mel_to_linear
 from inversion import phase as phase_lib
 from pipeline import audio
-from pipeline import compute
-from pipeline.atomic import save_npy_atomic, write_json_atomic
+from common import compute
+from common.atomic import save_npy_atomic, write_json_atomic
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -6,7 +6,7 @@
 Images (MNIST, CIFAR-10) are mixed in pairs (:mod:`experiments.image_separation`),
 mel patches one folder per source; results.json, separation.png and the
 estimates go to ``out_dir``. The script maps its flags onto
-:class:`BasisSepConfig` (``pipeline.flag_groups``); nothing here reads flags.
+:class:`BasisSepConfig` (``commandline.flag_groups``); nothing here reads flags.
 """
 
 import dataclasses
@@ -24,12 +24,11 @@ from experiments import image_separation
 from experiments.mixtures import image_pairs
 from experiments.prior_checks import (check_prior_matches_data, check_same_features,
                                       record_step_check)
-from pipeline import cli_errors
-from pipeline import compute
+from common import checks
+from common import compute
 from pipeline import datasets
-from pipeline import flag_groups
 from pipeline import tfrecords
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PRIORS = {'mnist': os.path.join(ROOT, 'assets', 'priors', 'ncsn_mnist')}
@@ -58,7 +57,7 @@ class BasisSepConfig:
       db_power_sum for mel patches.
     check_step: measure each prior's score roughness first and warn near the
       stability limit.
-    precision, bfloat16: NCSN compute precision (``pipeline.compute``).
+    precision, bfloat16: NCSN compute precision (``common.compute``).
     seed: mixture choice and Langevin noise.
     out_dir: the output folder.
     resume: keep finished batches in ``out_dir/partial`` and reuse them.
@@ -89,10 +88,10 @@ class BasisSepConfig:
   command: str = ''
 
   def __post_init__(self):
-    object.__setattr__(self, 'data_dir', flag_groups.as_tuple(self.data_dir))
-    object.__setattr__(self, 'prior_dir', flag_groups.as_tuple(self.prior_dir))
-    cli_errors.check_positive(self, 'n_mixtures', 'batch_size', 'n_sources')
-    flag_groups.check_choice(self.dataset, 'dataset', IMAGE_DATASETS + ('melspec',))
+    object.__setattr__(self, 'data_dir', checks.as_tuple(self.data_dir))
+    object.__setattr__(self, 'prior_dir', checks.as_tuple(self.prior_dir))
+    checks.check_positive(self, 'n_mixtures', 'batch_size', 'n_sources')
+    checks.check_choice(self.dataset, 'dataset', IMAGE_DATASETS + ('melspec',))
     if self.prior_kind not in self.PRIOR_KINDS:
       raise ParameterError(f'unknown --prior_kind {self.prior_kind!r}')
     if self.dataset == 'melspec' and (not self.data_dir or
@@ -162,7 +161,7 @@ def run(config: BasisSepConfig) -> dict:
     ParameterError: a missing prior, priors that do not match the data, an
       output folder that is a file.
   """
-  cli_errors.check_output_dir(config.out_dir)
+  checks.check_output_dir(config.out_dir)
   priors, prior_dirs = _load_priors(config)
   sigmas = _sigmas(config, priors)
   description = {

@@ -7,7 +7,7 @@ import numpy as np
 
 from experiments.progress import LevelProgress, format_eta
 from experiments.resume import BatchCache
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 def separate_in_batches(separator: Callable, mixtures: np.ndarray, *, batch_size: int,

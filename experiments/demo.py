@@ -20,10 +20,10 @@ from typing import Any, Dict, Optional, Tuple
 from experiments import audio_separation
 from experiments import evaluate_tracks
 from pipeline import audio
-from pipeline.atomic import write_json_atomic
+from common.atomic import write_json_atomic
 from pipeline.config import FeatureConfig
 from pipeline.demo import load_demo_clips
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 
 TRACK = 'demo_duet'
@@ -39,7 +39,7 @@ class DemoConfig:
     sampler: 'fast' or 'paper' (``audio_separation.AudioSeparationConfig``).
     steps_per_sigma: Langevin steps per noise level (None: the sampler's).
     extra_phase: a second inversion of the same separation (None: skip).
-    precision: network precision (``'auto'``: pipeline.compute decides).
+    precision: network precision (``'auto'``: common.compute decides).
   """
 
   out_dir: str = 'out/demo'

@@ -23,9 +23,9 @@ import numpy as np
 
 from experiments import audio_separation
 from pipeline import audio
-from pipeline.atomic import write_json_atomic
+from common.atomic import write_json_atomic
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 
 MIXTURE_METHOD = 'mixture-as-estimate'

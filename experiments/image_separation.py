@@ -16,7 +16,7 @@ from experiments.batches import separate_in_batches
 from experiments.mixtures import image_pairs  # pylint: disable=unused-import  (the mixtures run here)
 from experiments.outputs import save_image_grid
 from experiments.resume import BatchCache, fingerprint_prior_dirs, mixtures_digest
-from pipeline.atomic import save_npy_atomic, write_json_atomic
+from common.atomic import save_npy_atomic, write_json_atomic
 
 
 def _batch_cache(out_dir: str, separator: Separator, mixtures: np.ndarray,

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 def image_pairs(images: np.ndarray, *, n_mixtures: int, n_sources: int = 2,

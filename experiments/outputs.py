@@ -7,7 +7,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from basis.separate import SATURATION_LIMIT, Separator, clipped_fraction
-from pipeline import figures
+from common import figures
 
 
 def save_image_grid(path: str, mixtures, estimates, references, *, n_rows: int = 8,

@@ -18,7 +18,7 @@ from typing import Tuple
 
 import numpy as np
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 def patch_starts(n_frames: int, patch_frames: int, hop_frames: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 
 from basis import diagnostics
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 def check_step_size(priors, prior_dirs, sources, sigmas, step_size, *, n_probe=32,

@@ -14,8 +14,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from pipeline.atomic import save_npy_atomic, write_json_atomic
-from pipeline.errors import ParameterError
+from common.atomic import save_npy_atomic, write_json_atomic
+from common.errors import ParameterError
 
 
 def fingerprint_prior_dirs(prior_dirs: Sequence[str]) -> Dict[str, str]:

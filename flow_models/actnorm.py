@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 tfb = tfp.bijectors
 

@@ -5,7 +5,7 @@
                     workdir='priors/glow_mnist_family', steps_per_sigma=2000))
 
 The script maps its flags onto :class:`GlowRunConfig` (fields are named after
-the flags; ``pipeline.flag_groups``); nothing here reads flags.
+the flags; ``commandline.flag_groups``); nothing here reads flags.
 """
 
 import dataclasses
@@ -20,11 +20,11 @@ from flow_models import export
 from flow_models import model as model_lib
 from flow_models import train_lib
 from flow_models import utils
-from pipeline import cli_errors
+from common import checks
 from pipeline import datasets
-from pipeline import figures
-from pipeline import flag_groups
-from pipeline.errors import ParameterError
+from common import figures
+from common.errors import ParameterError
+from training.run_config import TrainingRunConfig
 from training import loop
 from training.strategy import get_strategy
 
@@ -37,7 +37,7 @@ _DEFAULT_LEVELS = 3
 
 
 @dataclasses.dataclass(frozen=True)
-class GlowRunConfig(flag_groups.TrainingRunConfig):
+class GlowRunConfig(TrainingRunConfig):
   """One ``train_glow.py`` run: train, sample, export or finetune_noise.
 
   Shared fields: the base class (``sigma_max``, ``sigma_min``, ``num_levels``:
@@ -87,8 +87,8 @@ class GlowRunConfig(flag_groups.TrainingRunConfig):
 
   def __post_init__(self):
     super().__post_init__()
-    flag_groups.check_choice(self.model, 'model', tuple(_ARCH_FIELDS))
-    flag_groups.check_choice(self.optimizer, 'optimizer', ('adamax', 'adam'))
+    checks.check_choice(self.model, 'model', tuple(_ARCH_FIELDS))
+    checks.check_choice(self.optimizer, 'optimizer', ('adamax', 'adam'))
     if self.mode == 'train':
       other = set().union(*_ARCH_FIELDS.values()) - set(_ARCH_FIELDS[self.model])
       stray = sorted(n for n in other if getattr(self, n) is not None)
@@ -99,7 +99,7 @@ class GlowRunConfig(flag_groups.TrainingRunConfig):
       if not self.workdir or not self.init_from:
         raise ParameterError('--mode=finetune_noise needs --init_from (the clean prior) and '
                              '--workdir (the family folder)')
-      cli_errors.check_positive(self, 'batch_size', 'steps_per_sigma', 'num_levels',
+      checks.check_positive(self, 'batch_size', 'steps_per_sigma', 'num_levels',
                                 'learning_rate')
 
   def flow_config(self, image_shape):
@@ -159,7 +159,7 @@ def _colormap(config: GlowRunConfig) -> Optional[str]:
 
 def train(config: GlowRunConfig):
   """Builds data, the train config and the task, and runs the shared loop."""
-  cli_errors.check_output_dir(config.workdir, 'workdir')
+  checks.check_output_dir(config.workdir, 'workdir')
   train_ds, test_ds, info = _datasets(config)
   shape = tuple(info['image_shape'])
   train_config = export.FlowTrainConfig(
@@ -190,7 +190,7 @@ def train(config: GlowRunConfig):
 
 def finetune_noise(config: GlowRunConfig):
   """Fine-tunes one flow per noise level from ``init_from`` into ``workdir`` (a family)."""
-  cli_errors.check_output_dir(config.workdir, 'workdir')
+  checks.check_output_dir(config.workdir, 'workdir')
   sigmas = np.geomspace(config.sigma_max, config.sigma_min, config.num_levels)
   train_ds, test_ds, _ = _datasets(config)
   family = train_lib.finetune_noise(

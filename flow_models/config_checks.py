@@ -6,7 +6,7 @@ from typing import Any, Dict
 from flow_models import couplings
 from flow_models import preprocessing
 from flow_models import utils
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 def check_common_fields(config):

@@ -15,7 +15,7 @@ import scipy.linalg
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 tfb = tfp.bijectors
 

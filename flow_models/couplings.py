@@ -30,7 +30,7 @@ import tensorflow_probability as tfp
 
 from flow_models import composition
 from flow_models import multiscale
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 tfb = tfp.bijectors
 

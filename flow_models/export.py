@@ -24,7 +24,7 @@ import tensorflow as tf
 from flow_models import utils
 from flow_models.glow import GlowConfig, build_glow
 from flow_models.realnvp import RealNVPConfig, build_realnvp
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from training import optim
 from training import prior_io
 

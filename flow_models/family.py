@@ -20,8 +20,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from flow_models.export import load_flow
-from pipeline.errors import ParameterError
-from pipeline.atomic import write_json_atomic
+from common.errors import ParameterError
+from common.atomic import write_json_atomic
 
 FAMILY_FILE = 'family.json'
 KIND = 'flow_family'

@@ -19,8 +19,8 @@ import tensorflow_probability as tfp
 from flow_models import composition
 from flow_models import networks
 from flow_models.actnorm import ActNorm
-from pipeline.errors import ParameterError
-from pipeline.checks import check_seed
+from common.errors import ParameterError
+from common.checks import check_seed
 
 tfb = tfp.bijectors
 tfd = tfp.distributions

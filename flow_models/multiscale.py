@@ -12,7 +12,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flow_models import composition
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 tfb = tfp.bijectors
 

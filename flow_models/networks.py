@@ -29,7 +29,7 @@ import contextlib
 import numpy as np
 import tensorflow as tf
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 def _check_positive_int(name, value):

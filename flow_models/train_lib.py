@@ -31,8 +31,8 @@ from flow_models.export import (PRIOR_CONFIG, FlowTrainConfig, build_model,
 # Their old home: flow_models.export is where they live now.
 from flow_models.export import (MODELS, PRIOR_WEIGHTS, FlowConfig,  # pylint: disable=unused-import
                                 flow_config, load_flow)
-from pipeline import atomic
-from pipeline.errors import ParameterError
+from common import atomic
+from common.errors import ParameterError
 from training import loop
 from training import optim
 from training.prior_io import read_json as _read_json

@@ -4,7 +4,7 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 def check_int(name: str, value, minimum: int = 1) -> int:

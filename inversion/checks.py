@@ -8,7 +8,7 @@ shape checks run, so the functions stay traceable.
 import numpy as np
 import tensorflow as tf
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 def is_numpy_input(*values) -> bool:

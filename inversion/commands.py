@@ -19,9 +19,9 @@ from inversion import mel_to_linear
 from inversion import phase
 from inversion import stft as stft_lib
 from pipeline import audio
-from pipeline.atomic import write_json_atomic
+from common.atomic import write_json_atomic
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 
 # Measured in docs/inversion.md (mel -> wav table): the refiner where it fits the

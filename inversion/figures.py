@@ -4,7 +4,7 @@ from typing import Dict
 
 import numpy as np
 
-from pipeline.atomic import atomic_path
+from common.atomic import atomic_path
 from pipeline.transforms import MelTransform
 
 

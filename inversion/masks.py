@@ -18,7 +18,7 @@ the mixture STFT):
 import tensorflow as tf
 
 from inversion import checks
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 _LAYOUT = '[n_sources, ..., n_frames, n_bins]'
 

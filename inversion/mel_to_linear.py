@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from inversion import checks
 from inversion import stft as stft_lib
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 MAGNITUDE_METHODS = ('pinv', 'nnls', 'refiner', 'auto')
 DEFAULT_NNLS_ITERATIONS = 50

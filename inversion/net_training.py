@@ -33,7 +33,7 @@ from inversion import nets
 from inversion import stft as stft_lib
 from pipeline import audio
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.transforms import MelTransform, nnls_mel_inverse, nnls_step
 
 # (n_mels, fmin, fmax) of the filterbanks the refiner is trained on.
@@ -307,7 +307,7 @@ def run(config: NetTrainConfig) -> Dict[str, Any]:
   if config.export_dir:
     model = nets.build(config.kind, net_config)
     ckpt, step, elapsed = prior_io.load_ema_weights(config.workdir, model)
-    from pipeline import compute  # pylint: disable=g-import-not-at-top
+    from common import compute  # pylint: disable=g-import-not-at-top
     meta = dict(description, step=step, elapsed_s=elapsed, checkpoint=ckpt,
                 command=' '.join(['python'] + [os.path.basename(sys.argv[0])] + sys.argv[1:]),
                 cpu=compute.cpu_description(),

@@ -33,7 +33,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 KINDS = ('refiner', 'degli')
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

@@ -45,8 +45,8 @@ import tensorflow as tf
 from inversion import checks
 from inversion import masks as masks_lib
 from inversion import stft as stft_lib
-from pipeline.checks import check_seed
-from pipeline.errors import ParameterError
+from common.checks import check_seed
+from common.errors import ParameterError
 
 WEIGHTS = ('equal', 'magnitude')
 

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from inversion import checks
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 
 TransformLike = Union[MelTransform, FeatureConfig, None]

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from ncsn import layers
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 ARCHS = ('refinenet', 'unet')

@@ -5,7 +5,7 @@
   run(NCSNRunConfig(mode='export', workdir='runs/ncsn_mnist', prior='priors/ncsn_mnist'))
 
 The script maps its flags onto :class:`NCSNRunConfig` (fields are named after
-the flags; ``pipeline.flag_groups``); nothing here reads flags.
+the flags; ``commandline.flag_groups``); nothing here reads flags.
 """
 
 import dataclasses
@@ -21,12 +21,12 @@ from ncsn import schedules
 from ncsn import train_lib
 from ncsn.model import ScoreNetConfig
 from ncsn.sampling import make_sampler
-from pipeline import cli_errors
-from pipeline import compute
+from common import checks
+from common import compute
 from pipeline import datasets
-from pipeline import figures
-from pipeline import flag_groups
-from pipeline.errors import ParameterError
+from common import figures
+from common.errors import ParameterError
+from training.run_config import TrainingRunConfig
 from training import loop
 from training.strategy import get_strategy
 
@@ -34,7 +34,7 @@ MEL_DATASETS = ('melspec', 'audio')
 
 
 @dataclasses.dataclass(frozen=True)
-class NCSNRunConfig(flag_groups.TrainingRunConfig):
+class NCSNRunConfig(TrainingRunConfig):
   """One ``train_ncsn.py`` run: train, sample or export (shared fields: the base class).
 
   Attributes:
@@ -48,7 +48,7 @@ class NCSNRunConfig(flag_groups.TrainingRunConfig):
     num_res_blocks: U-Net: residual blocks per resolution.
     v2_schedule: choose ``sigma_max`` and the levels from the data (NCSNv2).
     precision, bfloat16: the network compute precision
-      (``pipeline.compute.resolve_precision``; ``bfloat16`` is the deprecated alias).
+      (``common.compute.resolve_precision``; ``bfloat16`` is the deprecated alias).
     steps_each: Langevin steps per level in sample mode.
     step_lr: Langevin eps.
     grid_steps_each: Langevin steps per level of the preview grids.
@@ -72,9 +72,9 @@ class NCSNRunConfig(flag_groups.TrainingRunConfig):
 
   def __post_init__(self):
     super().__post_init__()
-    object.__setattr__(self, 'eval_data_dir', flag_groups.as_tuple(self.eval_data_dir))
-    flag_groups.check_choice(self.variant, 'variant', ('v1', 'v2'))
-    flag_groups.check_choice(self.arch, 'arch', ('refinenet', 'unet'))
+    object.__setattr__(self, 'eval_data_dir', checks.as_tuple(self.eval_data_dir))
+    checks.check_choice(self.variant, 'variant', ('v1', 'v2'))
+    checks.check_choice(self.arch, 'arch', ('refinenet', 'unet'))
     try:
       object.__setattr__(self, 'channel_mult', tuple(int(m) for m in self.channel_mult))
     except ValueError as e:
@@ -83,7 +83,7 @@ class NCSNRunConfig(flag_groups.TrainingRunConfig):
     if self.mode == 'train' and self.eval_data_dir and self.dataset not in MEL_DATASETS:
       raise ParameterError('--eval_data_dir applies to --dataset=melspec or audio')
     if self.mode == 'sample':
-      cli_errors.check_positive(self, 'n_samples', 'steps_each', 'step_lr')
+      checks.check_positive(self, 'n_samples', 'steps_each', 'step_lr')
 
   def net_config(self) -> ScoreNetConfig:
     """The score network's architecture."""
@@ -110,7 +110,7 @@ def _schedule(config: NCSNRunConfig, train_ds_unbatched):
 
 def train(config: NCSNRunConfig):
   """Builds data, the train config and the task, and runs the shared loop."""
-  cli_errors.check_output_dir(config.workdir, 'workdir')
+  checks.check_output_dir(config.workdir, 'workdir')
   mel = config.dataset in MEL_DATASETS
   common = dict(data_dir=list(config.data_dir or ()) or None if mel else config.single_data_dir,
                 mnist_source=config.mnist_source)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ncsn.model import ScoreNetConfig, build_score_network
 from ncsn.schedules import NoiseSchedule
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from training import prior_io
 
 PRIOR_CONFIG = prior_io.PRIOR_CONFIG

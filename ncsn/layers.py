@@ -38,8 +38,8 @@ and labels int32 ``[batch]`` (or None for unconditional layers).
 import numpy as np
 import tensorflow as tf
 
-from pipeline import compute
-from pipeline.errors import ParameterError
+from common import compute
+from common.errors import ParameterError
 
 _EPS = 1e-5
 

@@ -28,7 +28,7 @@ import tensorflow as tf
 from ncsn import layers
 from ncsn import unet
 from ncsn.base import ScoreNetBase, ScoreNetConfig  # pylint: disable=unused-import  (public here)
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 def build_score_network(config: ScoreNetConfig, sigmas: Sequence[float], image_shape, *,

@@ -4,8 +4,8 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
-from pipeline.errors import ParameterError
-from pipeline.checks import check_seed
+from common.errors import ParameterError
+from common.checks import check_seed
 
 
 def langevin_step_sizes(sigmas, step_lr):

@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -47,7 +47,7 @@ import tensorflow as tf
 
 from ncsn import layers
 from ncsn.base import ScoreNetBase, ScoreNetConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 class _Down(tf.Module):

@@ -1,6 +1,6 @@
 """Audio -> mel spectrogram -> TFRecord pipeline and tf.data datasets."""
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.config import FeatureConfig
 from pipeline.filterbank import mel_filterbank
 from pipeline.audio import load, write_wav, validate_audio, resample, to_mono

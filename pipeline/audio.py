@@ -12,8 +12,8 @@ from typing import Optional, Tuple
 import numpy as np
 import soundfile as sf
 
-from pipeline.atomic import atomic_path
-from pipeline.errors import ParameterError
+from common.atomic import atomic_path
+from common.errors import ParameterError
 
 
 def validate_audio(y, *, name: str = 'audio', mono: bool = False) -> np.ndarray:

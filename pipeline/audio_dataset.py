@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from pipeline import tfrecords
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3')

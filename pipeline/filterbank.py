@@ -9,7 +9,7 @@ returns it in the TensorFlow orientation ``[n_bins, n_mels]``.
 
 import numpy as np
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 # Slaney's Auditory Toolbox mel scale: 3 mel per 200 Hz below 1 kHz ...
 _F_SP = 200.0 / 3.0

@@ -10,7 +10,7 @@ import soundfile as sf
 
 from pipeline import audio
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.tfrecords import PatchWriter
 from pipeline.transforms import MelTransform
 

@@ -49,7 +49,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 FORMAT_NAME = 'patch-tfrecords'
 FORMAT_VERSION = 1

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.filterbank import mel_filterbank
 
 

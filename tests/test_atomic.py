@@ -6,8 +6,8 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
-from pipeline.atomic import read_json_checked, save_npy_atomic, write_json_atomic
-from pipeline.errors import OutputError, ParameterError
+from common.atomic import read_json_checked, save_npy_atomic, write_json_atomic
+from common.errors import OutputError, ParameterError
 
 
 class AtomicWriteTest(tf.test.TestCase):

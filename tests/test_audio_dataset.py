@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from pipeline import FeatureConfig
 from pipeline.audio_dataset import audio_patch_dataset, list_audio_files
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 
 RATE = 16000

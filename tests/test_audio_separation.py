@@ -14,7 +14,7 @@ from absl.testing import parameterized
 from experiments import audio_separation as lib
 from experiments import patching
 from pipeline import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _tiny_mel_prior(prior_dir, seed=0):
   from ncsn import schedules, train_lib  # pylint: disable=g-import-not-at-top
   from ncsn.model import ScoreNetConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.atomic import write_json_atomic  # pylint: disable=g-import-not-at-top
+  from common.atomic import write_json_atomic  # pylint: disable=g-import-not-at-top
   features = FeatureConfig()
   config = train_lib.NCSNTrainConfig(
       net=ScoreNetConfig(ngf=4, arch='unet', channel_mult=(1, 2), num_res_blocks=1),
@@ -230,7 +230,7 @@ class EvaluateTracksTest(tf.test.TestCase):
 class AudioCallsStudyTest(tf.test.TestCase):
 
   def test_cells_score_each_track_and_resume(self):
-    from experiments import basis_calls  # pylint: disable=g-import-not-at-top
+    from experiments.studies import basis_calls  # pylint: disable=g-import-not-at-top
     tmp = self.create_tempdir().full_path
     refs = os.path.join(tmp, 'refs', '00000')
     os.makedirs(refs)
@@ -265,7 +265,7 @@ class AudioCallsStudyTest(tf.test.TestCase):
 class PriorQualityTest(tf.test.TestCase):
 
   def test_denoising_table_has_one_row_per_level(self):
-    from experiments import prior_quality  # pylint: disable=g-import-not-at-top
+    from experiments.studies import prior_quality  # pylint: disable=g-import-not-at-top
     from pipeline.tfrecords import write_patches  # pylint: disable=g-import-not-at-top
     tmp = self.create_tempdir().full_path
     prior = os.path.join(tmp, 'ncsn_piano')

@@ -382,7 +382,7 @@ class ExperimentTest(tf.test.TestCase):
 def _tiny_prior(prior_dir, image_shape, dataset=None):
   from ncsn import schedules, train_lib  # pylint: disable=g-import-not-at-top
   from ncsn.model import ScoreNetConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.atomic import write_json_atomic  # pylint: disable=g-import-not-at-top
+  from common.atomic import write_json_atomic  # pylint: disable=g-import-not-at-top
   config = train_lib.NCSNTrainConfig(net=ScoreNetConfig(ngf=4),
                                      schedule=schedules.ncsn_v1(), image_shape=image_shape,
                                      dataset=dataset or {})

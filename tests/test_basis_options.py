@@ -15,7 +15,7 @@ from absl.testing import parameterized
 from basis import DbPowerSum, GaussianPrior, Separator, separate
 from basis.mixing import mix_mean, mix_sum, project_onto_mixture, split_mixture
 from basis.sampler import parse_level_steps, sampler_settings
-from experiments import basis_calls
+from experiments.studies import basis_calls
 from pipeline import ParameterError
 
 SIGMAS = np.geomspace(1.0, 0.01, 10)

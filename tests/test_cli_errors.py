@@ -8,8 +8,8 @@ from absl.testing import absltest
 import pytest
 
 from basis.separate import DivergenceError
-from pipeline import cli_errors
-from pipeline.errors import ParameterError
+from commandline import cli_errors
+from common.errors import ParameterError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

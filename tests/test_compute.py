@@ -1,12 +1,12 @@
-"""pipeline.compute: which precision each kind of machine gets, and why."""
+"""common.compute: which precision each kind of machine gets, and why."""
 
 from unittest import mock
 
 import tensorflow as tf
 from absl.testing import parameterized
 
-from pipeline import compute
-from pipeline.errors import ParameterError
+from common import compute
+from common.errors import ParameterError
 
 ZEN3 = frozenset('fpu sse2 avx avx2 fma'.split())
 ZEN5 = frozenset('avx2 avx512f avx512_bf16 avx512_vnni'.split())

@@ -15,7 +15,7 @@ import tensorflow as tf
 from pipeline import datasets
 from pipeline import tfrecords
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 class MnistTest(tf.test.TestCase):

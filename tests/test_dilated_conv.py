@@ -11,7 +11,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from ncsn import layers
-from pipeline import compute
+from common import compute
 
 
 def _pair(shape, cin, cout, seed):

@@ -16,7 +16,7 @@ from flow_models import preprocessing
 from flow_models import multiscale
 from flow_models.actnorm import ActNorm
 from flow_models.conv1x1 import InvertibleConv1x1
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 tfb = tfp.bijectors
 tfd = tfp.distributions

@@ -18,7 +18,7 @@ from flow_models import utils
 from flow_models.actnorm import ActNorm
 from flow_models.glow import GlowConfig, build_glow
 from flow_models.realnvp import RealNVPConfig, build_realnvp
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 tfb = tfp.bijectors
 tfd = tfp.distributions

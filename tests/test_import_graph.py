@@ -10,8 +10,15 @@ packages (importing ``training.prior_io`` runs ``training/__init__``).
 Layers, lowest first; an arrow may point within its layer or down, never up,
 and the packages of one layer may not import each other in a circle::
 
-  pipeline -> training -> ncsn, flow_models -> basis, inversion, evaluation,
-  baselines -> experiments -> scripts (the top-level ``*.py`` mains)
+  common -> pipeline -> datagen, training -> ncsn, flow_models -> basis, inversion,
+  evaluation, baselines -> experiments -> commandline -> scripts (the top-level ``*.py``
+  mains)
+
+``common`` holds what every room uses (errors, atomic writes, checks, compute,
+figures); ``pipeline`` holds data only (no data generation, no flags, no
+command-line helpers); ``datagen`` makes data (rendering, voices, noise);
+``commandline`` is the one place where absl flags are defined and read: no
+library module imports ``absl.flags`` or ``absl.app``.
 
 ``tests/`` and ``benchmarks/`` sit outside the layers.
 """
@@ -27,13 +34,23 @@ from absl.testing import absltest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = '<scripts>'
 LAYERS = (
+    ('common',),
     ('pipeline',),
-    ('training',),
+    ('datagen', 'training'),
     ('ncsn', 'flow_models'),
     ('basis', 'inversion', 'evaluation', 'baselines'),
     ('experiments',),
+    ('commandline',),
     (SCRIPTS,),
 )
+# The library rooms: none of them defines or reads absl flags.
+LIBRARY = ('common', 'pipeline', 'datagen', 'training', 'ncsn', 'flow_models', 'basis',
+           'inversion', 'evaluation', 'baselines', 'experiments')
+# What pipeline/ may hold: data (audio I/O, features, TFRecords, datasets, the demo clips).
+PIPELINE_MODULES = {
+    'pipeline', 'pipeline.audio', 'pipeline.audio_dataset', 'pipeline.config',
+    'pipeline.datasets', 'pipeline.demo', 'pipeline.filterbank', 'pipeline.spec_folder',
+    'pipeline.tfrecords', 'pipeline.transforms', 'pipeline.waveform_pairs'}
 # (module, package it imports) pairs that still run up, each with why and until
 # when. An entry whose arrow is gone fails the test: this list only shrinks.
 KNOWN_UPWARD = {}
@@ -201,6 +218,32 @@ class ImportGraphTest(absltest.TestCase):
     self.assertEqual(cycles(g), [['pipeline.a', 'pipeline.b']])
     self.assertEqual(upward_arrows(g), [('training.x', 'experiments'),
                                         ('training.x', 'experiments.y')])
+
+
+class RoomsTest(absltest.TestCase):
+
+  def test_no_library_module_defines_or_reads_flags(self):
+    offenders = []
+    for module, path in find_modules().items():
+      if _package(module) not in LIBRARY:
+        continue
+      with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read(), path)
+      for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+          names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+          names = [f'{node.module}.{a.name}' for a in node.names]
+        if any(n.startswith(('absl.flags', 'absl.app')) for n in names):
+          offenders.append(module)
+    self.assertEqual(sorted(set(offenders)), [])
+
+  def test_pipeline_holds_data_only(self):
+    pipeline = {m for m in find_modules() if _package(m) == 'pipeline'}
+    self.assertEqual(sorted(pipeline - PIPELINE_MODULES), [],
+                     'pipeline/ holds data only: put helpers in common/, generation in '
+                     'datagen/')
 
 
 class SeparationImportsTest(absltest.TestCase):

@@ -8,7 +8,7 @@ import soundfile as sf
 import tensorflow as tf
 
 from inversion import commands
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 
 from tests.inversion_fixtures import FEATURES, SR

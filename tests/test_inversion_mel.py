@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from inversion import mel_to_linear
 from pipeline import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 
 

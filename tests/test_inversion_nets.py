@@ -12,7 +12,7 @@ from inversion import net_training
 from inversion import phase
 from inversion import stft as stft_lib
 from pipeline import audio
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from training import optim
 from tests import inversion_fixtures as fx
 
@@ -283,7 +283,7 @@ class MelTableTest(tf.test.TestCase):
   """The table runs end to end on tiny clips, beside librosa, and names missing data."""
 
   def test_table_rows_scores_and_files(self):
-    from inversion import mel_table  # pylint: disable=g-import-not-at-top
+    from experiments.studies import mel_table  # pylint: disable=g-import-not-at-top
     d = self.create_tempdir().full_path
     s = fx.sources(16000)
     for g, y in (('a', s[0]), ('b', s[1])):
@@ -314,7 +314,7 @@ class MelTableTest(tf.test.TestCase):
       self.assertIn('| nnls | fgla | 8 |', f.read())
 
   def test_phase_specs_parse_and_bad_ones_are_named(self):
-    from inversion import mel_table  # pylint: disable=g-import-not-at-top
+    from experiments.studies import mel_table  # pylint: disable=g-import-not-at-top
     self.assertEqual(mel_table.parse_phase('degli@0.9'), ('degli', 0.9))
     self.assertEqual(mel_table.parse_phase('gla'), ('gla', None))
     with self.assertRaisesRegex(ParameterError, r"'fgla@x': the momentum after @"):
@@ -323,7 +323,7 @@ class MelTableTest(tf.test.TestCase):
       mel_table.split_groups('train')
 
   def test_too_few_clips_are_named(self):
-    from inversion import mel_table  # pylint: disable=g-import-not-at-top
+    from experiments.studies import mel_table  # pylint: disable=g-import-not-at-top
     with self.assertRaisesRegex(ParameterError, r"group 'x': .*matches 0 files, need 6"):
       mel_table.load_clips(mel_table.MelTableConfig(out_dir='/tmp/o',
                                                     groups=(('x', '/nothing/*.wav'),)))

@@ -9,7 +9,7 @@ from absl.testing import parameterized
 
 from inversion import phase
 from inversion import stft as stft_lib
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 SAMPLE_RATE = 16000
 N_FFT, HOP = 512, 128

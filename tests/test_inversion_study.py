@@ -1,6 +1,6 @@
-"""inversion.study (the lambda / iteration study) and inversion_study.py, on tiny synthetic data.
+"""experiments.studies.inversion_study (the lambda / iteration study) and inversion_study.py, on tiny synthetic data.
 
-The data are written with ``pipeline.speech.write_clip`` (no espeak-ng
+The data are written with ``datagen.speech.write_clip`` (no espeak-ng
 needed): a "voice" of gated harmonic tones and white noise, 0.25 s, with a
 small STFT (n_fft 256, hop 64) so the whole study runs in seconds.
 """
@@ -15,9 +15,9 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from inversion import study
-from pipeline import speech
-from pipeline.errors import ParameterError
+from experiments.studies import inversion_study as study
+from datagen import speech
+from common.errors import ParameterError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR = 16000

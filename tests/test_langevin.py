@@ -6,7 +6,7 @@ from absl.testing import parameterized
 
 from ncsn.sampling import annealed_langevin, langevin_step_sizes, make_sampler
 from ncsn.schedules import NoiseSchedule
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 SIGMAS = NoiseSchedule(1.0, 0.01, 10).sigmas.astype(np.float32)   # original NCSN
 MU = np.array([0.2, 0.4, 0.6, 0.8], np.float32)                   # target mean per dim

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from inversion import masks
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 def _mags(seed=0, shape=(3, 2, 5, 7)):

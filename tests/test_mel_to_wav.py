@@ -6,7 +6,7 @@ import soundfile as sf
 import tensorflow as tf
 
 from inversion import commands
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 from tests.inversion_fixtures import FEATURES, SR
 from tests.inversion_fixtures import run_script as _run

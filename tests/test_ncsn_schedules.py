@@ -7,7 +7,7 @@ from scipy.spatial import distance
 
 from ncsn import schedules
 from ncsn.schedules import NoiseSchedule
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 def _coverage(gamma, dim):

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from pipeline import compute
+from common import compute
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The tests that broke without oneDNN (dilated convolutions and their
@@ -34,6 +34,6 @@ def test_score_network_and_ncsn_training_pass_without_onednn():
       + proc.stdout[-6000:] + proc.stderr[-3000:])
   # The child really ran without oneDNN (its own check of the switch).
   probe = subprocess.run(
-      [sys.executable, '-c', 'from pipeline import compute; print(compute.onednn_enabled())'],
+      [sys.executable, '-c', 'from common import compute; print(compute.onednn_enabled())'],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True)
   assert probe.stdout.strip().splitlines()[-1] == 'False'

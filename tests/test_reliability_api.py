@@ -4,8 +4,8 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from pipeline.checks import SEED_MAX, check_seed
-from pipeline.errors import ParameterError
+from common.checks import SEED_MAX, check_seed
+from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 from training import loop
 from tests.test_training_loop import _Run, _dataset

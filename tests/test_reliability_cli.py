@@ -8,8 +8,9 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from pipeline import cli_errors
-from pipeline.errors import ParameterError
+from commandline import cli_errors
+from common import checks
+from common.errors import ParameterError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,17 +19,17 @@ class FlagCheckTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_check_positive_names_the_flag_and_value(self):
     flags = types.SimpleNamespace(batch_size=0, steps=10, grad_clip_norm=None)
-    cli_errors.check_positive(flags, 'steps', 'grad_clip_norm')
+    checks.check_positive(flags, 'steps', 'grad_clip_norm')
     with self.assertRaisesRegex(ParameterError, r'--batch_size must be > 0, got 0'):
-      cli_errors.check_positive(flags, 'steps', 'batch_size')
+      checks.check_positive(flags, 'steps', 'batch_size')
 
   def test_output_dir_that_is_a_file_fails(self):
     path = self.create_tempfile('results').full_path
     with self.assertRaisesRegex(ParameterError, rf'--out_dir={path} is a file'):
-      cli_errors.check_output_dir(path)
+      checks.check_output_dir(path)
     with self.assertRaisesRegex(ParameterError, 'lies under the file'):
-      cli_errors.check_output_dir(os.path.join(path, 'sub'))
-    cli_errors.check_output_dir(os.path.join(self.create_tempdir().full_path, 'new', 'dir'))
+      checks.check_output_dir(os.path.join(path, 'sub'))
+    checks.check_output_dir(os.path.join(self.create_tempdir().full_path, 'new', 'dir'))
 
   @parameterized.named_parameters(
       ('ncsn', 'ncsn.cli', 'NCSNRunConfig'), ('glow', 'flow_models.cli', 'GlowRunConfig'))

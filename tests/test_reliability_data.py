@@ -11,7 +11,7 @@ import tensorflow as tf
 from pipeline import spec_folder
 from pipeline import tfrecords
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 _SHAPE = (4, 3, 1)
 
@@ -177,7 +177,7 @@ class WavToSpecTest(tf.test.TestCase):
 class SoundfontTest(tf.test.TestCase):
 
   def test_text_file_as_soundfont_is_refused_by_name(self):
-    from pipeline import render  # pylint: disable=g-import-not-at-top
+    from datagen import render  # pylint: disable=g-import-not-at-top
     text = self.create_tempfile('notes.sf2', content='just some text\n').full_path
     with self.assertRaisesRegex(ParameterError, r"soundfont '.*notes\.sf2' is not a "
                                 'SoundFont 2 file'):

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline import tfrecords
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from training import loop
 from tests.test_training_loop import _Run, _dataset
 

@@ -1,4 +1,4 @@
-"""Tests of pipeline.midi (random phrases) and pipeline.render (fluidsynth).
+"""Tests of datagen.midi (random phrases) and datagen.render (fluidsynth).
 
 The phrase and soundfont-lookup tests need nothing installed. The rendering
 tests need the ``fluidsynth`` program (and the FluidR3_GM soundfont) and are
@@ -19,9 +19,9 @@ from absl.testing import parameterized
 import numpy as np
 import soundfile as sf
 
-from pipeline import midi
-from pipeline import render
-from pipeline.errors import ParameterError
+from datagen import midi
+from datagen import render
+from common.errors import ParameterError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HAVE_FLUIDSYNTH = shutil.which('fluidsynth') is not None

@@ -20,7 +20,7 @@ from basis.sampler_options import SamplerOptions
 from experiments import basis_sep
 from flow_models import cli as glow_cli
 from ncsn import cli as ncsn_cli
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:

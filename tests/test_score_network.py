@@ -15,7 +15,7 @@ from absl.testing import parameterized
 from ncsn import layers
 from ncsn.losses import dsm_loss
 from ncsn.model import ScoreNetConfig, ScoreNetwork
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 SIGMAS = np.geomspace(1.0, 0.01, 4)
 SHAPE = (8, 6, 2)

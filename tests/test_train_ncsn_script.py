@@ -20,7 +20,7 @@ import tensorflow as tf
 from ncsn import train_lib
 from ncsn.model import ScoreNetConfig
 from ncsn.schedules import NoiseSchedule
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--ngf=4', '--steps=2', '--batch_size=8', '--grid_steps_each=1',
@@ -124,7 +124,7 @@ class TrainNcsnScriptTest(tf.test.TestCase):
   def test_rerun_with_another_architecture_fails_naming_the_flag(self):
     proc = _run_script(f'--workdir={self.workdir}', *TINY, '--ngf=8', check=False)
     self.assertEqual(proc.returncode, 2)
-    # One line naming the problem (pipeline.cli_errors), no traceback.
+    # One line naming the problem (commandline.cli_errors), no traceback.
     self.assertIn('train_ncsn: error: ', proc.stderr)
     self.assertIn('net.ngf: saved 4, now 8', proc.stderr)
     self.assertNotIn('Traceback', proc.stderr)

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from absl.testing import parameterized
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from training import loop
 from training import optim
 from training.ema import EMA

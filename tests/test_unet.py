@@ -19,7 +19,7 @@ from ncsn import schedules, train_lib
 from ncsn.losses import dsm_loss
 from ncsn.model import ScoreNetConfig, ScoreNetwork, build_score_network
 from ncsn.unet import UNetScoreNetwork
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from training import loop, optim, prior_io
 
 SIGMAS = np.geomspace(1.0, 0.01, 4)

@@ -48,10 +48,10 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline import tfrecords
-from pipeline.atomic import json_default, write_json_atomic
-from pipeline.checks import check_seed
-from pipeline.errors import ParameterError
-from pipeline import figures as image_utils
+from common.atomic import json_default, write_json_atomic
+from common.checks import check_seed
+from common.errors import ParameterError
+from common import figures as image_utils
 from training.ema import EMA
 
 
@@ -73,7 +73,7 @@ class LoopConfig:
       sampling and are what a prior loads.
     grad_clip_norm: clip gradients to this global norm (None: no clipping).
     eval_batches: batches of the eval set per evaluation.
-    seed: run seed, an int in ``[0, 2**31 - 1]`` (``pipeline.checks.check_seed``:
+    seed: run seed, an int in ``[0, 2**31 - 1]`` (``common.checks.check_seed``:
       the stateless seeds are int32, which would alias larger values).
     progress: show a progress bar.
   """

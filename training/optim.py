@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 
 import tensorflow as tf
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 @dataclasses.dataclass(frozen=True)

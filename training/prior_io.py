@@ -13,9 +13,9 @@ from typing import Any, Dict, Tuple
 
 import tensorflow as tf
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from training.ema import EMA
-from pipeline.atomic import write_json_atomic
+from common.atomic import write_json_atomic
 
 PRIOR_CONFIG = 'config.json'
 PRIOR_WEIGHTS = 'weights'

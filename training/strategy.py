@@ -5,7 +5,7 @@ import os
 
 import tensorflow as tf
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 STRATEGIES = ('default', 'one_device', 'mirrored', 'multi_worker')
 

@@ -29,10 +29,10 @@ from inversion import net_training
 from inversion import phase
 from inversion import stft as stft_lib
 from pipeline import audio
-from pipeline import compute
-from pipeline.atomic import write_json_atomic, atomic_path
+from common import compute
+from common.atomic import write_json_atomic, atomic_path
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 
 

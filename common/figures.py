@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
-from pipeline.atomic import atomic_path, save_npy_atomic
-from pipeline.errors import ParameterError
+from common.atomic import atomic_path, save_npy_atomic
+from common.errors import ParameterError
 
 
 def make_grid(images, *, ncols=None, pad=1, pad_value=1.0) -> np.ndarray:

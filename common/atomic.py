@@ -23,7 +23,7 @@ def atomic_path(path: str, *, suffix: str = '.tmp'):
     ...   soundfile.write(tmp, y, 16000, format='WAV')
 
   Raises:
-    pipeline.errors.OutputError: an ``OSError`` while writing (a full disk:
+    common.errors.OutputError: an ``OSError`` while writing (a full disk:
       numpy's "3136 requested and 992 written", ENOSPC) names the file and
       the folder's free space; the temporary file is removed.
   """
@@ -47,7 +47,7 @@ def atomic_path(path: str, *, suffix: str = '.tmp'):
 def _output_error(path: str, folder: str, error: OSError):
   """A clear error for a failed write: the file, the cause, the free space."""
   import shutil  # pylint: disable=g-import-not-at-top
-  from pipeline.errors import OutputError  # pylint: disable=g-import-not-at-top
+  from common.errors import OutputError  # pylint: disable=g-import-not-at-top
   try:
     free = f'{shutil.disk_usage(folder).free / 2**20:.0f} MB free in {folder}'
   except OSError:
@@ -102,7 +102,7 @@ def read_json_checked(path: str, *, missing: str):
     ParameterError: ``missing`` for no file; the parse error for invalid json.
   """
   import os  # pylint: disable=g-import-not-at-top
-  from pipeline.errors import ParameterError  # pylint: disable=g-import-not-at-top
+  from common.errors import ParameterError  # pylint: disable=g-import-not-at-top
   if not os.path.isfile(path):
     raise ParameterError(missing)
   try:

@@ -21,7 +21,7 @@ import functools
 import os
 from typing import Callable, FrozenSet, Optional, Tuple
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 PRECISIONS = ('auto', 'float32', 'bfloat16')
 NATIVE_BF16_FLAGS = ('avx512_bf16', 'amx_bf16')
@@ -172,17 +172,3 @@ def resolve_precision(precision: str = 'auto', *, bfloat16: Optional[bool] = Non
     _SAID.add(line)
     log(line)
   return dtype
-
-
-def define_precision_flags(default: str = 'auto') -> None:
-  """Defines ``--precision`` and the deprecated ``--bfloat16`` alias (for scripts).
-
-  Read them back with ``resolve_precision(FLAGS.precision, bfloat16=FLAGS.bfloat16)``.
-  """
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_enum('precision', default, list(PRECISIONS),
-                    'Network compute precision. auto: bfloat16 on a GPU or on a CPU with '
-                    'native bfloat16 (avx512_bf16 / amx_bf16), float32 elsewhere '
-                    '(docs/benchmarks.md). Langevin updates always stay in float32.')
-  flags.DEFINE_boolean('bfloat16', None, 'Deprecated alias: --bfloat16 is '
-                       '--precision=bfloat16, --nobfloat16 is --precision=float32.')

@@ -14,6 +14,6 @@ class ParameterError(ValueError):
 class OutputError(ParameterError):
   """An output file could not be written (a full disk, no permission).
 
-  Nothing is left half-written under the final name (``pipeline.atomic``);
+  Nothing is left half-written under the final name (``common.atomic``);
   the message names the file and the free space of its folder.
   """

@@ -2,7 +2,7 @@
 
 The instrument priors train on sampled piano (General MIDI program 0) and
 violin (program 40) played by fluidsynth from the FluidR3_GM soundfont, from
-phrases that ``pipeline.midi`` writes. Rendering is offline (``-F``, no audio
+phrases that ``datagen.midi`` writes. Rendering is offline (``-F``, no audio
 or MIDI driver), dry (reverb and chorus off) and deterministic: the same MIDI
 file, soundfont and fluidsynth version give the same samples.
 
@@ -39,10 +39,10 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from pipeline import midi
-from pipeline.atomic import read_json_checked, write_json_atomic
+from datagen import midi
+from common.atomic import read_json_checked, write_json_atomic
 from pipeline.audio import load, write_wav
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 SOUNDFONT_ENV = 'BASIS_SOUNDFONT'
 # Searched in order when neither an argument nor BASIS_SOUNDFONT names one.
@@ -200,7 +200,7 @@ def synthesize_midi(midi_path: str, *, sample_rate: int = 16000,
     midi_path: a ``.mid`` file.
     sample_rate: int in [8000, 96000], Hz, of the result.
     duration_s: float > 0, seconds of the result, or None for the length of
-      the MIDI file (its last event; for a ``pipeline.midi`` phrase that is
+      the MIDI file (its last event; for a ``datagen.midi`` phrase that is
       its ``duration_s`` rounded down to a whole MIDI tick).
     soundfont: path of a ``.sf2`` file, or None for ``find_soundfont()``.
     gain: fluidsynth master gain in (0, 10]. With float output it only sets
@@ -528,7 +528,7 @@ def render_dataset(out_dir: str, *, n_clips: int, duration_s: float = 4.0,
   soundfont = find_soundfont(soundfont)
   header = {
       'format_version': MANIFEST_VERSION,
-      'created_by': 'pipeline.render.render_dataset',
+      'created_by': 'datagen.render.render_dataset',
       'n_clips': int(n_clips),
       'duration_s': duration_s,
       'sample_rate': sample_rate,

@@ -12,11 +12,11 @@ while a fold would need a second int32 word in seed tensors whose second word
 is already a per-draw tag.
 """
 
-from typing import Optional
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 SEED_MAX = 2 ** 31 - 1
 
@@ -55,3 +55,49 @@ def check_seed(seed, *, name: str = 'seed', allow_none: bool = False) -> Optiona
         f'where it becomes {alias} (seeds 0 and 2**32 gave the same run); pick a '
         'seed in range')
   return seed
+
+
+def as_tuple(value) -> Optional[Tuple[Any, ...]]:
+  """A multi-valued flag (list, tuple, one string or None) as a tuple or None."""
+  if value is None:
+    return None
+  if isinstance(value, str):
+    return (value,)
+  return tuple(value)
+
+
+def check_choice(value, name: str, choices):
+  """Raises ParameterError unless ``value`` is one of ``choices`` (naming ``--name``)."""
+  if value not in choices:
+    raise ParameterError(f'--{name} must be one of {list(choices)}, got {value!r}')
+
+
+def check_positive(flags, *names: str):
+  """Raises ParameterError unless each named flag is a positive number.
+
+  Args:
+    flags: a FLAGS-like object.
+    names: flag names (e.g. ``'batch_size'``); unset (None) flags are skipped.
+  """
+  for name in names:
+    value = getattr(flags, name, None)
+    if value is not None and not value > 0:
+      raise ParameterError(f'--{name} must be > 0, got {value!r}')
+
+
+def check_output_dir(path: str, flag: str = 'out_dir'):
+  """Fails at start when the output folder cannot be a folder.
+
+  Raises:
+    ParameterError: ``path`` is an existing file (or lies under one).
+  """
+  import os  # pylint: disable=g-import-not-at-top
+  probe = os.path.abspath(path)
+  while probe and not os.path.exists(probe):
+    parent = os.path.dirname(probe)
+    if parent == probe:
+      break
+    probe = parent
+  if os.path.exists(probe) and not os.path.isdir(probe):
+    where = 'is a file' if probe == os.path.abspath(path) else f'lies under the file {probe}'
+    raise ParameterError(f'--{flag}={path} {where}, not a folder')

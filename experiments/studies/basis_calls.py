@@ -24,10 +24,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from basis.separate import Separator
-from pipeline.atomic import atomic_path, write_json_atomic
-from pipeline.errors import ParameterError
+from common.atomic import atomic_path, write_json_atomic
+from common.errors import ParameterError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MNIST_PRIOR = os.path.join(ROOT, 'assets', 'priors', 'ncsn_mnist')
 
 # Row name -> options. 'step_size' is delta; 'start_level' (index into the
@@ -282,7 +282,7 @@ def run(config: CallStudyConfig, log=print) -> Dict:
   """Runs the study's cells, then writes results.json, table.md and the plot."""
   from experiments.mixtures import image_pairs  # pylint: disable=g-import-not-at-top
   from basis.priors import NCSNPrior  # pylint: disable=g-import-not-at-top
-  from pipeline import compute  # pylint: disable=g-import-not-at-top
+  from common import compute  # pylint: disable=g-import-not-at-top
   from pipeline import datasets  # pylint: disable=g-import-not-at-top
   os.makedirs(config.out_dir, exist_ok=True)
   dtype = compute.resolve_precision(config.precision, log=log)
@@ -446,7 +446,7 @@ def audio_table(cells: Sequence[Dict]) -> str:
 def run_audio(config: AudioCallStudyConfig, log=print) -> Dict:
   """Runs the audio cells, then writes audio_results.json, audio_table.md and the plot."""
   from evaluation import folders  # pylint: disable=g-import-not-at-top
-  from pipeline import compute  # pylint: disable=g-import-not-at-top
+  from common import compute  # pylint: disable=g-import-not-at-top
   tracks = list(config.tracks or folders.list_tracks(config.references_dir))
   cpu = compute.cpu_description()
   log(f'{len(config.cells)} audio cells on {len(tracks)} tracks of {config.references_dir} '

@@ -1,7 +1,7 @@
 """Synthetic speech + noise mixtures at chosen input SNRs, offline (espeak-ng).
 
 Speech-enhancement experiments (the phase-retrieval study of
-``inversion.study``, the discriminative baselines) need clean speech, noise
+``experiments.studies.inversion_study``, the discriminative baselines) need clean speech, noise
 and their mixtures with exact references. Here speech is spoken by the
 formant synthesiser espeak-ng (Debian package ``espeak-ng``; ``make
 speech-data`` installs it when missing) from seeded random sentences over the
@@ -18,7 +18,7 @@ Each clip draws, from its own seed (``clip_seeds``):
   so that every split holds the kinds in equal shares): ``'white'`` (Gaussian),
   ``'pink'`` (1/f power), ``'babble'`` (the sum of ``n_babble_talkers`` other
   synthetic talkers at equal level) or ``'instrument'`` (a piano or violin
-  phrase of ``pipeline.midi`` rendered by fluidsynth, ``pipeline.render``;
+  phrase of ``datagen.midi`` rendered by fluidsynth, ``datagen.render``;
   only where fluidsynth is installed).
 
 The voice is set to ``voice_rms_dbfs`` and the noise to the same RMS, so
@@ -51,7 +51,7 @@ A clip folder is built under a hidden temporary name and renamed to ``NNNN``
 when complete, so a folder ``NNNN`` is always a finished clip; an interrupted
 run resumes where it stopped (finished folders are kept, checked against the
 request). :func:`read_clip` / :func:`read_split` read the layout back and
-reject malformed folders with a :class:`pipeline.errors.ParameterError` naming
+reject malformed folders with a :class:`common.errors.ParameterError` naming
 the folder and the file.
 """
 
@@ -71,9 +71,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from pipeline.atomic import read_json_checked, write_json_atomic
+from common.atomic import read_json_checked, write_json_atomic
 from pipeline.audio import load, resample, write_wav
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 INSTALL_HINT = ('run `make system-speech-deps` (or `make speech-data`, which '
                 'installs what is missing) or `sudo apt-get install espeak-ng`')
@@ -98,7 +98,7 @@ VOICES = (
 )
 ESPEAK_SAMPLE_RATE = 22050  # what espeak-ng writes; resampled to sample_rate
 # Salt of the clip seeds, so that the seeds (and the instrument phrases drawn
-# from them) never coincide with pipeline.render's clip_seeds(seed, index).
+# from them) never coincide with datagen.render's clip_seeds(seed, index).
 _SEED_SALT = 0x5BEEC4
 
 # The word list of the sentence grammar (``make_sentence``).
@@ -185,7 +185,7 @@ def have_espeak() -> bool:
 
 def have_fluidsynth() -> bool:
   """Whether instrument noise can be rendered (fluidsynth and a soundfont)."""
-  from pipeline import render  # pylint: disable=g-import-not-at-top
+  from datagen import render  # pylint: disable=g-import-not-at-top
   try:
     render.find_fluidsynth()
     render.find_soundfont()
@@ -481,7 +481,7 @@ def babble_noise(n_samples: int, *, seed: int, n_talkers: int = 5,
 
 
 def instrument_noise(n_samples: int, *, seed: int, sample_rate: int = 16000):
-  """A piano or violin phrase (``pipeline.midi``) rendered by fluidsynth.
+  """A piano or violin phrase (``datagen.midi``) rendered by fluidsynth.
 
   Args:
     n_samples: int > 0.
@@ -496,8 +496,8 @@ def instrument_noise(n_samples: int, *, seed: int, sample_rate: int = 16000):
     SpeechDependencyError: if fluidsynth or a soundfont is missing.
     RuntimeError: if fluidsynth fails.
   """
-  from pipeline import midi  # pylint: disable=g-import-not-at-top
-  from pipeline import render  # pylint: disable=g-import-not-at-top
+  from datagen import midi  # pylint: disable=g-import-not-at-top
+  from datagen import render  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(int(seed))
   instrument = ('piano', 'violin')[int(rng.integers(2))]
   phrase_seed = int(rng.integers(2 ** 31))
@@ -639,7 +639,7 @@ def clip_seeds(seed: int, index: int) -> Dict[str, int]:
 
   From ``np.random.SeedSequence([seed, index, salt])`` (a salt of this
   module), so clip ``index`` is the same whatever ``n_clips`` is and never
-  shares seeds with ``pipeline.render.clip_seeds``.
+  shares seeds with ``datagen.render.clip_seeds``.
 
   Returns:
     ``{'voice': int, 'noise': int}``, each in [0, 2**32).
@@ -921,7 +921,7 @@ def run(config: SpeechNoiseConfig, *, progress: bool = True) -> Dict[str, Any]:
   kinds = config.noise_kinds or available_noise_kinds()
   synth_info = None
   if 'instrument' in kinds:
-    from pipeline import render  # pylint: disable=g-import-not-at-top
+    from datagen import render  # pylint: disable=g-import-not-at-top
     if not have_fluidsynth():
       raise SpeechDependencyError(
           f'noise kind "instrument" needs fluidsynth and a soundfont '
@@ -980,7 +980,7 @@ def run(config: SpeechNoiseConfig, *, progress: bool = True) -> Dict[str, Any]:
                                    for c in clips]}
   manifest = {
       'format_version': FORMAT_VERSION,
-      'created_by': 'pipeline.speech.run',
+      'created_by': 'datagen.speech.run',
       'created_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(
           timespec='seconds'),
       'espeak_ng_version': version,

@@ -15,7 +15,7 @@ from basis.priors import NCSNPrior
 from pipeline import datasets
 from pipeline import tfrecords
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Seeded random musical phrases for piano and violin, written as MIDI.
 
 The instrument priors are trained on audio that fluidsynth renders from MIDI
-files written here (``pipeline.render``). A phrase is meant to sound like
+files written here (``datagen.render``). A phrase is meant to sound like
 music rather than noise, so that a prior learns the timbre *and* the typical
 note patterns of its instrument:
 
@@ -35,8 +35,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import mido
 import numpy as np
 
-from pipeline.atomic import atomic_path
-from pipeline.errors import ParameterError
+from common.atomic import atomic_path
+from common.errors import ParameterError
 
 TICKS_PER_BEAT = 480
 _EIGHTH = TICKS_PER_BEAT // 2

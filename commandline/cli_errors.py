@@ -1,7 +1,7 @@
 """One-line errors for every command-line script.
 
 Every absl main goes through :func:`run_main`: an expected error (a
-:class:`~pipeline.errors.ParameterError`, a ``basis.DivergenceError`` or any
+:class:`~common.errors.ParameterError`, a ``basis.DivergenceError`` or any
 other ``FloatingPointError`` from a training loop, and the extra classes a
 script names) becomes one line on stderr,
 
@@ -20,7 +20,7 @@ import functools
 import sys
 from typing import Callable, Sequence, Type
 
-from pipeline.errors import ParameterError
+from common.errors import ParameterError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPT = 130
@@ -71,34 +71,3 @@ def run_main(main: Callable, name: str, *, resumable: bool = False,
   """``absl.app.run`` of ``main`` under :func:`guard` (never returns)."""
   from absl import app  # pylint: disable=g-import-not-at-top
   app.run(guard(main, name, resumable=resumable, expected=expected))
-
-
-def check_positive(flags, *names: str):
-  """Raises ParameterError unless each named flag is a positive number.
-
-  Args:
-    flags: a FLAGS-like object.
-    names: flag names (e.g. ``'batch_size'``); unset (None) flags are skipped.
-  """
-  for name in names:
-    value = getattr(flags, name, None)
-    if value is not None and not value > 0:
-      raise ParameterError(f'--{name} must be > 0, got {value!r}')
-
-
-def check_output_dir(path: str, flag: str = 'out_dir'):
-  """Fails at start when the output folder cannot be a folder.
-
-  Raises:
-    ParameterError: ``path`` is an existing file (or lies under one).
-  """
-  import os  # pylint: disable=g-import-not-at-top
-  probe = os.path.abspath(path)
-  while probe and not os.path.exists(probe):
-    parent = os.path.dirname(probe)
-    if parent == probe:
-      break
-    probe = parent
-  if os.path.exists(probe) and not os.path.isdir(probe):
-    where = 'is a file' if probe == os.path.abspath(path) else f'lies under the file {probe}'
-    raise ParameterError(f'--{flag}={path} {where}, not a folder')
