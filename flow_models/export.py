@@ -130,18 +130,22 @@ def config_from_description(desc: Dict[str, Any]) -> FlowTrainConfig:
 
 
 def export_prior(workdir: str, out_dir: str, *,
-                 extra: Optional[Dict[str, Any]] = None) -> str:
+                 extra: Optional[Dict[str, Any]] = None, flag: str = 'prior') -> str:
   """Writes the EMA weights of the newest checkpoint in ``workdir`` as a prior.
 
   ``out_dir/config.json`` holds the run description, step, elapsed time,
   parameter count, last metrics and ``extra``; ``out_dir/weights.*`` a TF
   checkpoint of the flow's variables (EMA values for the trainable ones).
-  The folder is replaced atomically.
+  ``out_dir`` must be new, empty or an earlier export of the same model,
+  whose own files alone are replaced
+  (:func:`training.prior_io.write_prior_folder`); ``flag`` names it in errors.
 
   Raises:
-    ParameterError: no run or no checkpoint in ``workdir``, or a damaged one.
+    ParameterError: no run or no checkpoint in ``workdir``, or a damaged one;
+      ``out_dir`` is the workdir, holds other files or another kind of prior.
   """
   desc = _read_json(os.path.join(workdir, 'config.json'), 'run description')
+  prior_io.check_prior_target(out_dir, str(desc.get('model')), workdir=workdir, flag=flag)
   config = config_from_description(desc)
   distribution = build_model(config)
   latest, step, elapsed = prior_io.load_ema_weights(workdir, distribution)
@@ -153,7 +157,7 @@ def export_prior(workdir: str, out_dir: str, *,
   meta = dict(desc, step=step, elapsed_s=elapsed, source_checkpoint=os.path.basename(latest),
               num_parameters=utils.num_parameters(distribution), metrics=metrics,
               **(extra or {}))
-  return prior_io.write_prior_folder(out_dir, distribution, meta)
+  return prior_io.write_prior_folder(out_dir, distribution, meta, workdir=workdir, flag=flag)
 
 
 def load_flow(prior_dir: str) -> Tuple[Any, Dict[str, Any]]:

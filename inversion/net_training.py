@@ -256,6 +256,9 @@ def run(config: NetTrainConfig) -> Dict[str, Any]:
   from training import loop as loop_lib  # pylint: disable=g-import-not-at-top
   from training import optim  # pylint: disable=g-import-not-at-top
   from training import prior_io  # pylint: disable=g-import-not-at-top
+  if config.export_dir:   # refused now, not after the training
+    prior_io.check_prior_target(config.export_dir, config.kind, workdir=config.workdir,
+                                flag='export_dir')
   transform = config.transform()
   sr = config.stft.sample_rate
   train_files = list_files(config.train_data, config.max_files)
@@ -314,6 +317,6 @@ def run(config: NetTrainConfig) -> Dict[str, Any]:
                 learning_rate=config.learning_rate,
                 eval_loss=final.get('eval_loss'), train_loss=final.get('train_loss'),
                 num_parameters=final.get('num_parameters'))
-    nets.export_net(config.export_dir, config.kind, model, meta)
+    nets.export_net(config.export_dir, config.kind, model, meta, workdir=config.workdir)
     print(f'exported the EMA weights of step {step} to {config.export_dir}', flush=True)
   return final

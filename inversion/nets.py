@@ -276,11 +276,20 @@ def default_dir(kind: str) -> str:
   return os.path.join(ASSETS_DIR, kind)
 
 
-def export_net(out_dir: str, kind: str, model: tf.Module, meta: Dict[str, Any]) -> str:
-  """Writes ``model`` (its current weights) and ``meta`` to ``out_dir`` atomically."""
+def export_net(out_dir: str, kind: str, model: tf.Module, meta: Dict[str, Any], *,
+               workdir: Optional[str] = None, flag: str = 'export_dir') -> str:
+  """Writes ``model`` (its current weights) and ``meta`` to ``out_dir``.
+
+  ``out_dir`` must be new, empty or an earlier export of the same ``kind``
+  (only its own files are replaced), and not ``workdir``
+  (:func:`training.prior_io.write_prior_folder`).
+
+  Raises:
+    ParameterError: for such a target, naming ``--<flag>``.
+  """
   from training import prior_io  # pylint: disable=g-import-not-at-top
   meta = dict(meta, kind=kind, network=dataclasses.asdict(model.config))
-  return prior_io.write_prior_folder(out_dir, model, meta)
+  return prior_io.write_prior_folder(out_dir, model, meta, workdir=workdir, flag=flag)
 
 
 _CACHE: Dict[Tuple[str, float], Tuple[tf.Module, Dict[str, Any]]] = {}

@@ -74,22 +74,28 @@ def build_model(config: NCSNTrainConfig):
                              compute_dtype=config.compute_dtype, seed=config.seed)
 
 
-def export_prior(workdir: str, out_dir: str, *, extra: Optional[Dict[str, Any]] = None):
+def export_prior(workdir: str, out_dir: str, *, extra: Optional[Dict[str, Any]] = None,
+                 flag: str = 'prior'):
   """Writes the EMA weights of the newest checkpoint in ``workdir`` as a prior.
 
   The result is ``out_dir/config.json`` (the run description plus ``extra``,
   e.g. the command and budget) and ``out_dir/weights.*`` (a TF checkpoint of
-  the model variables only). The folder is replaced atomically.
+  the model variables only). ``out_dir`` must be new, empty or an earlier
+  NCSN export, whose own files alone are replaced
+  (:func:`training.prior_io.write_prior_folder`); ``flag`` names it in errors.
 
   Raises:
-    ParameterError: if ``workdir`` holds no run or no checkpoint, or a damaged one.
+    ParameterError: if ``workdir`` holds no run or no checkpoint, or a damaged
+      one; if ``out_dir`` is the workdir, holds other files or another kind
+      of prior.
   """
   desc = _read_json(os.path.join(workdir, 'config.json'), 'run description')
+  prior_io.check_prior_target(out_dir, str(desc.get('model')), workdir=workdir, flag=flag)
   model = build_model(config_from_description(desc))
   latest, step, elapsed = prior_io.load_ema_weights(workdir, model)
   meta = dict(desc, step=step, elapsed_s=elapsed, source_checkpoint=os.path.basename(latest),
               num_parameters=model.num_parameters(), **(extra or {}))
-  return prior_io.write_prior_folder(out_dir, model, meta)
+  return prior_io.write_prior_folder(out_dir, model, meta, workdir=workdir, flag=flag)
 
 
 def config_from_description(desc: Dict[str, Any]) -> NCSNTrainConfig:

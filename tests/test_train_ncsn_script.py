@@ -163,11 +163,11 @@ class TrainNcsnScriptTest(tf.test.TestCase):
 
   def test_export_replaces_an_existing_prior_and_needs_a_checkpoint(self):
     out = os.path.join(self.create_tempdir().full_path, 'prior')
-    os.makedirs(out)
-    with open(os.path.join(out, 'stale.txt'), 'w') as f:
-      f.write('old export')
+    shutil.copytree(self.prior, out)
+    with open(os.path.join(out, 'notes.txt'), 'w') as f:   # a user's file stays (issue 29)
+      f.write('my notes')
     train_lib.export_prior(self.workdir, out, extra={'note': 'x'})
-    self.assertCountEqual(os.listdir(out), os.listdir(self.prior))
+    self.assertCountEqual(os.listdir(out), os.listdir(self.prior) + ['notes.txt'])
     self.assertEqual(_read_json(os.path.join(out, 'config.json'))['note'], 'x')
     empty = self.create_tempdir().full_path
     with self.assertRaisesRegex(ParameterError, 'run description .* does not exist'):

@@ -9,11 +9,11 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import tensorflow as tf
 
-from common.errors import ParameterError
+from common.errors import OutputError, ParameterError
 from training.ema import EMA
 from common.atomic import write_json_atomic
 
@@ -76,24 +76,130 @@ def load_ema_weights(workdir: str, model) -> Tuple[str, int, float]:
   return latest, int(step.numpy()), float(elapsed.numpy())
 
 
-def write_prior_folder(out_dir: str, model, meta: Dict[str, Any]) -> str:
-  """Writes ``model``'s variables and ``meta`` to ``out_dir``, replacing it atomically."""
+def _own_file(name: str) -> bool:
+  """Whether ``name`` is one a prior folder's writer makes (config, weights, TF's index)."""
+  return (name in (PRIOR_CONFIG, 'checkpoint') or name == PRIOR_WEIGHTS + '.index'
+          or name.startswith(PRIOR_WEIGHTS + '.data-'))
+
+
+def folder_kind(meta: Dict[str, Any]) -> Optional[str]:
+  """The kind a prior or network folder's ``config.json`` names (``'ncsn'``, ``'glow'``,
+  ``'refiner'`` ...): its ``kind`` entry, else its ``model`` entry."""
+  kind = meta.get('kind', meta.get('model')) if isinstance(meta, dict) else None
+  return kind if isinstance(kind, str) else None
+
+
+def check_prior_target(out_dir: str, kind: str, *, workdir: Optional[str] = None,
+                       flag: str = 'out_dir'):
+  """Refuses an export target whose files an export would destroy.
+
+  An export may write into a folder that does not exist, an empty folder, or
+  a prior folder of the same ``kind`` (its ``config.json`` names the kind and
+  it holds ``weights.index``), where it replaces only the prior's own files.
+
+  Args:
+    out_dir: the export folder.
+    kind: what is exported (``'ncsn'``, ``'glow'``, ``'realnvp'``,
+      ``'refiner'``, ``'degli'``).
+    workdir: the training run exported from; neither it nor a folder holding
+      it may be the target.
+    flag: the command-line name of ``out_dir``, for the message.
+
+  Raises:
+    ParameterError: the target is the workdir or holds it, is a file, or is a
+      folder with other content (naming what it holds).
+  """
+  target = os.path.realpath(out_dir)
+  if workdir:
+    run = os.path.realpath(workdir)
+    if run == target or run.startswith(target.rstrip(os.sep) + os.sep):
+      raise ParameterError(
+          f'--{flag}={out_dir} is the training run {workdir} or holds it: an export there '
+          f'would overwrite the run; export to a folder of its own (e.g. {workdir}_prior)')
+  if not os.path.exists(out_dir):
+    return
+  if not os.path.isdir(out_dir):
+    raise ParameterError(f'--{flag}={out_dir} is a file, not a folder')
+  names = sorted(os.listdir(out_dir))
+  if not names:
+    return
+  config_path = os.path.join(out_dir, PRIOR_CONFIG)
+  found = None
+  if os.path.isfile(config_path):
+    try:
+      with open(config_path, encoding='utf-8') as f:
+        found = folder_kind(json.load(f))
+    except (OSError, ValueError):
+      found = None
+  is_prior = found is not None and os.path.isfile(
+      os.path.join(out_dir, PRIOR_WEIGHTS + '.index'))
+  if is_prior and found == kind:
+    return
+  shown = ', '.join(names[:5]) + (f' and {len(names) - 5} more' if len(names) > 5 else '')
+  what = (f'a {found!r} folder' if is_prior else 'not a prior folder')
+  raise ParameterError(
+      f'--{flag}={out_dir} already holds {shown} and is {what}, not a {kind!r} one: an '
+      f'export replaces only an earlier {kind!r} export; give a new or empty folder')
+
+
+def write_prior_folder(out_dir: str, model, meta: Dict[str, Any], *,
+                       workdir: Optional[str] = None, flag: str = 'out_dir') -> str:
+  """Writes ``model``'s variables and ``meta`` to ``out_dir``.
+
+  The target must be new, empty or an earlier export of the same kind
+  (:func:`check_prior_target`; the kind is ``meta``'s ``kind`` or
+  ``model``). In an earlier export only its own files (``config.json``,
+  ``weights.*``) are replaced; anything else a user put there stays.
+  ``config.json`` is removed first and written last, so a folder caught
+  half-way holds no config and is refused by every reader.
+
+  Args:
+    out_dir: the export folder.
+    model: the trackable to save (``tf.train.Checkpoint(model=model)``).
+    meta: json-able, written as ``config.json``.
+    workdir: the run exported from (refused as the target).
+    flag: the command-line name of ``out_dir``, for messages.
+
+  Returns:
+    ``out_dir``.
+
+  Raises:
+    ParameterError: as :func:`check_prior_target`; an ``OutputError`` for a
+      failed write.
+  """
+  kind = folder_kind(meta)
+  if kind is None:
+    raise ParameterError(f'prior metadata names no kind or model: {sorted(meta)[:8]}')
+  check_prior_target(out_dir, kind, workdir=workdir, flag=flag)
   parent = os.path.dirname(os.path.abspath(out_dir))
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private (0700)
   try:
-    tf.train.Checkpoint(model=model).write(os.path.join(tmp, PRIOR_WEIGHTS))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
+  except OSError as e:
+    raise OutputError(f'cannot create the export folder {out_dir} ({e})') from e
+  try:
+    try:
+      tf.train.Checkpoint(model=model).write(os.path.join(tmp, PRIOR_WEIGHTS))
+    except (tf.errors.OpError, OSError) as e:
+      raise OutputError(f'could not write the weights of {out_dir} ({e}); free some space '
+                        'or pick another folder') from e
     write_json_atomic(os.path.join(tmp, PRIOR_CONFIG), meta)
-    if os.path.exists(out_dir):
-      old = tempfile.mkdtemp(prefix='.old-', dir=parent)
-      os.replace(out_dir, os.path.join(old, 'x'))
+    umask = os.umask(0)
+    os.umask(umask)
+    if not os.path.exists(out_dir):
+      os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private (0700)
       os.replace(tmp, out_dir)
-      shutil.rmtree(old)
-    else:
-      os.replace(tmp, out_dir)
+      return out_dir
+    new = set(os.listdir(tmp))
+    config_path = os.path.join(out_dir, PRIOR_CONFIG)
+    if os.path.exists(config_path):
+      os.remove(config_path)
+    for name in sorted(new - {PRIOR_CONFIG}):
+      os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
+    for name in os.listdir(out_dir):
+      if _own_file(name) and name not in new:   # e.g. a shard of an older, bigger export
+        os.remove(os.path.join(out_dir, name))
+    os.replace(os.path.join(tmp, PRIOR_CONFIG), config_path)
   finally:
     if os.path.exists(tmp):
       shutil.rmtree(tmp)
