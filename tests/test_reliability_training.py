@@ -114,8 +114,8 @@ class WorkdirJsonTest(tf.test.TestCase):
   def test_run_that_failed_at_step_0_does_not_lock_its_config(self):
     workdir = self.create_tempdir().full_path
 
-    loop.check_description(workdir, {'model': 'linear', 'width': 99})   # what it left
-    self.assertTrue(os.path.exists(os.path.join(workdir, 'config.json')))
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:   # what it left
+      json.dump({'model': 'linear', 'width': 99}, f)
     metrics = loop.train(_Run(), _dataset(constant=True), _config(workdir))
     self.assertEqual(metrics['step'], 4)
     with open(os.path.join(workdir, 'config.json')) as f:
@@ -124,6 +124,47 @@ class WorkdirJsonTest(tf.test.TestCase):
     with self.assertRaisesRegex(ParameterError, 'different configuration'):
       loop.train(_Run(description={'model': 'linear', 'width': 5}), _dataset(constant=True),
                  _config(workdir, total_steps=5))
+
+
+  def test_run_that_fails_to_restore_does_not_lock_the_workdir_to_its_settings(self):
+    # Issue 29 item 4: config.json deleted (as the invalid-json error allows), a
+    # run with the wrong model fails on the checkpoint; it must not record its
+    # settings, or the right ones are refused next.
+    workdir = self.create_tempdir().full_path
+    loop.train(_Run(), _dataset(constant=True), _config(workdir))
+    os.remove(os.path.join(workdir, 'config.json'))
+
+    class Wider(tf.Module):   # another width: the checkpoint does not fit
+
+      def __init__(self):
+        super().__init__()
+        self.w = tf.Variable(tf.zeros([5, 1]), name='w')
+        self.b = tf.Variable(tf.zeros([1]), name='b')
+
+      def __call__(self, x):
+        return x @ self.w[:3] + self.b
+
+    with mock.patch('tests.test_training_loop.Linear', Wider):
+      with self.assertRaisesRegex(ParameterError, 'cannot restore checkpoint'):
+        loop.train(_Run(description={'model': 'linear', 'width': 5}),
+                   _dataset(constant=True), _config(workdir, total_steps=6))
+    self.assertFalse(os.path.exists(os.path.join(workdir, 'config.json')))
+    metrics = loop.train(_Run(), _dataset(constant=True), _config(workdir, total_steps=6))
+    self.assertEqual(metrics['step'], 6)
+    self.assertEqual(_read(workdir, 'config.json')['width'], 3)
+
+  def test_config_is_written_with_the_first_checkpoint(self):
+    workdir = self.create_tempdir().full_path
+    seen = []
+    real_save = tf.train.CheckpointManager.save
+
+    def save(manager, *args, **kwargs):
+      seen.append(os.path.exists(os.path.join(workdir, 'config.json')))
+      return real_save(manager, *args, **kwargs)
+
+    with mock.patch.object(tf.train.CheckpointManager, 'save', save):
+      loop.train(_Run(), _dataset(constant=True), _config(workdir, checkpoint_every=2))
+    self.assertEqual(seen, [True, True])
 
 
 class ResumeSettingsTest(tf.test.TestCase):

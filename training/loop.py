@@ -21,7 +21,9 @@ buffer of images would be larger than the model): after a resume, the data
 order is reshuffled with a seed that depends on the step.
 
 What a resume compares: ``config.json`` (the task's description: model and
-data) must match, or the run is refused (:func:`check_description`). The
+data) must match, or the run is refused (:func:`check_description`); it is
+written only when a run saves its first checkpoint, so a run that fails
+before that never locks the workdir to its settings. The
 optimiser's settings (``Task.optimizer.settings()``: learning rate and its
 warm-up, betas, ...) and the loop's ``grad_clip_norm`` and ``ema_decay`` are
 recorded in ``optimizer.json``; a resume with other values is accepted --
@@ -168,8 +170,18 @@ def read_json(path: str) -> Any:
         'checkpoints without it)') from e
 
 
-def check_description(workdir: str, description: Dict[str, Any]):
-  """Writes ``config.json`` or checks it against a previous run in ``workdir``.
+def check_description(workdir: str, description: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+  """Checks ``description`` against the ``config.json`` of a previous run in ``workdir``.
+
+  Nothing is written here: the caller writes the returned description with
+  :func:`write_description` once the run has started (its checkpoint
+  restored and its first checkpoint saved), so a run that fails before that
+  -- a checkpoint that does not fit the model, a bad setting -- leaves no
+  ``config.json`` that would refuse the right settings next time.
+
+  Returns:
+    The description to record (json-normalised), or None when ``config.json``
+    already holds it.
 
   Raises:
     ParameterError: if the workdir holds a run of a different model or data.
@@ -177,20 +189,21 @@ def check_description(workdir: str, description: Dict[str, Any]):
   path = os.path.join(workdir, 'config.json')
   description = json.loads(json.dumps(description, default=json_default))
   checkpoints = os.path.join(workdir, 'checkpoints')
-  if os.path.exists(path) and not tf.train.latest_checkpoint(checkpoints):
-    # The run that wrote it never reached a checkpoint (it failed at step 0):
-    # nothing of it is kept, so it does not lock the workdir.
-    write_json_atomic(path, description)
-    return
-  if os.path.exists(path):
-    saved = read_json(path)
-    diffs = _diff(saved, description)
-    if diffs:
-      raise ParameterError(
-          f'{workdir} holds a run of a different configuration; use a new '
-          '--workdir or the same settings. Differences: ' + '; '.join(diffs))
-  else:
-    write_json_atomic(path, description)
+  if not os.path.exists(path) or not tf.train.latest_checkpoint(checkpoints):
+    # No record, or one of a run that never reached a checkpoint (it failed at
+    # step 0): nothing of it is kept, so it does not lock the workdir.
+    return description
+  diffs = _diff(read_json(path), description)
+  if diffs:
+    raise ParameterError(
+        f'{workdir} holds a run of a different configuration; use a new '
+        '--workdir or the same settings. Differences: ' + '; '.join(diffs))
+  return None
+
+
+def write_description(workdir: str, description: Dict[str, Any]):
+  """Writes ``config.json`` (what :func:`check_description` returned)."""
+  write_json_atomic(os.path.join(workdir, 'config.json'), description)
 
 
 SETTINGS_FILE = 'optimizer.json'
@@ -356,6 +369,8 @@ class _RunState:
     is_chief, worker_name: :func:`worker_role`.
     start_step: the step restored (or the task's initial step).
     settings_change: :func:`record_settings`'s record of a changed setting.
+    pending_description: the ``config.json`` still to write (chief), once
+      this run saves its first checkpoint or finishes.
   """
 
   config: LoopConfig
@@ -371,6 +386,13 @@ class _RunState:
   worker_name: str
   start_step: int
   settings_change: Optional[Dict[str, Any]] = None
+  pending_description: Optional[Dict[str, Any]] = None
+
+  def record_description(self):
+    """Writes ``config.json`` if this run has not yet (chief only)."""
+    if self.is_chief and self.pending_description is not None:
+      write_description(self.config.workdir, self.pending_description)
+      self.pending_description = None
 
 
 def _start(task_fn: Callable[[], Task], config: LoopConfig,
@@ -393,8 +415,9 @@ def _start(task_fn: Callable[[], Task], config: LoopConfig,
     ema = EMA(variables, config.ema_decay)
   is_chief, worker_name = worker_role(strategy)
   chief_ckpt_dir = os.path.join(workdir, 'checkpoints')
+  pending_description = None
   if is_chief:
-    check_description(workdir, task.description)
+    pending_description = check_description(workdir, task.description)
     ckpt_dir, resume_from = chief_ckpt_dir, None
   else:   # every worker saves (as TF asks), only the chief's copy is kept
     ckpt_dir = os.path.join(workdir, 'workers', worker_name, 'checkpoints')
@@ -421,7 +444,7 @@ def _start(task_fn: Callable[[], Task], config: LoopConfig,
   return _RunState(config=config, strategy=strategy, task=task, variables=variables, step=step,
               elapsed=elapsed, ema=ema, checkpoint=checkpoint, manager=manager,
               is_chief=is_chief, worker_name=worker_name, start_step=start_step,
-              settings_change=settings_change)
+              settings_change=settings_change, pending_description=pending_description)
 
 
 def _make_train_step(run: _RunState) -> Callable:
@@ -544,6 +567,7 @@ class _Checkpoints:
     run = self._run
     run.elapsed.assign_add(time.time() - self._t0)
     self._t0 = time.time()
+    run.record_description()   # the run has started: its configuration is now the workdir's
     path = run.manager.save(checkpoint_number=int(run.step.numpy()))
     logging.info('checkpoint %s (%s)', path, reason)
     return path
@@ -655,6 +679,7 @@ def _finish(run: _RunState, evaluate: Callable, checkpoints: _Checkpoints,
   """The last checkpoint and evaluation, ``metrics.json`` (chief) or removing
   this worker's checkpoints (the others)."""
   checkpoints.save_final()
+  run.record_description()   # (a run already at total_steps saves no checkpoint)
   step = int(run.step.numpy())
   final.update(evaluate(step))
   final.update(step=step, elapsed_s=float(run.elapsed.numpy()))
