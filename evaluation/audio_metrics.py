@@ -41,7 +41,9 @@ def si_sdr(estimate, reference, *, zero_mean: bool = False, axis=-1) -> np.ndarr
 
   Returns:
     float64 array of the remaining (batch) shape, dB; ``inf`` for an exact
-    (scaled) copy, NaN where the reference is silent.
+    (scaled) copy, ``-inf`` for a silent (all-zero) estimate -- nothing of
+    the reference recovered, the worst score, not a perfect one -- and NaN
+    where the reference is silent.
 
   Raises:
     ParameterError: for mismatched shapes or empty input.
@@ -58,7 +60,11 @@ def si_sdr(estimate, reference, *, zero_mean: bool = False, axis=-1) -> np.ndarr
     noise = np.sum((est - target) ** 2, axis=axis)
     out = 10.0 * np.log10(signal / noise)
   silent = np.squeeze(ref_energy == 0, axis=axis)
+  silent_estimate = np.sum(est * est, axis=axis) == 0
+  # (A silent estimate has alpha = 0 and no error beyond the target: 0 / 0,
+  # which must not read as an exact copy.)
   out = np.where(noise == 0, np.inf, out)
+  out = np.where(silent_estimate, -np.inf, out)
   return np.where(silent, np.nan, out)
 
 

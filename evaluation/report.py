@@ -19,6 +19,13 @@ windows skipped), median over windows per track, then median over tracks.
 SI-SDR is computed once per whole track (jointly over channels), SI-SDRi
 against the mixture.
 
+A silent estimate (all zeros over the whole track) is the worst separation,
+not a perfect one: its SI-SDR, SI-SDRi and SDR are ``-inf`` and count in the
+medians; its SIR, SAR and ISR are undefined (BSS Eval skips every window
+where an estimate or a reference is silent, for every source of the track).
+Each row says how many tracks each metric's median covers (``scored``) and
+why a track was left out (``dropped``); the tables print a note per such row.
+
 A rerun skips every (method, track) whose cache file exists and was computed
 from the same files (size and modification time) with the same parameters,
 so an interrupted run resumes where it stopped.
@@ -43,7 +50,7 @@ from common.atomic import atomic_path, write_json_atomic
 from common.errors import ParameterError
 
 TABLE_METRICS = METRICS + ('SI-SDR', 'SI-SDRi')
-CACHE_VERSION = 1
+CACHE_VERSION = 2   # 2: silent estimates and references recorded
 _NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.+-]*$')
 
 
@@ -152,15 +159,25 @@ def score_track(track: folders.Track, estimates: np.ndarray, *, window_s: float 
   Returns:
     ``{'sources': [...], 'framewise': {metric: [n_sources, n_windows]},
     'median': {metric: [n_sources]}, 'SI-SDR': [n_sources], 'SI-SDRi':
-    [n_sources]}`` (numpy arrays, dB).
+    [n_sources], 'silent_estimate': [n_sources], 'silent_reference':
+    [n_sources]}`` (numpy arrays, dB; bools). A silent estimate's median SDR
+    is ``-inf`` (see the module docstring).
   """
   refs = track.stacked_sources()
+  estimates = np.asarray(estimates)
   result = bss_eval_v4(refs, estimates, sample_rate=track.sample_rate, window_s=window_s,
                        hop_s=hop_s, filters_len=filters_len)
   value = si_sdr(estimates, refs, axis=(-2, -1))
   mixture_value = si_sdr(np.broadcast_to(track.mixture, refs.shape), refs, axis=(-2, -1))
+  silent_est = ~np.any(estimates != 0, axis=(-2, -1))
+  silent_ref = ~np.any(refs != 0, axis=(-2, -1))
+  median = result.medians()
+  median['SDR'] = np.where(silent_est & ~silent_ref, -np.inf, median['SDR'])
+  with np.errstate(invalid='ignore'):
+    improvement = value - mixture_value
   return {'sources': track.source_names, 'framewise': result.framewise(),
-          'median': result.medians(), 'SI-SDR': value, 'SI-SDRi': value - mixture_value,
+          'median': median, 'SI-SDR': value, 'SI-SDRi': improvement,
+          'silent_estimate': silent_est, 'silent_reference': silent_ref,
           'window_s': window_s, 'hop_s': hop_s}
 
 
@@ -181,7 +198,9 @@ def _read_cache(path: str, signature: dict) -> Optional[dict]:
   return {'sources': data['sources'],
           'framewise': {k: _from_json(v) for k, v in data['framewise'].items()},
           'median': {k: _from_json(v) for k, v in data['median'].items()},
-          'SI-SDR': _from_json(data['SI-SDR']), 'SI-SDRi': _from_json(data['SI-SDRi'])}
+          'SI-SDR': _from_json(data['SI-SDR']), 'SI-SDRi': _from_json(data['SI-SDRi']),
+          'silent_estimate': np.asarray(data['silent_estimate'], bool),
+          'silent_reference': np.asarray(data['silent_reference'], bool)}
 
 
 def _write_cache(path: str, scores: dict, signature: dict):
@@ -189,7 +208,9 @@ def _write_cache(path: str, scores: dict, signature: dict):
       'signature': signature, 'sources': scores['sources'],
       'framewise': {k: _to_json(v) for k, v in scores['framewise'].items()},
       'median': {k: _to_json(v) for k, v in scores['median'].items()},
-      'SI-SDR': _to_json(scores['SI-SDR']), 'SI-SDRi': _to_json(scores['SI-SDRi'])})
+      'SI-SDR': _to_json(scores['SI-SDR']), 'SI-SDRi': _to_json(scores['SI-SDRi']),
+      'silent_estimate': [bool(v) for v in scores['silent_estimate']],
+      'silent_reference': [bool(v) for v in scores['silent_reference']]})
 
 
 # ----------------------------------------------------------------- tables
@@ -204,7 +225,11 @@ def aggregate(per_track: Dict[str, Dict[str, dict]], methods: Sequence[str],
 
   Returns:
     rows ``{'method', 'source', 'n_tracks', SDR, SIR, SAR, ISR, SI-SDR,
-    SI-SDRi}`` (floats, dB; NaN where no track has a value).
+    SI-SDRi, 'scored', 'dropped', 'silent_estimates'}``: floats, dB (NaN where
+    no track has a value); ``scored`` ``{metric: tracks in its median}``,
+    ``dropped`` ``{metric: {track: why}}`` for the metrics that left tracks
+    out, ``silent_estimates`` the tracks whose estimate is silent (scored
+    ``-inf``).
   """
   rows = []
   for method in methods:
@@ -215,8 +240,65 @@ def aggregate(per_track: Dict[str, Dict[str, dict]], methods: Sequence[str],
       for metric in TABLE_METRICS:
         row[metric] = float(nanmedian(values[metric])) if values[metric] else math.nan
       row['n_tracks'] = len(values['SDR'])
+      row.update(coverage(tracks, source))
       rows.append(row)
   return rows
+
+
+def _why_dropped(scores: dict, j: int, metric: str) -> str:
+  if bool(scores.get('silent_reference', [False] * (j + 1))[j]):
+    return 'silent reference'
+  if bool(scores.get('silent_estimate', [False] * (j + 1))[j]):
+    return 'silent estimate'
+  return ('no window scored: in every window a reference or an estimate of some source is '
+          'silent' if metric in METRICS else 'not a number')
+
+
+def coverage(tracks: Dict[str, dict], source: str) -> dict:
+  """Which tracks each metric's median of ``source`` covers, and why others are out.
+
+  Returns:
+    ``{'scored': {metric: n}, 'dropped': {metric: {track: why}}` (metrics
+    with drops only), 'silent_estimates': [track, ...]}``.
+  """
+  scored = {m: 0 for m in TABLE_METRICS}
+  dropped: Dict[str, Dict[str, str]] = {}
+  silent = []
+  for name, scores in tracks.items():
+    if source not in scores['sources']:
+      continue
+    j = scores['sources'].index(source)
+    if bool(scores.get('silent_estimate', [False] * (j + 1))[j]):
+      silent.append(name)
+    for metric in TABLE_METRICS:
+      value = float(scores['median'][metric][j] if metric in METRICS else scores[metric][j])
+      if math.isnan(value):
+        dropped.setdefault(metric, {})[name] = _why_dropped(scores, j, metric)
+      else:
+        scored[metric] += 1
+  return {'scored': scored, 'dropped': dropped, 'silent_estimates': silent}
+
+
+def coverage_notes(rows: List[dict]) -> List[str]:
+  """One line per row whose medians leave out tracks or score silent estimates."""
+  notes = []
+  for r in rows:
+    parts = []
+    if r.get('silent_estimates'):
+      names = ', '.join(r['silent_estimates'])
+      parts.append(f"silent estimate in {len(r['silent_estimates'])} of {r['n_tracks']} "
+                   f'track(s) ({names}): SDR, SI-SDR and SI-SDRi score it -inf (the worst)')
+    groups: Dict[Tuple[Tuple[str, str], ...], List[str]] = {}
+    for metric in TABLE_METRICS:
+      if r.get('dropped', {}).get(metric):
+        groups.setdefault(tuple(sorted(r['dropped'][metric].items())), []).append(metric)
+    for dropped, metrics in groups.items():
+      why = '; '.join(f'{track}: {reason}' for track, reason in dropped)
+      parts.append(f"{', '.join(metrics)} cover {r['scored'][metrics[0]]} of "
+                   f"{r['n_tracks']} track(s), dropped {why}")
+    if parts:
+      notes.append(f"{r['method']} / {r['source']}: " + '; '.join(parts))
+  return notes
 
 
 def track_values(tracks: Dict[str, dict], source: str) -> Dict[str, List[float]]:
@@ -239,13 +321,17 @@ def _fmt(v: float) -> str:
 
 
 def table_markdown(rows: List[dict]) -> str:
-  """The results table as GitHub markdown (dB, two decimals)."""
+  """The results table as GitHub markdown (dB, two decimals), then a note for
+  each row whose medians leave out tracks (:func:`coverage_notes`)."""
   head = ['method', 'source'] + list(TABLE_METRICS) + ['tracks']
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * 2 + '---:|' * (len(head) - 2)]
   for r in rows:
     cells = [r['method'], r['source']] + [_fmt(r[m]) for m in TABLE_METRICS] + [
         str(r['n_tracks'])]
     lines.append('| ' + ' | '.join(cells) + ' |')
+  notes = coverage_notes(rows)
+  if notes:
+    lines += [''] + [f'- {n}' for n in notes]
   return '\n'.join(lines) + '\n'
 
 
@@ -270,8 +356,9 @@ def write_tables(out_dir: str, rows: List[dict], *, meta: dict) -> Dict[str, str
                     [r['n_tracks']])
   _write_text(paths['csv'], buf.getvalue())
   write_json_atomic(paths['json'], {
-      **meta, 'rows': [{k: (_to_json(v) if isinstance(v, float) else v) for k, v in r.items()}
-                       for r in rows]})
+      **meta, 'notes': coverage_notes(rows),
+      'rows': [{k: (_to_json(v) if isinstance(v, float) else v) for k, v in r.items()}
+               for r in rows]})
   return paths
 
 
@@ -369,5 +456,5 @@ def run(config: ReportConfig) -> dict:
   paths.update({f'boxplot_{k}': v for k, v in plots.items()})
   paths['html'] = report_html.write_html(
       config.out_dir, rows=rows, plots=plots, tracks=tracks_info, per_track=per_track,
-      methods=methods, meta=meta, metrics=TABLE_METRICS)
+      methods=methods, meta=meta, metrics=TABLE_METRICS, notes=coverage_notes(rows))
   return {'rows': rows, 'paths': paths, 'computed': computed, 'cached': cached}

@@ -151,11 +151,12 @@ def _media_cell(media: dict, caption: str = '') -> str:
 
 def write_html(out_dir: str, *, rows: List[dict], plots: Dict[str, str], tracks: List[dict],
                per_track: Dict[str, Dict[str, dict]], methods: Sequence[str],
-               meta: dict, metrics: Sequence[str]) -> str:
+               meta: dict, metrics: Sequence[str], notes: Sequence[str] = ()) -> str:
   """Writes ``out_dir/report.html``; returns its path.
 
   ``metrics`` are the table's columns, keys of every row
-  (``evaluation.report.TABLE_METRICS``).
+  (``evaluation.report.TABLE_METRICS``); ``notes`` are printed under the
+  table (``evaluation.report.coverage_notes``: tracks a median leaves out).
   """
   parts = ['<!DOCTYPE html>', '<html lang="en">', '<head>', '<meta charset="utf-8">',
            '<title>Separation report</title>', f'<style>{_CSS}</style>', '</head>', '<body>',
@@ -185,6 +186,8 @@ def write_html(out_dir: str, *, rows: List[dict], plots: Dict[str, str], tracks:
     parts.append(f'<tr><td>{_esc(r["method"])}</td><td>{_esc(r["source"])}</td>{cells}'
                  f'<td class="num">{r["n_tracks"]}</td></tr>')
   parts.append('</table>')
+  if notes:
+    parts.append('<ul class="meta">' + ''.join(f'<li>{_esc(n)}</li>' for n in notes) + '</ul>')
   parts.append('<h2>Distributions over tracks</h2><p class="meta">Per-track values (the '
                'median over windows for BSS Eval); click a plot to enlarge it.</p>'
                '<div class="plots">')

@@ -174,6 +174,14 @@ class SiSdrTest(absltest.TestCase):
     self.assertEqual(si_sdr.si_sdr(self.refs[0], self.refs[0]), np.inf)
     self.assertTrue(np.isnan(si_sdr.si_sdr(self.refs[0], np.zeros(8000))))
 
+  def test_silent_estimate_is_the_worst_score_not_a_perfect_one(self):
+    # Issue 29 item 5: zeros gave +inf (0 / 0 read as "no error").
+    self.assertEqual(si_sdr.si_sdr(np.zeros(8000), self.refs[0]), -np.inf)
+    both = si_sdr.si_sdr(np.stack([np.zeros(8000), self.refs[1]]), self.refs)
+    self.assertEqual(both[0], -np.inf)
+    self.assertEqual(both[1], np.inf)
+    self.assertTrue(np.isnan(si_sdr.si_sdr(np.zeros(8000), np.zeros(8000))))
+
   def test_improvement_over_the_mixture(self):
     mixture = self.refs.sum(axis=0)
     est = self.refs + 0.1 * self.noise

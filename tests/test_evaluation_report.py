@@ -151,6 +151,36 @@ class ReportTest(absltest.TestCase):
     third = report.run(config)
     self.assertEqual((third['computed'], third['cached']), (1, 3))
 
+  def test_silent_estimates_score_the_worst_and_the_report_says_what_was_dropped(self):
+    # Issue 29 item 5: all-zero estimates printed SI-SDR inf, BSS Eval nan, and
+    # the medians dropped the NaN tracks without a word.
+    out = self.create_tempdir().full_path
+    silent = self.create_tempdir().full_path
+    _estimates(self.refs, silent, leak=0.1)
+    y, _ = sf.read(os.path.join(silent, 'track1', 'piano.wav'))
+    sf.write(os.path.join(silent, 'track1', 'piano.wav'), 0 * y, SR, subtype='FLOAT')
+    result = report.run(self._config(out, estimates=(('quiet', silent),), media=False))
+    rows = {r['source']: r for r in result['rows']}
+    piano, violin = rows['piano'], rows['violin']
+    self.assertEqual(piano['silent_estimates'], ['track1'])
+    self.assertEqual(piano['scored']['SI-SDR'], 2)      # -inf counts, as the worst
+    self.assertEqual(piano['scored']['SDR'], 2)
+    self.assertEqual(piano['scored']['SIR'], 1)
+    self.assertEqual(piano['dropped']['SIR'], {'track1': 'silent estimate'})
+    self.assertIn('no window scored', violin['dropped']['SIR']['track1'])
+    self.assertLess(piano['SI-SDR'], rows['violin']['SI-SDR'])
+    cached = report.run(self._config(out, estimates=(('quiet', silent),), media=False))
+    self.assertEqual(json.dumps(cached['rows']), json.dumps(result['rows']))
+    table = report.table_markdown(result['rows'])
+    self.assertRegex(table, r'- quiet / piano: silent estimate in 1 of 2 track\(s\) '
+                     r'\(track1\): SDR, SI-SDR and SI-SDRi score it -inf \(the worst\); '
+                     r'SIR, SAR, ISR cover 1 of 2 track\(s\), dropped track1: silent estimate')
+    self.assertRegex(table, r'- quiet / violin: SDR, SIR, SAR, ISR cover 1 of 2')
+    with open(os.path.join(out, 'results.md'), encoding='utf-8') as f:
+      self.assertIn('silent estimate in 1 of 2', f.read())
+    with open(os.path.join(out, 'results.json'), encoding='utf-8') as f:
+      self.assertLen(json.load(f)['notes'], 2)
+
   def test_perfect_estimates_score_very_high(self):
     out = self.create_tempdir().full_path
     perfect = self.create_tempdir().full_path
