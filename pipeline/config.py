@@ -63,6 +63,12 @@ class FeatureConfig:
       value = getattr(self, name)
       if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ParameterError(f'{name} must be a positive int, got {value!r}')
+    for name in ('fmin', 'fmax', 'power', 'amin', 'amax'):
+      value = getattr(self, name)
+      if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+        raise ParameterError(f'{name} must be a number, got {value!r}')
+    if not isinstance(self.center, bool):   # center='no' is truthy: refuse, do not guess
+      raise ParameterError(f'center must be True or False, got {self.center!r}')
     if self.hop_length > self.n_fft:
       raise ParameterError(
           f'hop_length={self.hop_length} must not exceed n_fft={self.n_fft} '

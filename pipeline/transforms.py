@@ -182,10 +182,14 @@ class MelTransform:
 
     Raises:
       ParameterError: integer samples, or NaN / infinite ones when the values
-        are at hand (:func:`check_samples`).
+        are at hand (:func:`check_samples`); a scalar or an empty waveform
+        (centring would pad it into one frame of silence).
     """
     c = self.config
     x = tf.convert_to_tensor(check_samples(waveform), tf.float32)
+    if x.shape.rank == 0 or (x.shape.rank is not None and x.shape[-1] == 0):
+      raise ParameterError(f'waveform of shape {tuple(x.shape)} has no samples: need float '
+                           '[..., n_samples] with n_samples > 0')
     if c.center:
       pad = c.n_fft // 2
       paddings = [[0, 0]] * (len(x.shape) - 1) + [[pad, pad]]
@@ -244,8 +248,17 @@ class MelTransform:
 
   # ---------------------------------------------------------------------- mel
   def spectrogram_to_mel(self, spectrogram) -> tf.Tensor:
-    """``[..., n_frames, n_bins]`` -> ``[..., n_frames, n_mels]`` (same power)."""
+    """``[..., n_frames, n_bins]`` -> ``[..., n_frames, n_mels]`` (same power).
+
+    Raises:
+      ParameterError: a last axis other than ``n_bins`` (``1 + n_fft // 2``).
+    """
     s = tf.convert_to_tensor(spectrogram, tf.float32)
+    if s.shape.rank is not None and s.shape.rank >= 1 and s.shape[-1] not in (
+        None, self.config.n_bins):
+      raise ParameterError(
+          f'spectrogram of shape {tuple(s.shape)} has {s.shape[-1]} frequency bins, this '
+          f'transform {self.config.n_bins} (n_fft={self.config.n_fft})')
     if len(s.shape) == 2:
       return tf.matmul(s, self.filterbank)  # faster than tensordot
     if len(s.shape) > 2:
@@ -334,7 +347,19 @@ class MelTransform:
     return self.mel_to_image(self.db_to_unit(self.power_to_db(mel)))
 
   def unit_to_mel(self, unit) -> tf.Tensor:
-    """Scaled image ``[..., n_mels, n_frames, 1]`` -> mel power ``[..., n_frames, n_mels]``."""
+    """Scaled image ``[..., n_mels, n_frames, 1]`` -> mel power ``[..., n_frames, n_mels]``.
+
+    Raises:
+      ParameterError: not a single-channel image, or one of another number of
+        mel bands than ``config.n_mels`` (patches made with other features).
+    """
+    unit = tf.convert_to_tensor(unit, tf.float32)
+    if unit.shape.rank is not None and unit.shape.rank >= 3 and unit.shape[-3] not in (
+        None, self.config.n_mels):
+      raise ParameterError(
+          f'patches of shape {tuple(unit.shape)} have {unit.shape[-3]} mel bands, this '
+          f'transform {self.config.n_mels} (FeatureConfig.n_mels): use the features the '
+          'patches were made with (the metadata.json beside them)')
     return self.db_to_power(self.unit_to_db(self.image_to_mel(unit)))
 
   def frame_waveform(self, waveform, *, pad_end: bool = False) -> tf.Tensor:
@@ -421,5 +446,9 @@ class MelTransform:
     return fn
 
   def patches_to_mel(self, patches) -> tf.Tensor:
-    """Inverse of the scaling part: patches in [0, 1] -> mel power ``[..., n_frames, n_mels]``."""
+    """Inverse of the scaling part: patches in [0, 1] -> mel power ``[..., n_frames, n_mels]``.
+
+    Raises:
+      ParameterError: as :meth:`unit_to_mel`.
+    """
     return self.unit_to_mel(patches)

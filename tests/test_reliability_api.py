@@ -6,6 +6,7 @@ from absl.testing import parameterized
 
 from common.checks import SEED_MAX, check_seed
 from common.errors import ParameterError
+from pipeline.config import FeatureConfig
 from pipeline.transforms import MelTransform
 from training import loop
 from tests.test_training_loop import _Run, _dataset
@@ -154,3 +155,39 @@ class SeedCheckTest(tf.test.TestCase, parameterized.TestCase):
 
 if __name__ == '__main__':
   tf.test.main()
+
+
+class ApiInputTest(tf.test.TestCase, parameterized.TestCase):
+  """Issue 29 item 8: Python API inputs that used to give silent wrong results."""
+
+  @parameterized.parameters(('no', "center must be True or False, got 'no'"),
+                            (1, 'center must be True or False, got 1'))
+  def test_feature_config_refuses_a_center_that_is_not_a_bool(self, value, message):
+    with self.assertRaisesRegex(ParameterError, message):
+      FeatureConfig(center=value)
+
+  def test_feature_config_refuses_non_numbers(self):
+    with self.assertRaisesRegex(ParameterError, "fmin must be a number, got '125'"):
+      FeatureConfig(fmin='125')
+    with self.assertRaisesRegex(ParameterError, 'amax must be a number, got nan'):
+      FeatureConfig(amax=float('nan'))
+
+  def test_empty_waveform_is_refused_not_padded_into_a_frame(self):
+    transform = MelTransform(FeatureConfig())
+    with self.assertRaisesRegex(ParameterError, r'waveform of shape \(0,\) has no samples'):
+      transform.waveform_to_unit(np.zeros(0, np.float32))
+    with self.assertRaisesRegex(ParameterError, r'shape \(2, 0\) has no samples'):
+      transform.stft(np.zeros((2, 0), np.float32))
+
+  def test_patches_of_other_mel_bands_are_refused(self):
+    transform = MelTransform(FeatureConfig())
+    patches = np.full((2, 64, 64, 1), 0.5, np.float32)   # 64-mel patches
+    with self.assertRaisesRegex(ParameterError, r'have 64 mel bands, this transform 96'):
+      transform.patches_to_mel(patches)
+    self.assertEqual(transform.patches_to_mel(np.full((2, 96, 64, 1), 0.5)).shape,
+                     (2, 64, 96))
+
+  def test_spectrogram_of_other_bins_is_refused(self):
+    transform = MelTransform(FeatureConfig())
+    with self.assertRaisesRegex(ParameterError, r'has 513 frequency bins, this transform 1025'):
+      transform.spectrogram_to_mel(np.ones((3, 513), np.float32))
