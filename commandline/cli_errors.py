@@ -7,10 +7,13 @@ script names) becomes one line on stderr,
 
   <command>: error: <message>
 
-with exit status 2; an interrupt (Ctrl-C, or SIGTERM turned into one by the
-training loop) exits with status 130, and, for a command that resumes, says
-"rerun the same command to resume". Anything else is a bug and keeps its
-traceback.
+with exit status 2; so does a bad command line (absl's flag errors, which
+absl itself reports in several lines with status 1, and ``app.UsageError``),
+and an expected error raised while TensorFlow traces a function (AutoGraph
+wraps it in a ``StagingError`` of many lines; the original is reported). An
+interrupt (Ctrl-C, or SIGTERM turned into one by the training loop) exits
+with status 130, and, for a command that resumes, says "rerun the same
+command to resume". Anything else is a bug and keeps its traceback.
 
   def run():
     cli_errors.run_main(main, 'wav_to_spec')
@@ -18,7 +21,7 @@ traceback.
 
 import functools
 import sys
-from typing import Callable, Sequence, Type
+from typing import Callable, Optional, Sequence, Type
 
 from common.errors import ParameterError
 
@@ -49,7 +52,8 @@ def guard(main: Callable, name: str, *, resumable: bool = False,
     ``main`` wrapped: it raises ``SystemExit(2)`` after an expected error and
     ``SystemExit(130)`` after an interrupt.
   """
-  caught = tuple(EXPECTED_ERRORS) + tuple(expected)
+  from absl import app  # pylint: disable=g-import-not-at-top
+  caught = tuple(EXPECTED_ERRORS) + tuple(expected) + (app.UsageError,)
 
   @functools.wraps(main)
   def wrapped(argv):
@@ -62,12 +66,59 @@ def guard(main: Callable, name: str, *, resumable: bool = False,
       hint = '; rerun the same command to resume' if resumable else ''
       print(f'\n{name}: interrupted{hint}', file=sys.stderr, flush=True)
       sys.exit(EXIT_INTERRUPT)
+    except Exception as e:  # pylint: disable=broad-except
+      original = traced_cause(e, caught)
+      if original is None:
+        raise
+      print(f'{name}: error: {one_line(original)}', file=sys.stderr, flush=True)
+      sys.exit(EXIT_ERROR)
 
   return wrapped
+
+
+def traced_cause(error: BaseException, caught) -> Optional[BaseException]:
+  """The expected error that AutoGraph re-raised as ``error``, or None.
+
+  An exception raised while ``tf.function`` traces is re-raised by AutoGraph
+  with its frames in the message ("in user code: File ..."); a class it does
+  not know how to rebuild (ours: ``ParameterError``) becomes a
+  ``StagingError``. The original is the re-raised error's context. Only
+  errors AutoGraph marked (``ag_error_metadata``) are unwrapped, so a bug
+  raised while handling an expected error keeps its traceback.
+  """
+  seen = set()
+  while (error is not None and id(error) not in seen
+         and getattr(error, 'ag_error_metadata', None) is not None):
+    seen.add(id(error))
+    inner = error.__cause__ or error.__context__
+    if isinstance(inner, caught):
+      return inner
+    error = inner
+  return None
+
+
+def parse_flags(name: str) -> Callable:
+  """An absl ``flags_parser``: a bad command line is one line and exit status 2.
+
+  absl's own parser prints "FATAL Flags parsing error" and a hint on
+  several lines and exits with status 1.
+  """
+
+  def parse(argv):
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    try:
+      return flags.FLAGS(argv)
+    except flags.Error as e:
+      print(f'{name}: error: {one_line(e)} (--helpfull lists the flags)', file=sys.stderr,
+            flush=True)
+      sys.exit(EXIT_ERROR)
+
+  return parse
 
 
 def run_main(main: Callable, name: str, *, resumable: bool = False,
              expected: Sequence[Type[BaseException]] = ()) -> None:
   """``absl.app.run`` of ``main`` under :func:`guard` (never returns)."""
   from absl import app  # pylint: disable=g-import-not-at-top
-  app.run(guard(main, name, resumable=resumable, expected=expected))
+  app.run(guard(main, name, resumable=resumable, expected=expected),
+          flags_parser=parse_flags(name))

@@ -22,6 +22,7 @@ from flow_models import train_lib
 from flow_models import utils
 from common import checks
 from pipeline import datasets
+from pipeline import tfrecords
 from common import figures
 from common.errors import ParameterError
 from training.run_config import TrainingRunConfig
@@ -169,7 +170,8 @@ def train(config: GlowRunConfig):
       num_bins=256 if config.dataset != 'melspec' else None,
       n_grid=config.n_grid, temperature=config.temperature,
       dataset=_dataset_description(config, info), seed=config.seed)
-  init_batch = next(iter(train_ds))
+  with tfrecords.naming_damaged_records():   # names a damaged shard, as the loop does
+    init_batch = next(iter(train_ds))
 
   def task_fn():
     task = train_lib.make_task(train_config, init_batch=init_batch,

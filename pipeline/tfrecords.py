@@ -48,6 +48,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
+from common import atomic
 from pipeline.config import FeatureConfig
 from common.errors import ParameterError
 
@@ -331,7 +332,8 @@ class PatchWriter:
       if (self._writer is None or
           self._shards[-1]['bytes'] + n_bytes > self._max_shard_bytes):
         self._start_shard()
-      self._writer.write(record)
+      with atomic.writing(self._staged_path(len(self._shards) - 1)):
+        self._writer.write(record)
       self._shards[-1]['count'] += 1
       self._shards[-1]['bytes'] += n_bytes
     self._count += arr.shape[0]
@@ -341,9 +343,16 @@ class PatchWriter:
 
   def _start_shard(self):
     if self._writer is not None:
-      self._writer.close()
-    self._writer = tf.io.TFRecordWriter(self._staged_path(len(self._shards)))
+      self._close_shard()
+    with atomic.writing(self._staged_path(len(self._shards))):
+      self._writer = tf.io.TFRecordWriter(self._staged_path(len(self._shards)))
     self._shards.append({'count': 0, 'bytes': 0})
+
+  def _close_shard(self):
+    """Closes the open shard; a full disk (TF flushes here) is an OutputError."""
+    writer, self._writer = self._writer, None
+    with atomic.writing(self._staged_path(len(self._shards) - 1)):
+      writer.close()
 
   def close(self) -> Dict[str, Any]:
     """Commits the set: moves the shards into place, then ``metadata.json``.
@@ -357,15 +366,23 @@ class PatchWriter:
 
     Raises:
       ParameterError: if no patch was added (nothing is written then) or the
-        writer is already closed.
+        writer is already closed; an ``OutputError`` for a failed write (a
+        full disk), after which the staging folder is removed.
     """
     self._check_open()
     if self._count == 0:
       self.abort()
       raise ParameterError(f'no patches were added for {self._out_dir!r}')
-    if self._writer is not None:
-      self._writer.close()
-      self._writer = None
+    try:
+      if self._writer is not None:
+        self._close_shard()
+      return self._commit()
+    except ParameterError:
+      self.abort()   # a full disk: the staging folder goes, the old set stays
+      raise
+
+  def _commit(self) -> Dict[str, Any]:
+    """Writes metadata.json into the staging folder and moves the set into place."""
     total = len(self._shards)
     names = [_shard_name(self._prefix, i, total) for i in range(total)]
     metadata = {
@@ -385,8 +402,9 @@ class PatchWriter:
         'provenance': self._provenance,
     }
     staged_meta = _join(self._staging, METADATA_FILE)
-    with tf.io.gfile.GFile(staged_meta, 'w') as f:
-      f.write(json.dumps(metadata, indent=2, sort_keys=True))
+    with atomic.writing(staged_meta):
+      with tf.io.gfile.GFile(staged_meta, 'w') as f:
+        f.write(json.dumps(metadata, indent=2, sort_keys=True))
     # The new set is complete: only now touch the old one. metadata.json goes
     # first (the folder stops claiming a set) and comes back last.
     final_meta = _join(self._out_dir, METADATA_FILE)
@@ -410,8 +428,11 @@ class PatchWriter:
     if self._closed:
       return
     if self._writer is not None:
-      self._writer.close()
-      self._writer = None
+      writer, self._writer = self._writer, None
+      try:
+        writer.close()
+      except tf.errors.OpError:   # e.g. a full disk: the shard is discarded anyway
+        pass
     if tf.io.gfile.exists(self._staging):
       tf.io.gfile.rmtree(self._staging)
     self._closed = True

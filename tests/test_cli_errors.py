@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from unittest import mock
 
 from absl.testing import absltest
 import pytest
@@ -12,6 +13,11 @@ from commandline import cli_errors
 from common.errors import ParameterError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _check_positive(x):
+  del x
+  raise ParameterError('--steps must be > 0, got 0')
 
 
 def _exit_and_stderr(main, *, name='cmd', resumable=False, expected=()):
@@ -72,6 +78,51 @@ class GuardTest(absltest.TestCase):
   def test_a_real_bug_keeps_its_traceback(self):
     with self.assertRaisesRegex(ZeroDivisionError, 'division'):
       _exit_and_stderr(self._raise(ZeroDivisionError('division by zero')))
+
+  def test_error_raised_while_tracing_is_one_line(self):
+    # Issue 29 item 9: AutoGraph re-raised it as a StagingError of 34 lines.
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    @tf.function
+    def traced(x):
+      _check_positive(x)
+      return x
+
+    code, err = _exit_and_stderr(lambda argv: traced(tf.constant(1.0)), name='run_basis_sep')
+    self.assertEqual((code, err), (2, 'run_basis_sep: error: --steps must be > 0, got 0\n'))
+
+  def test_bug_while_handling_an_expected_error_keeps_its_traceback(self):
+    def main(argv):
+      del argv
+      try:
+        raise ParameterError('expected')
+      except ParameterError:
+        raise KeyError('a bug in the handler')   # pylint: disable=raise-missing-from
+    with self.assertRaises(KeyError):
+      _exit_and_stderr(main)
+
+  def test_usage_error_is_one_line(self):
+    from absl import app  # pylint: disable=g-import-not-at-top
+    code, err = _exit_and_stderr(self._raise(app.UsageError("unexpected arguments: ['x']")))
+    self.assertEqual((code, err), (2, "cmd: error: unexpected arguments: ['x']\n"))
+
+  def test_flag_errors_are_one_line_and_exit_2(self):
+    # absl's own parser prints several lines and exits 1.
+    import contextlib  # pylint: disable=g-import-not-at-top
+    import io  # pylint: disable=g-import-not-at-top
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    fv = flags.FlagValues()
+    flags.DEFINE_float('window_s', 1.0, 'A float.', flag_values=fv)
+    for argv, message in ((['cmd', '--window_s=abc'], "flag --window_s=abc: could not convert"),
+                          (['cmd', '--no_such_flag'], "Unknown command line flag 'no_such_flag'")):
+      err = io.StringIO()
+      with contextlib.redirect_stderr(err), mock.patch.object(flags, 'FLAGS', fv):
+        with self.assertRaises(SystemExit) as ctx:
+          cli_errors.parse_flags('evaluate_separation')(argv)
+      self.assertEqual(ctx.exception.code, 2)
+      self.assertEqual(err.getvalue().count('\n'), 1)
+      self.assertStartsWith(err.getvalue(), f'evaluate_separation: error: {message}')
+      self.assertIn('--helpfull lists the flags', err.getvalue())
 
   def test_return_value_passes_through(self):
     code, err = _exit_and_stderr(lambda argv: 0)

@@ -263,6 +263,19 @@ class DamagedRecordTest(tf.test.TestCase):
                  _config(self.create_tempdir().full_path, total_steps=2),
                  eval_data=self._as_linear_batches(out, repeat=False))
 
+  def test_damaged_record_in_glows_init_batch_is_named(self):
+    # Issue 29 item 9: Glow reads its data-dependent init batch before the loop;
+    # a damaged record there was tf.data's DataLossError (NCSN named the shard).
+    from flow_models import cli as glow_cli  # pylint: disable=g-import-not-at-top
+    out, shard = self._damaged_set(index=1)
+    ds = tfrecords.patch_dataset(out, split='all', shuffle_buffer=0, batch_size=4, repeat=True)
+    info = {'image_shape': (4, 4, 1), 'num_examples': 8}   # (the model is never built)
+    config = glow_cli.GlowRunConfig(workdir=self.create_tempdir().full_path, steps=1,
+                                    batch_size=4)
+    with mock.patch.object(glow_cli, '_datasets', return_value=(ds, ds, info)):
+      with self.assertRaisesRegex(ParameterError, rf"shard '{shard}': record 1 of 8 is damaged"):
+        glow_cli.train(config)
+
 
 if __name__ == '__main__':
   tf.test.main()

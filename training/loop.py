@@ -50,6 +50,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline import tfrecords
+from common import atomic
 from common.atomic import json_default, write_json_atomic
 from common.checks import check_seed
 from common.errors import ParameterError
@@ -568,7 +569,8 @@ class _Checkpoints:
     run.elapsed.assign_add(time.time() - self._t0)
     self._t0 = time.time()
     run.record_description()   # the run has started: its configuration is now the workdir's
-    path = run.manager.save(checkpoint_number=int(run.step.numpy()))
+    with atomic.writing(run.manager.directory):   # a full disk: one line, not TF's trace
+      path = run.manager.save(checkpoint_number=int(run.step.numpy()))
     logging.info('checkpoint %s (%s)', path, reason)
     return path
 

@@ -13,7 +13,8 @@ from typing import Any, Dict, Optional, Tuple
 
 import tensorflow as tf
 
-from common.errors import OutputError, ParameterError
+from common import atomic
+from common.errors import ParameterError
 from training.ema import EMA
 from common.atomic import write_json_atomic
 
@@ -172,17 +173,12 @@ def write_prior_folder(out_dir: str, model, meta: Dict[str, Any], *,
     raise ParameterError(f'prior metadata names no kind or model: {sorted(meta)[:8]}')
   check_prior_target(out_dir, kind, workdir=workdir, flag=flag)
   parent = os.path.dirname(os.path.abspath(out_dir))
-  try:
+  with atomic.writing(out_dir):
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
-  except OSError as e:
-    raise OutputError(f'cannot create the export folder {out_dir} ({e})') from e
   try:
-    try:
+    with atomic.writing(os.path.join(out_dir, PRIOR_WEIGHTS)):
       tf.train.Checkpoint(model=model).write(os.path.join(tmp, PRIOR_WEIGHTS))
-    except (tf.errors.OpError, OSError) as e:
-      raise OutputError(f'could not write the weights of {out_dir} ({e}); free some space '
-                        'or pick another folder') from e
     write_json_atomic(os.path.join(tmp, PRIOR_CONFIG), meta)
     umask = os.umask(0)
     os.umask(umask)
