@@ -15,6 +15,8 @@ SCRIPTS = {
     'train_glow': 'train_glow',
     'run_basis_sep': 'run_basis_sep',
     'render_instruments': 'render_instruments',
+    'render_music': 'render_music',
+    'make_voice_noise': 'make_voice_noise',
     'basis_demo': 'demo',
     'separate_audio': 'separate_audio',
     'mel_to_wav': 'mel_to_wav',
@@ -64,7 +66,11 @@ setuptools.setup(
     ],
     extras_require={
         'gpu': ['tensorflow[and-cuda]==2.16.2'],
-        'dev': ['pytest'],
+        # Data generation from real pieces (make data): music21 ships its corpus of
+        # 3,194 works inside the package, nothing is downloaded.
+        'data': ['music21'],
+        # The tests cover data generation too.
+        'dev': ['pytest', 'music21'],
         # PESQ / STOI in mel_to_wav and the inversion study (pesq compiles C code).
         'quality': ['pesq', 'pystoi'],
     },

@@ -249,7 +249,11 @@ def synthesize_midi(midi_path: str, *, sample_rate: int = 16000,
 
   with tempfile.TemporaryDirectory(prefix='render_') as tmp:
     out = os.path.join(tmp, 'out.wav')
-    cmd = [binary, '-ni', '-q', '-R', '0', '-C', '0', '-g', f'{gain:g}',
+    # dynamic sample loading reads only the presets the file plays: the same
+    # samples (bit-identical output with FluidR3_GM), 0.12 s instead of 0.21 s a
+    # call, and 1.2 s instead of 6.3 s with the compressed MuseScore_General.sf3
+    cmd = [binary, '-ni', '-q', '-R', '0', '-C', '0', '-o',
+           'synth.dynamic-sample-loading=1', '-g', f'{gain:g}',
            '-r', str(synth_sample_rate), '-O', 'float', '-T', 'wav', '-F', out,
            soundfont, os.path.abspath(midi_path)]
     try:
