@@ -2,7 +2,8 @@
 
   python demo.py --out_dir=out/demo
 
-Writes out/demo/separation/{piano,violin}.wav, out/demo/spectrograms.png,
+Writes out/demo/separation/{piano,violin}.wav (BASIS + Wiener; every method's
+estimates are in out/demo/methods/<method>/demo_duet/), out/demo/spectrograms.png,
 the metrics table (out/demo/report/results.md, .csv, .json) and
 out/demo/report/report.html (players for every method). No download, no root.
 MNIST digit separation is its own command: run_basis_sep.py.

@@ -16,7 +16,6 @@ import sys
 from absl import app
 from absl import flags
 
-from experiments import audio_separation
 from experiments import evaluate_tracks
 from commandline import flag_groups
 from common import compute
@@ -29,7 +28,8 @@ flags.DEFINE_string('references', None, 'Or a references folder (<track>/mixture
                     '<track>/<source>.wav) instead of --render_dir.')
 flags.DEFINE_integer('n_tracks', 10, 'First N clips of the split.')
 flags.DEFINE_string('out_dir', 'out/heldout', 'Output folder.')
-flags.DEFINE_multi_string('prior_dir', None, 'One prior per source (default: shipped).')
+flags.DEFINE_multi_string('prior_dir', None, 'One prior per source (default: the shipped basis '
+                          'model of the piano-violin task).')
 flags.DEFINE_list('phases', ['wiener', 'misi', 'amplitude_mask'], 'Inversion methods.')
 flags.DEFINE_enum('magnitude', 'auto', ['auto', 'refiner', 'nnls', 'pinv'],
                   'Mel -> linear magnitude (auto: the shipped refiner where it fits, else NNLS).')
@@ -52,13 +52,15 @@ def main(argv):
     if not refs:
       refs = os.path.join(FLAGS.out_dir, 'references')
       evaluate_tracks.tracks_from_render(FLAGS.render_dir, refs, n_tracks=FLAGS.n_tracks)
+    options = {'magnitude': FLAGS.magnitude, 'sampler': FLAGS.sampler,
+               'steps_per_sigma': FLAGS.steps_per_sigma, 'step_size': FLAGS.step_size,
+               'batch_size': FLAGS.batch_size, 'precision': FLAGS.precision}
+    if FLAGS.prior_dir:
+      options['prior_dirs'] = tuple(FLAGS.prior_dir)
+    specs = tuple(f'basis:phase={p}' for p in FLAGS.phases) + tuple(FLAGS.oracles)
     evaluate_tracks.run(evaluate_tracks.TrackEvalConfig(
-        references_dir=refs, out_dir=FLAGS.out_dir,
-        prior_dirs=tuple(FLAGS.prior_dir or audio_separation.DEFAULT_PRIOR_DIRS),
-        phases=tuple(FLAGS.phases), magnitude=FLAGS.magnitude, oracles=tuple(FLAGS.oracles),
-        sampler=FLAGS.sampler, steps_per_sigma=FLAGS.steps_per_sigma,
-        step_size=FLAGS.step_size,
-        batch_size=FLAGS.batch_size, precision=FLAGS.precision))
+        references_dir=refs, out_dir=FLAGS.out_dir, methods=specs, task='piano-violin',
+        method_options={'basis': options}))
   except ParameterError as e:
     print(f'evaluate_audio_priors: error: {e}', file=sys.stderr)
     sys.exit(2)

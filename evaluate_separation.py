@@ -3,6 +3,12 @@
   python evaluate_separation.py --references=out/eval/references \
       --estimates=IRM2=out/eval/oracles/IRM2 --estimates=BASIS=out/eval/basis \
       --out_dir=out/eval/report
+  python evaluate_separation.py --references=REFS --out_dir=out/eval \
+      --methods=basis,basis:phase=misi,IRM2 [--estimates=MINE=DIR]
+
+With --methods, every named method of the separator seam (models and oracles
+alike; experiments/separators.py) separates each track's mixture first, and
+the table holds them beside the mixture-as-estimate and any --estimates.
 
 References: ``<track>/mixture.wav`` + ``<track>/<source>.wav``; each estimates
 folder ``<track>/<source>.wav`` (the MUSDB / museval layout). Writes
@@ -17,10 +23,14 @@ from absl import flags
 
 from evaluation import report
 from commandline import cli_errors
+from common.errors import ParameterError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('references', None, 'References folder.', required=True)
-flags.DEFINE_multi_string('estimates', None, 'NAME=DIR, once per method.', required=True)
+flags.DEFINE_multi_string('estimates', None, 'NAME=DIR, once per method.')
+flags.DEFINE_list('methods', None, 'Separate with these registered methods first (specs: NAME '
+                  'or NAME:key=value,...; e.g. basis, basis:phase=misi, IRM2).')
+flags.DEFINE_string('task', None, 'With --methods: the task whose shipped models load.')
 flags.DEFINE_string('out_dir', None, 'Output folder of the report.', required=True)
 flags.DEFINE_float('window_s', 1.0, 'BSS Eval window (s).')
 flags.DEFINE_float('hop_s', 1.0, 'BSS Eval hop (s).')
@@ -34,6 +44,15 @@ flags.DEFINE_boolean('media', True, 'Spectrograms and audio players in report.ht
 
 def main(argv):
   del argv
+  if not FLAGS.estimates and not FLAGS.methods:
+    raise ParameterError('give --methods (to separate) or --estimates=NAME=DIR (or both)')
+  if FLAGS.methods:
+    from experiments import evaluate_tracks  # pylint: disable=g-import-not-at-top
+    evaluate_tracks.run(evaluate_tracks.TrackEvalConfig(
+        references_dir=FLAGS.references, out_dir=FLAGS.out_dir,
+        tracks=tuple(FLAGS.tracks) if FLAGS.tracks else None, methods=tuple(FLAGS.methods),
+        task=FLAGS.task, extra_estimates=report.parse_estimates(FLAGS.estimates or [])))
+    return
   config = report.ReportConfig(
       references_dir=FLAGS.references, estimates=report.parse_estimates(FLAGS.estimates),
       out_dir=FLAGS.out_dir, window_s=FLAGS.window_s, hop_s=FLAGS.hop_s,

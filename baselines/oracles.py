@@ -38,7 +38,7 @@ import dataclasses
 import functools
 import os
 import re
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -280,6 +280,52 @@ def separate(sources, mixture, *, sample_rate: int, config: OracleConfig) -> np.
     est = tf_masks.apply_masks(np.asarray(m, np.float32), x.astype(np.complex64))
   out = transform.istft(np.asarray(est), length=n_samples).numpy().astype(np.float32)
   return out[:, 0] if mono else out
+
+
+class OracleSeparator:
+  """An oracle as a waveform separator (``experiments.separators``), given the true sources.
+
+  Its ``separate(mixture, sample_rate)`` masks ``mixture`` with the oracle
+  built from the references it holds, so evaluation runs oracles and models
+  through one interface.
+
+  Args:
+    references: ``{source: float [n_samples]}``, the true sources at
+      ``sample_rate`` (the same length as the mixtures it will separate).
+    sample_rate: int > 0, Hz.
+    method: an oracle name for :func:`parse_method` (``IBM1``, ``IRM2``, ``MWF``, ...).
+    **options: ``theta``, ``n_fft``, ``hop_length``, ``features`` of :func:`parse_method`.
+
+  Raises:
+    ParameterError: no references, or references of different lengths.
+  """
+
+  def __init__(self, references: Dict[str, np.ndarray], sample_rate: int, *,
+               method: str = 'IRM2', **options):
+    if not references:
+      raise ParameterError('an oracle needs the true sources (references)')
+    self.sources = tuple(references)
+    self.sample_rate = int(sample_rate)
+    self.config = parse_method(method, **options)
+    self._references = np.stack([np.asarray(references[n], np.float32)
+                                 for n in self.sources])
+
+  def separate(self, mixture, sample_rate: int) -> Dict[str, np.ndarray]:
+    """``{source: [n_samples]}`` estimates of ``mixture`` (mono, at ``self.sample_rate``).
+
+    Raises:
+      ParameterError: another rate, or a mixture of another length than the
+        references.
+    """
+    if int(sample_rate) != self.sample_rate:
+      raise ParameterError(f'this oracle holds references at {self.sample_rate} Hz, got a '
+                           f'mixture at {sample_rate} Hz')
+    mixture = np.asarray(mixture, np.float32)
+    if mixture.shape[-1] != self._references.shape[-1]:
+      raise ParameterError(f'the mixture has {mixture.shape[-1]} samples, the references '
+                           f'{self._references.shape[-1]}')
+    est = separate(self._references, mixture, sample_rate=self.sample_rate, config=self.config)
+    return dict(zip(self.sources, est))
 
 
 @dataclasses.dataclass(frozen=True)

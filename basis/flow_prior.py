@@ -63,6 +63,8 @@ class FlowFamilyPrior:
     if len(shapes) != 1:
       raise ParameterError(f'family members have different event shapes {sorted(shapes)}')
     self.event_shape = shapes.pop()
+    from basis.priors import features_from_metadata  # pylint: disable=g-import-not-at-top
+    self.features = features_from_metadata(self.metadata.get('description') or self.metadata)
     self.rtol = float(rtol)
     self._sigmas = sig
     self._log_sigmas = tf.constant(np.log(sig), tf.float32)

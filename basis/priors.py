@@ -16,12 +16,31 @@ model per sigma, score by autodiff of ``log_prob``) live in
 ``basis/flow_prior.py``.
 """
 
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from common.errors import ParameterError
+from pipeline.config import FeatureConfig
+
+
+def features_from_metadata(metadata: Dict[str, Any]):
+  """The mel ``FeatureConfig`` a prior's description records, or None (images).
+
+  Raises:
+    ParameterError: recorded features whose ``image_shape`` disagrees with them.
+  """
+  dataset = (metadata or {}).get('dataset') or {}
+  feats = dataset.get('features') if isinstance(dataset, dict) else None
+  if not feats:
+    return None
+  feats = FeatureConfig.from_dict(feats)
+  shape = metadata.get('image_shape')
+  if shape is not None and tuple(shape) != feats.patch_shape:
+    raise ParameterError(f'the prior records image_shape {tuple(shape)}, which does not match '
+                         f'its features {feats.patch_shape}')
+  return feats
 
 
 class GaussianPrior:
@@ -37,6 +56,8 @@ class GaussianPrior:
   def __init__(self, mean, *, variance=None, covariance=None):
     self.mean = tf.constant(mean, tf.float32)
     self.event_shape = tuple(self.mean.shape)
+    self.metadata: Dict[str, Any] = {}
+    self.features = None
     if (variance is None) == (covariance is None):
       raise ParameterError('give exactly one of variance (diagonal) or covariance (full)')
     if variance is not None:
@@ -89,12 +110,16 @@ class NCSNPrior:
       from ncsn.export import load_score_model  # pylint: disable=g-import-not-at-top
       model = load_score_model(model, compute_dtype=compute_dtype)
     self.model = model
-    self._log_sigmas = tf.constant(np.log(model._sigmas_np), tf.float32)  # pylint: disable=protected-access
+    self._log_sigmas = tf.constant(np.log(model.trained_sigmas), tf.float32)
     self.conditional = model.config.conditional
+    self.event_shape = tuple(int(v) for v in model.image_shape)
+    self.metadata: Dict[str, Any] = dict(getattr(model, 'prior_metadata', None) or {})
+    self.features = features_from_metadata(self.metadata)
 
   @property
   def sigmas(self) -> np.ndarray:
-    return np.asarray(self.model._sigmas_np)  # pylint: disable=protected-access
+    """float64 ``[L]``, the trained levels, largest first."""
+    return self.model.trained_sigmas
 
   def validate_sigmas(self, sigmas: Sequence[float]):
     """Raises ParameterError unless every sigma is a trained level (v1)."""

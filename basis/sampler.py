@@ -17,12 +17,11 @@ For flow priors 'fast' is not measured yet and stays the paper's schedule.
 import dataclasses
 from typing import Optional, Sequence, Tuple, Union
 
+from basis import registry
 from basis.mixing import is_linear_mixing
 from common.errors import ParameterError
 
 SAMPLERS = ('fast', 'paper')
-# delta of the paper's schedule per prior kind (a flow's score is rougher).
-PAPER_STEP_SIZES = {'ncsn': 3e-5, 'flow': 3e-6}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +67,8 @@ def sampler_settings(sampler: str, *, mixing, prior_kind: str = 'ncsn',
   Args:
     sampler: 'fast' or 'paper'.
     mixing: the mixing function (decides whether a hard constraint applies).
-    prior_kind: 'ncsn' or 'flow' (the paper's delta differs).
+    prior_kind: a registered prior kind (``basis.registry``): it gives the
+      paper's delta and whether 'fast' applies.
     steps_per_sigma, step_size, constraint, denoise, start_level: None keeps
       the sampler's value; anything else overrides it (``start_level``: index
       into the schedule of the warm start's level, 0 = none).
@@ -78,11 +78,9 @@ def sampler_settings(sampler: str, *, mixing, prior_kind: str = 'ncsn',
   """
   if sampler not in SAMPLERS:
     raise ParameterError(f'unknown sampler {sampler!r}; choose one of {list(SAMPLERS)}')
-  if prior_kind not in PAPER_STEP_SIZES:
-    raise ParameterError(f'unknown prior kind {prior_kind!r}; choose one of '
-                         f'{list(PAPER_STEP_SIZES)}')
-  paper_delta = PAPER_STEP_SIZES[prior_kind]
-  if sampler == 'paper' or prior_kind == 'flow':
+  kind = registry.get_kind(prior_kind)
+  paper_delta = kind.paper_step_size
+  if sampler == 'paper' or not kind.fast_sampler:
     base = SamplerSettings(steps_per_sigma=100, step_size=paper_delta,
                            constraint='likelihood', denoise=False)
   elif is_linear_mixing(mixing) and (constraint or 'hard') == 'hard':

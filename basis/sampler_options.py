@@ -75,7 +75,7 @@ class SamplerOptions:
     Args:
       mixing: the mixing function (decides whether a hard constraint applies).
       sigmas: the noise levels, largest first.
-      prior_kind: 'ncsn' or 'flow' (the paper's delta differs).
+      prior_kind: a registered prior kind (basis.registry; the paper's delta differs).
 
     Raises:
       ParameterError: a start level outside the schedule, an unknown prior kind.

@@ -22,7 +22,7 @@ folders); in ``run_basis_sep.py`` it is the old name of ``--prior_kind``
 
 import copy
 import dataclasses
-from typing import Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from basis.sampler import SAMPLERS
 from basis.sampler_options import SamplerOptions, WARM_STARTS
@@ -207,3 +207,86 @@ def define_sampler_flags(*, warm_start: str, constraint: bool, step_size_default
     flags.DEFINE_integer('start_level', None, texts['start_level'], flag_values=fv)
   flags.DEFINE_float('likelihood_scale', SamplerOptions.likelihood_scale,
                      texts['likelihood_scale'], flag_values=fv)
+
+
+def _attribute_help(config_cls) -> Dict[str, str]:
+  """``{field: text}`` from the ``Attributes:`` section of a dataclass's docstring."""
+  import re  # pylint: disable=g-import-not-at-top
+  doc = config_cls.__doc__ or ''
+  if 'Attributes:' not in doc:
+    return {}
+  out, current = {}, None
+  for line in doc.split('Attributes:', 1)[1].splitlines():
+    m = re.match(r'^\s{4}([a-z_][a-z0-9_, ]*):\s*(.*)$', line)
+    if m:
+      names = [n.strip() for n in m.group(1).split(',')]
+      current = names
+      for n in names:
+        out[n] = m.group(2).strip()
+    elif current and line.strip() and re.match(r'^\s{6,}', line):
+      for n in current:
+        out[n] += ' ' + line.strip()
+    elif not line.strip():
+      current = None
+  return out
+
+
+def define_config_flags(config_cls, *, skip=(), enums: Optional[Mapping[str, Any]] = None,
+                        help: Optional[Mapping[str, str]] = None,  # pylint: disable=redefined-builtin
+                        flag_values=None) -> Tuple[str, ...]:
+  """Defines one flag per field of a run-config dataclass, help from its docstring.
+
+  The flag's type follows the field's annotation (str, int, float, bool,
+  Optional of those; a ``Tuple[str, ...]`` is a comma list); its default is
+  the field's default; its help is the field's line in the ``Attributes:``
+  section of the class docstring, so the flag and the library say the same.
+
+  Args:
+    config_cls: a dataclass.
+    skip: fields that get no flag (defined elsewhere, or not for users).
+    enums: ``{field: choices}`` for fields with a fixed set of values.
+    help: help texts that replace the docstring's, by field.
+    flag_values: the ``FlagValues`` (default: absl's global FLAGS).
+
+  Returns:
+    The names of the flags defined.
+  """
+  import typing  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  fv = flag_values if flag_values is not None else flags.FLAGS
+  texts = dict(_attribute_help(config_cls))
+  texts.update(help or {})
+  enums = dict(enums or {})
+  hints = typing.get_type_hints(config_cls)
+  defined = []
+  for field in dataclasses.fields(config_cls):
+    if field.name in skip or not field.init:
+      continue
+    default = field.default if field.default is not dataclasses.MISSING else None
+    text = texts.get(field.name) or field.name.replace('_', ' ')
+    kind = hints[field.name]
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    base = args[0] if typing.get_origin(kind) is typing.Union and len(args) == 1 else kind
+    if field.name in enums:
+      flags.DEFINE_enum(field.name, default, list(enums[field.name]), text, flag_values=fv)
+    elif base is bool:
+      flags.DEFINE_boolean(field.name, default, text, flag_values=fv)
+    elif base is int:
+      flags.DEFINE_integer(field.name, default, text, flag_values=fv)
+    elif base is float:
+      flags.DEFINE_float(field.name, default, text, flag_values=fv)
+    elif base is str:
+      flags.DEFINE_string(field.name, default, text, flag_values=fv)
+    elif typing.get_origin(base) is tuple:
+      flags.DEFINE_list(field.name, list(default) if default else None, text, flag_values=fv)
+    else:
+      raise ParameterError(f'{config_cls.__name__}.{field.name}: no flag type for {kind}')
+    defined.append(field.name)
+  return tuple(defined)
+
+
+def explicit_flags(names, flag_values=None) -> Dict[str, Any]:
+  """``{name: value}`` of the flags among ``names`` that the command line set."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  fv = flag_values if flag_values is not None else flags.FLAGS
+  return {n: fv[n].value for n in names if n in fv and fv[n].present}

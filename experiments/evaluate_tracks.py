@@ -1,155 +1,226 @@
-"""Separate a references folder with BASIS and score it against the oracles.
+"""Any set of registered separators on a references folder, scored in one table.
 
 The references folder is the MUSDB / museval layout (``<track>/mixture.wav``
-and ``<track>/<source>.wav``). For every track, ``separate_audio``'s pipeline
-separates the mixture once and inverts the separated mel spectrograms with
-each phase method asked for (``BASIS-wiener``, ``BASIS-misi``, ...); the
-oracles (IBM / IRM / Wiener from the true sources) and the mixture itself
-("mixture-as-estimate": what not separating scores) run beside it; then
-``evaluation.report`` writes the table (median SDR / SIR / SAR / ISR /
-SI-SDR per method and source), box plots and ``report.html``.
+and ``<track>/<source>.wav``). Every method goes through the separator seam
+(``experiments.separators``): models (``basis``, and every method registered
+later) are loaded once, oracles (``IBM1``, ``IRM2``, ...) are built per track
+from its true sources, and the mixture itself ("mixture-as-estimate": what not
+separating scores) runs beside them. Each method's estimates go to
+``methods/<label>/<track>/<source>.wav``; ``evaluation.report`` then writes the
+table (median SDR / SIR / SAR / ISR / SI-SDR per method and source), box plots
+and ``report.html``. A finished (method, track) pair is skipped on a rerun.
 
-Used by ``make demo`` (one shipped track) and ``evaluate_audio_priors.py``
-(the held-out test split of the rendered piano / violin set).
+A method spec is ``NAME`` or ``NAME:key=value,key=value`` with the method's
+options (``basis:phase=misi``; ``unet:model_dir=runs/unet``); its label in the
+tables is the method's (``BASIS-misi``). BASIS reuses one separation for every
+phase method of the same track (its mel estimates are kept in memory).
+
+Used by ``make demo`` (one shipped track), ``evaluate_audio_priors.py`` (the
+held-out test split of the rendered piano / violin set) and
+``evaluate_separation.py --methods``.
 """
 
 import dataclasses
+import json
 import os
 import shutil
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from experiments import audio_separation
-from pipeline import audio
 from common.atomic import write_json_atomic
-from pipeline.config import FeatureConfig
 from common.errors import ParameterError
-from pipeline.transforms import MelTransform
+from experiments import separators
+from pipeline import audio
 
 MIXTURE_METHOD = 'mixture-as-estimate'
 DEFAULT_ORACLES = ('IBM1', 'IRM1', 'IRM2')
+DONE = 'done.json'
+
+
+def _value(text: str):
+  for kind in (int, float):
+    try:
+      return kind(text)
+    except ValueError:
+      pass
+  return {'true': True, 'false': False, 'none': None}.get(text.lower(), text)
+
+
+def parse_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
+  """``'basis:phase=misi,sampler=paper'`` -> ``('basis', {'phase': 'misi', 'sampler': 'paper'})``.
+
+  Raises:
+    ParameterError: an unknown method or a malformed option.
+  """
+  name, _, rest = spec.partition(':')
+  separators.get_method(name)
+  options = {}
+  for item in filter(None, rest.split(',')):
+    key, eq, value = item.partition('=')
+    if not eq or not key.strip():
+      raise ParameterError(f'method spec {spec!r}: options are key=value, got {item!r}')
+    options[key.strip()] = _value(value.strip())
+  return name, options
 
 
 @dataclasses.dataclass(frozen=True)
 class TrackEvalConfig:
   """Attributes:
     references_dir: ``<track>/mixture.wav`` + ``<track>/<source>.wav``.
-    out_dir: ``methods/<method>/<track>/<source>.wav``, ``separation/<track>/``
-      (each track's separate_audio output), ``report/``, ``summary.json``.
+    out_dir: ``methods/<label>/<track>/<source>.wav``, ``report/``, ``summary.json``.
     tracks: track names (default: every track, sorted).
-    prior_dirs: one prior per source; the sources are named after them.
-    phases: inversion methods applied to the one separation of each track.
-    magnitude: mel -> linear magnitude of every phase method
-      (``audio_separation.AudioSeparationConfig.magnitude``).
-    oracles: oracle names (``baselines.oracles.parse_method``).
-    sampler, steps_per_sigma, step_size, start_level, denoise, batch_size, precision,
-      hop_frames: BASIS settings (``audio_separation.AudioSeparationConfig``).
+    methods: method specs (``parse_spec``), models and oracles alike; the
+      mixture-as-estimate is always added.
+    task: the task whose shipped models the model methods load (None: the default).
+    method_options: ``{method name: options}`` given to every spec of that
+      method (e.g. ``{'basis': {'prior_dirs': (...), 'sampler': 'paper'}}``);
+      a spec's own options win.
+    extra_estimates: ``(name, folder)`` pairs of estimates made elsewhere
+      (``<track>/<source>.wav``), scored in the same table.
   """
 
   references_dir: str
   out_dir: str
   tracks: Optional[Tuple[str, ...]] = None
-  prior_dirs: Tuple[str, ...] = audio_separation.DEFAULT_PRIOR_DIRS
-  phases: Tuple[str, ...] = ('wiener', 'misi')
-  magnitude: str = 'auto'
-  oracles: Tuple[str, ...] = DEFAULT_ORACLES
-  sampler: str = 'fast'
-  steps_per_sigma: Any = None
-  step_size: float = 2e-5
-  start_level: Optional[int] = None
-  denoise: Optional[bool] = None
-  batch_size: int = 8
-  hop_frames: int = 48
-  precision: str = 'auto'
+  methods: Tuple[str, ...] = ('basis', 'basis:phase=misi') + DEFAULT_ORACLES
+  task: Optional[str] = None
+  method_options: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+  extra_estimates: Tuple[Tuple[str, str], ...] = ()
 
   def __post_init__(self):
-    if not self.phases:
-      raise ParameterError('phases is empty: give at least one inversion method')
+    if not self.methods and not self.extra_estimates:
+      raise ParameterError('methods is empty: give at least one method')
+    for spec in self.methods:
+      parse_spec(spec)
 
 
-def _write_track(folder: str, signals: Dict[str, np.ndarray], sample_rate: int):
+def _label(spec_name: str, options: Dict[str, Any]) -> str:
+  return separators.get_method(spec_name).table_label(options)
+
+
+def _write_track(folder: str, signals: Dict[str, np.ndarray], sample_rate: int,
+                 identity: Dict[str, Any]):
   os.makedirs(folder, exist_ok=True)
+  marker = os.path.join(folder, DONE)
+  if os.path.exists(marker):
+    os.remove(marker)
   for name, y in signals.items():
     audio.write_wav(os.path.join(folder, f'{name}.wav'), y, sample_rate, subtype='FLOAT')
+  write_json_atomic(marker, identity)
 
 
-def separate_track(config: TrackEvalConfig, track: str, *, log=print) -> Dict[str, Any]:
-  """One track: BASIS once, every phase method, the mixture-as-estimate; returns timing."""
-  methods_dir = os.path.join(config.out_dir, 'methods')
-  mixture_path = os.path.join(config.references_dir, track, 'mixture.wav')
-  sep_dir = os.path.join(config.out_dir, 'separation', track)
-  sep = audio_separation.run(audio_separation.AudioSeparationConfig(
-      input=mixture_path, out_dir=sep_dir, prior_dirs=tuple(config.prior_dirs),
-      steps_per_sigma=config.steps_per_sigma, step_size=config.step_size,
-      sampler=config.sampler, start_level=config.start_level, denoise=config.denoise,
-      batch_size=config.batch_size, hop_frames=config.hop_frames,
-      precision=config.precision, magnitude=config.magnitude, phase=config.phases[0],
-      figure=False), log=log)
-  rate = sep['sample_rate']
-  mixture, _ = audio.load(mixture_path, sample_rate=rate)
-  names = list(sep['sources'])
-  signals = {f'BASIS-{config.phases[0]}': {n: audio.load(p)[0] for n, p in sep['sources'].items()}}
-  if len(config.phases) > 1:
-    images = np.load(os.path.join(sep_dir, 'estimates_mel.npy'))
-    transform = MelTransform(FeatureConfig.from_dict(sep['features']))
-    gain = 10.0 ** (sep['input_gain_db'] / 20.0)
-    for phase in config.phases[1:]:
-      waves = audio_separation.images_to_waveforms(images, mixture * np.float32(gain),
-                                                    transform, magnitude=config.magnitude,
-                                                    phase=phase)
-      signals[f'BASIS-{phase}'] = {n: w / gain for n, w in zip(names, waves)}
-  signals[MIXTURE_METHOD] = {n: mixture for n in names}
-  for method, sig in signals.items():
-    _write_track(os.path.join(methods_dir, method, track), sig, rate)
-  return {'duration_s': sep['duration_s'], 'separation_s': sep['separation_s'],
-          'magnitude': sep['magnitude'],
-          'sources': names, 'precision': sep['precision'], 'cpu': sep['cpu']}
+def _is_done(folder: str, identity: Dict[str, Any]) -> bool:
+  path = os.path.join(folder, DONE)
+  if not os.path.exists(path):
+    return False
+  try:
+    with open(path, encoding='utf-8') as f:
+      return json.load(f) == json.loads(json.dumps(identity, default=str))
+  except (OSError, ValueError):
+    return False
 
 
-def method_names(config: TrackEvalConfig) -> List[str]:
-  return [f'BASIS-{p}' for p in config.phases] + list(config.oracles) + [MIXTURE_METHOD]
+class _Methods:
+  """The configured methods: labels, loaded models (once), oracles per track."""
+
+  def __init__(self, config: TrackEvalConfig, log):
+    self.specs: List[Tuple[str, str, Dict[str, Any]]] = []
+    for spec in config.methods:
+      name, options = parse_spec(spec)
+      options = {**dict(config.method_options.get(name) or {}), **options}
+      self.specs.append((_label(name, options), name, options))
+    labels = [label for label, _, _ in self.specs]
+    if len(set(labels)) != len(labels):
+      raise ParameterError(f'two method specs give the same table label: {labels}')
+    self.config = config
+    self.log = log
+    self._loaded: Dict[str, separators.Separation] = {}
+
+  def labels(self) -> List[str]:
+    return [label for label, _, _ in self.specs] + [MIXTURE_METHOD]
+
+  def separation(self, label: str, name: str, options: Dict[str, Any], track) -> Any:
+    if separators.get_method(name).oracle is not None:
+      refs = {n: s.mean(axis=0) for n, s in track.sources.items()}
+      return separators.oracle_separator(name, refs, track.sample_rate, **options)
+    if label not in self._loaded:
+      opts = dict(options)
+      model_dir = opts.pop('model_dir', None)
+      self._loaded[label] = separators.load_separator(
+          name, task=self.config.task if model_dir is None else None, model_dir=model_dir,
+          log=None, **opts)
+    return self._loaded[label]
+
+
+def separate_track(methods: _Methods, track, methods_dir: str, *, log=print) -> Dict[str, Any]:
+  """One track through every method; returns seconds per method."""
+  mixture = track.mixture.mean(axis=0)
+  timing = {}
+  for label, name, options in methods.specs:
+    folder = os.path.join(methods_dir, label, track.name)
+    sep = methods.separation(label, name, options, track)
+    identity = {'method': label, 'separation': sep.identity(),
+                'mixture': track.paths['mixture']}
+    if _is_done(folder, identity):
+      continue
+    missing = [s for s in sep.sources if s not in track.sources]
+    if missing:
+      raise ParameterError(f'{label} separates {list(sep.sources)}, but track {track.name} '
+                           f'has no reference for {missing}')
+    t0 = time.time()
+    estimates = sep.separate(mixture, track.sample_rate)
+    timing[label] = time.time() - t0
+    _write_track(folder, estimates, track.sample_rate, identity)
+  folder = os.path.join(methods_dir, MIXTURE_METHOD, track.name)
+  _write_track(folder, {n: mixture for n in track.sources}, track.sample_rate,
+               {'method': MIXTURE_METHOD})
+  return timing
 
 
 def run(config: TrackEvalConfig, *, log=print) -> Dict[str, Any]:
-  """Separates every track (a finished track is skipped on a rerun) and scores all methods."""
-  from baselines import oracles  # pylint: disable=g-import-not-at-top
+  """Separates every track with every method (finished ones are skipped) and scores them."""
   from evaluation import folders  # pylint: disable=g-import-not-at-top
   from evaluation import report  # pylint: disable=g-import-not-at-top
   t0 = time.time()
   tracks = list(config.tracks) if config.tracks else folders.list_tracks(config.references_dir)
+  methods = _Methods(config, log)
   methods_dir = os.path.join(config.out_dir, 'methods')
   timing_path = os.path.join(config.out_dir, 'timing.json')
   timing: Dict[str, Any] = {}
   if os.path.exists(timing_path):
-    import json  # pylint: disable=g-import-not-at-top
     with open(timing_path, encoding='utf-8') as f:
       timing = json.load(f)
-  for i, track in enumerate(tracks):
-    if track in timing and all(
-        os.path.isdir(os.path.join(methods_dir, f'BASIS-{p}', track)) for p in config.phases):
-      log(f'[{i + 1}/{len(tracks)}] {track}: done in an earlier run')
-      continue
-    log(f'[{i + 1}/{len(tracks)}] {track}')
-    timing[track] = separate_track(config, track, log=log)
-    write_json_atomic(timing_path, timing)
-  log(f'oracles {", ".join(config.oracles)} from the true sources')
-  oracles.run(oracles.OracleRunConfig(
-      references_dir=config.references_dir, out_dir=methods_dir, tracks=tuple(tracks),
-      oracles=tuple(oracles.parse_method(m) for m in config.oracles)))
+  durations = {}
+  for i, name in enumerate(tracks):
+    track = folders.load_track(config.references_dir, name)
+    durations[name] = track.mixture.shape[-1] / track.sample_rate
+    seconds = separate_track(methods, track, methods_dir, log=log)
+    if not seconds:
+      log(f'[{i + 1}/{len(tracks)}] {name}: done in an earlier run')
+    else:
+      log(f'[{i + 1}/{len(tracks)}] {name}: ' + ', '.join(
+          f'{label} {s:.1f} s' for label, s in seconds.items()))
+      timing.setdefault(name, {}).update(seconds)
+      write_json_atomic(timing_path, timing)
   report_dir = os.path.join(config.out_dir, 'report')
-  shutil.rmtree(report_dir, ignore_errors=True)     # BASIS estimates may be new
+  shutil.rmtree(report_dir, ignore_errors=True)     # estimates may be new
   result = report.run(report.ReportConfig(
       references_dir=config.references_dir, out_dir=report_dir, tracks=tuple(tracks),
-      estimates=tuple((m, os.path.join(methods_dir, m)) for m in method_names(config))))
-  per_patch = [t['separation_s'] / t['duration_s'] * 2.04 for t in timing.values()
-               if t['separation_s']]
+      estimates=tuple((m, os.path.join(methods_dir, m)) for m in methods.labels()) +
+      tuple(config.extra_estimates)))
+  speed = {}
+  for label in methods.labels()[:-1]:
+    ratios = [timing[t][label] / durations[t] for t in tracks
+              if label in timing.get(t, {}) and t in durations]
+    if ratios:
+      speed[label] = float(np.median(ratios))
+  from common import compute  # pylint: disable=g-import-not-at-top
   summary = {
-      'n_tracks': len(tracks), 'rows': result['rows'], 'tables': result['paths'],
-      'report_html': os.path.join(report_dir, 'report.html'),
-      'separation_s_per_2_04_s_median': float(np.median(per_patch)) if per_patch else None,
-      'cpu': next(iter(timing.values()))['cpu'] if timing else None,
+      'n_tracks': len(tracks), 'methods': methods.labels(), 'rows': result['rows'],
+      'tables': result['paths'], 'report_html': os.path.join(report_dir, 'report.html'),
+      'seconds_per_audio_second_median': speed, 'cpu': compute.cpu_description(),
       'config': {k: list(v) if isinstance(v, tuple) else v
                  for k, v in dataclasses.asdict(config).items()},
       'wall_s': time.time() - t0}

@@ -113,15 +113,15 @@ def check_prior_matches_data(prior, prior_dir: str, image_shape, features):
   (a user's own object) are not checked.
 
   Args:
-    prior: a prior object (``NCSNPrior`` has ``model.prior_metadata``;
-      ``FlowFamilyPrior`` has ``metadata``).
+    prior: a prior object; its public ``metadata`` (the registry's surface,
+      ``basis.registry``) says what it was trained on (a flow family's under
+      ``description``).
     prior_dir: its folder, for the message.
     image_shape: ``(height, width, channels)`` of the data.
     features: the data's ``FeatureConfig``, or None for images.
   """
-  meta = getattr(getattr(prior, 'model', None), 'prior_metadata', None)
-  if meta is None:
-    meta = getattr(prior, 'metadata', None) or {}
+  meta = getattr(prior, 'metadata', None) or {}
+  meta = meta.get('description', meta)
   shape = meta.get('image_shape')
   if shape is not None and tuple(shape) != tuple(int(v) for v in image_shape):
     raise ParameterError(f'prior {prior_dir} was trained on shape {tuple(shape)}, the data '

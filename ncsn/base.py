@@ -132,6 +132,11 @@ class ScoreNetBase(tf.Module):
     """float32 ``[num_levels]``, the trained noise levels."""
     return tf.constant(self._sigmas_np, tf.float32)
 
+  @property
+  def trained_sigmas(self) -> np.ndarray:
+    """float64 ``[num_levels]``, the trained noise levels (a copy)."""
+    return self._sigmas_np.copy()
+
   def level_index(self, sigma) -> int:
     """Index of the trained level equal to ``sigma`` (relative tolerance 1e-4).
 

@@ -15,6 +15,9 @@ import soundfile as sf
 from common.atomic import atomic_path
 from common.errors import ParameterError
 
+# The audio files every reader of the toolkit takes (what soundfile decodes).
+AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3', '.aiff', '.aif')
+
 
 def validate_audio(y, *, name: str = 'audio', mono: bool = False) -> np.ndarray:
   """Checks an audio buffer and returns it as a numpy array.
@@ -87,8 +90,60 @@ def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
   return out.astype(np.float32)
 
 
+def check_file(path: str, *, sample_rate: Optional[int] = None):
+  """The one check of an audio file that every reader makes before decoding it.
+
+  ``load`` (so ``wav_to_spec``, the separation commands, the inversion
+  commands and trainers), and the streamed ``--dataset=audio`` reader
+  (``pipeline.audio_dataset``) all refuse and warn alike.
+
+  Args:
+    path: file path.
+    sample_rate: the rate (Hz) the reader will resample to, or None.
+
+  Returns:
+    ``(info, warnings)``: soundfile's ``info`` and warning lines (a source
+    below ``sample_rate``, upsampled: its top bands are empty).
+
+  Raises:
+    ParameterError: a missing file, a folder, a file soundfile cannot decode
+      (a text file named ``.mp3``), a WAV truncated mid-data (its header
+      declares more bytes than it holds: reading it gives part of the audio
+      without a word), no samples.
+  """
+  if not os.path.exists(path):
+    raise ParameterError(f'audio file {path!r} does not exist')
+  if os.path.isdir(path):
+    raise ParameterError(f'audio file {path!r} is a folder')
+  truncated = wav_size_mismatch(path)
+  if truncated:
+    raise ParameterError(f'{truncated}; re-export or re-copy it')
+  try:
+    info = sf.info(path)
+  except Exception as e:  # soundfile raises LibsndfileError / RuntimeError
+    raise ParameterError(f'audio file {path!r} exists but is not audio that soundfile can '
+                         f"decode ({' '.join(str(e).split())}); supported: "
+                         f"{', '.join(AUDIO_EXTENSIONS)}") from e
+  if info.frames == 0:
+    raise ParameterError(f'audio file {path!r} is empty (0 samples)')
+  warnings = []
+  if sample_rate is not None and info.samplerate < sample_rate:
+    warnings.append(f'{path} is at {info.samplerate} Hz, upsampled to {sample_rate} Hz: its '
+                    f'bands above {info.samplerate / 2:g} Hz are empty')
+  return info, warnings
+
+
+def level_warnings(y: np.ndarray, path: str) -> list:
+  """Warning lines about the samples of a file: a float peak above 1 (clipped later)."""
+  peak = float(np.max(np.abs(y))) if np.size(y) else 0.0
+  if peak > 1.0:
+    return [f'{path} has float samples with peak {peak:.3g} > 1: features saturate at the '
+            'dB ceiling and writes clip; scale the file to [-1, 1]']
+  return []
+
+
 def load(path: str, *, sample_rate: Optional[int] = None,
-         mono: bool = True) -> Tuple[np.ndarray, int]:
+         mono: bool = True, warn=None) -> Tuple[np.ndarray, int]:
   """Reads an audio file (wav, flac, ogg, ...), mixes down and resamples.
 
   Args:
@@ -96,16 +151,20 @@ def load(path: str, *, sample_rate: Optional[int] = None,
     sample_rate: int > 0 (Hz) to resample to, or None to keep the file's rate.
     mono: mix all channels down to ``[n_samples]``; if False the result is
       ``[n_channels, n_samples]``.
+    warn: called with each warning line (:func:`check_file`: a source below
+      ``sample_rate``; :func:`level_warnings`: a float peak above 1); None
+      prints them to stderr as ``warning: ...``.
 
   Returns:
     ``(y, sample_rate)``: float32 waveform and its rate in Hz.
 
   Raises:
-    ParameterError: if the file is missing, unreadable or corrupt, empty, or
-      holds non-finite samples.
+    ParameterError: as :func:`check_file` (missing, undecodable, truncated,
+      empty), or non-finite samples.
   """
-  if not os.path.exists(path):
-    raise ParameterError(f'audio file {path!r} does not exist')
+  if warn is None:
+    warn = lambda line: print(f'warning: {line}', file=sys.stderr, flush=True)
+  _, warnings = check_file(path, sample_rate=sample_rate)
   try:
     y, sr = sf.read(path, dtype='float32', always_2d=True)
   except Exception as e:  # soundfile raises LibsndfileError / RuntimeError
@@ -114,6 +173,8 @@ def load(path: str, *, sample_rate: Optional[int] = None,
     raise ParameterError(f'audio file {path!r} is empty (0 samples)')
   y = to_mono(y) if mono else y.T
   y = validate_audio(y, name=f'audio file {path!r}')
+  for line in warnings + level_warnings(y, path):
+    warn(line)
   if sample_rate is not None and sample_rate != sr:
     y = resample(y, orig_sr=sr, target_sr=sample_rate)
     sr = sample_rate

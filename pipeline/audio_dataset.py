@@ -24,9 +24,9 @@ import tensorflow as tf
 from pipeline import tfrecords
 from pipeline.config import FeatureConfig
 from common.errors import ParameterError
+from pipeline.audio import AUDIO_EXTENSIONS
 from pipeline.transforms import MelTransform
 
-AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3')
 
 # (container, soundfile subtype) -> (tensorflow-io decoder name, sample dtype, full scale)
 _DECODERS = {
@@ -42,7 +42,7 @@ _DECODERS = {
 
 
 def list_audio_files(folders: Union[str, Sequence[str]]) -> List[str]:
-  """Sorted audio files (``.wav .flac .ogg .mp3``) under ``folders``, recursively.
+  """Sorted audio files (``pipeline.audio.AUDIO_EXTENSIONS``) under ``folders``, recursively.
 
   Raises:
     ParameterError: a folder is missing, or no audio file is found.

@@ -9,12 +9,12 @@ import numpy as np
 import soundfile as sf
 
 from pipeline import audio
+from pipeline.audio import AUDIO_EXTENSIONS
 from pipeline.config import FeatureConfig
 from common.errors import ParameterError
 from pipeline.tfrecords import PatchWriter
 from pipeline.transforms import MelTransform
 
-AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.aiff', '.aif')
 
 
 def list_audio_files(folder: str, *, recursive: bool = True,

@@ -11,7 +11,8 @@ import soundfile as sf
 import tensorflow as tf
 from absl.testing import parameterized
 
-from experiments import audio_separation as lib
+from experiments import basis_separator
+from experiments import separate_files
 from experiments import patching
 from pipeline import FeatureConfig
 from common.errors import ParameterError
@@ -87,38 +88,43 @@ class AudioSeparationTest(tf.test.TestCase):
         _tiny_mel_prior(d, seed=i)
       cls.priors.append(d)
 
-  def _config(self, **kwargs):
-    kwargs.setdefault('steps_per_sigma', 1)
-    kwargs.setdefault('batch_size', 8)
-    kwargs.setdefault('precision', 'float32')
-    kwargs.setdefault('figure', False)
-    return lib.AudioSeparationConfig(prior_dirs=tuple(self.priors), **kwargs)
+  def _run(self, *, figure=False, **options):
+    """separate_audio's run with the tiny priors (input and out_dir in ``options``)."""
+    config = separate_files.SeparateFilesConfig(
+        input=options.pop('input'), out_dir=options.pop('out_dir'), figure=figure,
+        channels=options.pop('channels', 'mid'), chunk_s=options.pop('chunk_s', None))
+    options.setdefault('steps_per_sigma', 1)
+    options.setdefault('precision', 'float32')
+    options.setdefault('prior_dirs', tuple(self.priors))
+    return separate_files.run(config, method_options=options, log=lambda s: None)
 
   def test_a_ten_second_mixture_goes_through_end_to_end(self):
     tmp = self.create_tempdir().full_path
     mix = os.path.join(tmp, 'mix.wav')
     sf.write(mix, _mixture(10.0, rate=22050), 22050, subtype='PCM_16')  # another rate
     out = os.path.join(tmp, 'out')
-    summary = lib.run(self._config(input=mix, out_dir=out, figure=True), log=lambda s: None)
-    self.assertEqual(sorted(summary['sources']), ['piano', 'violin'])
+    summary = self._run(input=mix, out_dir=out, figure=True)
+    record = summary['records']['mix.wav']
+    self.assertEqual(sorted(record['sources']), ['piano', 'violin'])
     for name in ('piano', 'violin'):
       y, sr = sf.read(os.path.join(out, f'{name}.wav'))
-      self.assertEqual(sr, 16000)
-      self.assertEqual(len(y), 160000)           # 10 s at the priors' rate
+      self.assertEqual(sr, 22050)                # back at the input's rate
+      self.assertEqual(len(y), 220500)
       self.assertTrue(np.all(np.isfinite(y)))
     with open(os.path.join(out, 'separation.json')) as f:
       doc = json.load(f)
-    self.assertEqual(doc['original_sample_rate'], 22050)
-    self.assertEqual(doc['n_patches'], summary['n_patches'])
-    self.assertGreater(doc['n_patches'], 4)      # 313 frames, hop 48
+    self.assertEqual(doc['sample_rate'], 22050)
+    self.assertEqual(doc['model_sample_rate'], 16000)
+    self.assertGreater(doc['model_stats']['n_patches'], 4)      # 313 frames, hop 48
     # The fast sampler: warm start at the third level, 1 step (the override) on
     # each level left, and the Tweedie step.
-    levels = len(doc['separator']['sigmas'])
-    self.assertEqual(doc['separator']['calls_per_source'], (levels - 2) + 1)
-    self.assertAlmostEqual(doc['separator']['start_sigma'], doc['separator']['sigmas'][2])
-    self.assertTrue(doc['separator']['denoise'])
+    levels = len(doc['settings']['sigmas'])
+    self.assertEqual(doc['settings']['calls_per_source'], (levels - 2) + 1)
+    self.assertAlmostEqual(doc['settings']['start_sigma'], doc['settings']['sigmas'][2])
+    self.assertTrue(doc['settings']['denoise'])
+    self.assertIn('step_check_eta_L_p90', doc['model_stats'])
     self.assertTrue(os.path.exists(os.path.join(out, 'spectrograms.png')))
-    self.assertFalse(os.path.exists(os.path.join(out, 'partial')))   # cleaned up
+    self.assertFalse(os.path.exists(os.path.join(out, '.cache')))   # cleaned up
 
   def test_wiener_estimates_sum_to_the_mixture(self):
     tmp = self.create_tempdir().full_path
@@ -126,14 +132,28 @@ class AudioSeparationTest(tf.test.TestCase):
     y = _mixture(3.0)
     sf.write(mix, y, 16000, subtype='FLOAT')
     out = os.path.join(tmp, 'out')
-    summary = lib.run(self._config(input=mix, out_dir=out, sampler='paper'), log=lambda s: None)
-    self.assertEqual(summary['separator']['calls_per_source'],
-                     len(summary['separator']['sigmas']))   # the paper's: every level
-    self.assertIsNone(summary['separator']['start_sigma'])
+    record = self._run(input=mix, out_dir=out, sampler='paper')['records']['mix.wav']
+    self.assertEqual(record['settings']['calls_per_source'],
+                     len(record['settings']['sigmas']))   # the paper's: every level
+    self.assertIsNone(record['settings']['start_sigma'])
     total = sum(sf.read(os.path.join(out, f'{n}.wav'))[0] for n in ('piano', 'violin'))
     # Wiener masks sum to one per bin, so the estimates add up to the mixture
     # (to the iSTFT's float32 rounding).
     self.assertAllClose(total, y, atol=1e-4)
+
+  def test_a_long_stereo_file_is_separated_in_chunks_at_its_rate(self):
+    tmp = self.create_tempdir().full_path
+    mix = os.path.join(tmp, 'stereo.wav')
+    left = _mixture(12.0, rate=44100)
+    sf.write(mix, np.stack([left, 0.5 * left], axis=1), 44100, subtype='PCM_16')
+    out = os.path.join(tmp, 'out')
+    record = self._run(input=mix, out_dir=out, channels='each',
+                       chunk_s=5.0)['records']['stereo.wav']
+    self.assertEqual(record['chunks']['chunks'], 6)        # 3 chunks per channel
+    for name in ('piano', 'violin'):
+      y, sr = sf.read(os.path.join(out, f'{name}.wav'), always_2d=True)
+      self.assertEqual((sr, y.shape), (44100, (len(left), 2)))
+      self.assertTrue(np.all(np.isfinite(y)))
 
   def test_bad_audio_gives_a_clear_error_and_writes_nothing(self):
     tmp = self.create_tempdir().full_path
@@ -151,28 +171,23 @@ class AudioSeparationTest(tf.test.TestCase):
         sf.write(path, y, 16000, subtype='FLOAT')
       out = os.path.join(tmp, 'out_' + name)
       with self.assertRaisesRegex(ParameterError, regexes[name]):
-        lib.run(self._config(input=path, out_dir=out), log=lambda s: None)
+        self._run(input=path, out_dir=out)
       wavs = [f for f in os.listdir(out) if f.endswith('.wav')] if os.path.isdir(out) else []
       self.assertEqual(wavs, [], msg=name)
 
-  def test_config_rejects_bad_values(self):
+  def test_options_reject_bad_values(self):
     with self.assertRaisesRegex(ParameterError, "unknown phase method 'phasey'"):
-      self._config(input='x', out_dir='y', phase='phasey')
+      basis_separator.BasisOptions(phase='phasey')
     with self.assertRaisesRegex(ParameterError, 'step_size'):
-      self._config(input='x', out_dir='y', step_size=float('nan'))
+      basis_separator.BasisOptions(step_size=float('nan'))
     with self.assertRaisesRegex(ParameterError, 'at least 2'):
-      lib.AudioSeparationConfig(input='x', out_dir='y', prior_dirs=(self.priors[0],))
+      basis_separator.BasisSeparator((self.priors[0],), ('a',))
 
   def test_an_image_prior_is_refused_naming_it(self):
-    tmp = self.create_tempdir().full_path
-    mix = os.path.join(tmp, 'mix.wav')
-    sf.write(mix, _mixture(2.0), 16000, subtype='FLOAT')
     mnist = os.path.join(ROOT, 'assets', 'priors', 'ncsn_mnist')
     with self.assertRaisesRegex(ParameterError, 'ncsn_mnist records no mel features'):
-      lib.run(lib.AudioSeparationConfig(input=mix, out_dir=os.path.join(tmp, 'o'),
-                                        prior_dirs=(mnist, self.priors[1]), names=('a', 'b'),
-                                        steps_per_sigma=1, precision='float32'),
-              log=lambda s: None)
+      basis_separator.BasisSeparator((mnist, self.priors[1]), ('a', 'b'),
+                                     options=basis_separator.BasisOptions(precision='float32'))
 
   def test_script_prints_one_line_errors(self):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
@@ -181,13 +196,9 @@ class AudioSeparationTest(tf.test.TestCase):
                            f'--prior_dir={self.priors[1]}', '--out_dir=/tmp/never'],
                           capture_output=True, text=True, env=env, timeout=300)
     self.assertEqual(proc.returncode, 2)
-    self.assertIn("separate_audio: error: audio file '/nonexistent.wav' does not exist",
+    self.assertIn('separate_audio: error: --input /nonexistent.wav does not exist',
                   proc.stderr)
     self.assertNotIn('Traceback', proc.stderr)
-
-
-if __name__ == '__main__':
-  tf.test.main()
 
 
 @pytest.mark.slow
@@ -211,14 +222,15 @@ class EvaluateTracksTest(tf.test.TestCase):
       priors.append(os.path.join(tmp, name))
       _tiny_mel_prior(priors[-1], seed=i)
     config = evaluate_tracks.TrackEvalConfig(
-        references_dir=refs, out_dir=os.path.join(tmp, 'out'), prior_dirs=tuple(priors),
-        phases=('wiener', 'amplitude_mask'), oracles=('IRM2',), steps_per_sigma=1,
-        precision='float32')
+        references_dir=refs, out_dir=os.path.join(tmp, 'out'),
+        methods=('basis', 'basis:phase=amplitude_mask', 'IRM2'),
+        method_options={'basis': {'prior_dirs': tuple(priors), 'steps_per_sigma': 1,
+                                  'precision': 'float32'}})
     summary = evaluate_tracks.run(config, log=lambda s: None)
     self.assertEqual(summary['n_tracks'], 2)
     self.assertEqual({r['method'] for r in summary['rows']},
                      {'BASIS-wiener', 'BASIS-amplitude_mask', 'IRM2', 'mixture-as-estimate'})
-    self.assertGreater(summary['separation_s_per_2_04_s_median'], 0)
+    self.assertGreater(summary['seconds_per_audio_second_median']['BASIS-wiener'], 0)
     lines = []
     evaluate_tracks.run(config, log=lines.append)        # rerun: tracks skipped
     self.assertLen([l for l in lines if 'done in an earlier run' in l], 2)
@@ -278,3 +290,7 @@ class PriorQualityTest(tf.test.TestCase):
     self.assertLen(rows, 3)                    # the tiny prior's 3 levels
     self.assertTrue(all(np.isfinite(r['mse_ratio']) for r in rows))
     self.assertIn('| sigma | MSE / sigma^2 |', prior_quality.markdown(rows))
+
+
+if __name__ == '__main__':
+  tf.test.main()

@@ -96,7 +96,7 @@ class FlagsToConfigTest(tf.test.TestCase, parameterized.TestCase):
                       glow.levels), ('glow', 'adamax', 200, 0.7, None))
     basis = basis_sep.BasisSepConfig()
     self.assertEqual((basis.prior_kind, basis.n_sources, basis.n_mixtures, basis.out_dir,
-                      basis.sampling), ('ncsn', 2, 16, 'out/basis', SamplerOptions()))
+                      basis.sampling), (None, 2, 16, 'out/basis', SamplerOptions()))   # None: each folder's kind
     self.assertEqual(basis.sampling.sampler, 'fast')
 
   def test_flag_values_reach_the_config(self):
@@ -157,7 +157,7 @@ class ConfigChecksTest(tf.test.TestCase, parameterized.TestCase):
       ('basis_n_mixtures', basis_sep.BasisSepConfig, dict(n_mixtures=0),
        '--n_mixtures must be > 0, got 0'),
       ('basis_prior_kind', basis_sep.BasisSepConfig, dict(prior_kind='gauss'),
-       "unknown --prior_kind 'gauss'"),
+       "--prior_kind: unknown prior kind 'gauss'"),
       ('basis_mel_data_dir', basis_sep.BasisSepConfig, dict(dataset='melspec', data_dir='a'),
        r'--dataset=melspec needs one --data_dir per source \(2\)'),
       ('sampler_name', SamplerOptions, dict(sampler='slow'), "--sampler must be one of"),

@@ -347,10 +347,11 @@ def run_audio_cells(references_dir: str, tracks: Sequence[str], cells: Sequence[
   """
   from evaluation import folders  # pylint: disable=g-import-not-at-top
   from evaluation.report import score_track  # pylint: disable=g-import-not-at-top
-  from experiments import audio_separation  # pylint: disable=g-import-not-at-top
+  from experiments import basis_separator  # pylint: disable=g-import-not-at-top
+  from experiments import separators  # pylint: disable=g-import-not-at-top
   from experiments.resume import fingerprint_prior_dirs  # pylint: disable=g-import-not-at-top
   rows = AUDIO_ROWS if rows is None else rows
-  prior_dirs = tuple(prior_dirs or audio_separation.DEFAULT_PRIOR_DIRS)
+  prior_dirs = tuple(prior_dirs or basis_separator.DEFAULT_PRIOR_DIRS)
   fingerprints = {os.path.basename(d): f for d, f in fingerprint_prior_dirs(prior_dirs).items()}
   with open(os.path.join(prior_dirs[0], 'config.json'), encoding='utf-8') as f:
     n_levels = int(json.load(f)['schedule']['num_levels'])
@@ -371,17 +372,14 @@ def run_audio_cells(references_dir: str, tracks: Sequence[str], cells: Sequence[
     t0 = time.time()
     per_track = {}
     sources = None
-    runs_dir = os.path.join(out_dir, 'audio_runs', f'{name}@{calls}')
+    sep = separators.load_separator(
+        'basis', prior_dirs=prior_dirs, steps_per_sigma=tuple(steps), start_level=start_level,
+        precision=precision, check_step=False, log=None, **options)
+    sources = list(sep.sources)
     for track in tracks:
-      summary = audio_separation.run(audio_separation.AudioSeparationConfig(
-          input=os.path.join(references_dir, track, 'mixture.wav'),
-          out_dir=os.path.join(runs_dir, track), prior_dirs=prior_dirs,
-          steps_per_sigma=tuple(steps), start_level=start_level, figure=False, resume=False,
-          precision=precision, **options), log=lambda *_: None)
-      sources = list(summary['sources'])
       ref = folders.load_track(references_dir, track, sources=sources)
-      est, _ = folders.load_estimates(runs_dir, ref, method=f'{name}@{calls}',
-                                      pad_or_truncate=True)
+      estimates = sep.separate(ref.mixture.mean(axis=0), ref.sample_rate)
+      est = np.stack([estimates[s] for s in ref.source_names])[:, None]
       scores = score_track(ref, est)
       per_track[track] = [float(v) for v in scores['median']['SDR']]
     sdr = np.array(list(per_track.values()))            # [n_tracks, n_sources]
@@ -405,7 +403,7 @@ class AudioCallStudyConfig:
   """The audio curve of docs/basis.md: median SDR after Wiener against calls.
 
   Attributes:
-    out_dir: ``audio_cells/``, ``audio_runs/``, ``audio_results.json``,
+    out_dir: ``audio_cells/``, ``audio_results.json``,
       ``audio_table.md``, ``sdr_vs_calls.png``.
     references_dir: ``<track>/mixture.wav`` + ``<track>/<source>.wav``
       (e.g. ``evaluate_audio_priors.py``'s ``<out_dir>/references``).

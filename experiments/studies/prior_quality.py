@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from basis.diagnostics import denoising_error
-from basis.priors import NCSNPrior
+from basis import registry
 from pipeline import datasets
 from pipeline import tfrecords
 from pipeline.config import FeatureConfig
@@ -36,10 +36,8 @@ class PriorQualityConfig:
 
 def run(config: PriorQualityConfig) -> List[Dict[str, Any]]:
   """One row per level: ``sigma``, ``mse_ratio``, ``psnr_noisy_db``, ``psnr_denoised_db``."""
-  prior = NCSNPrior(config.prior_dir, compute_dtype=config.precision)
-  meta = prior.model.prior_metadata
-  feats = (meta.get('dataset') or {}).get('features')
-  features: Optional[FeatureConfig] = FeatureConfig.from_dict(feats) if feats else None
+  prior, _ = registry.load_prior(config.prior_dir, compute_dtype=config.precision)
+  features: Optional[FeatureConfig] = prior.features
   ds, _ = datasets.get_dataset('melspec', 'all', batch_size=None, data_dir=config.data_dir,
                                shuffle=False, features=features)
   with tfrecords.naming_damaged_records():

@@ -1,0 +1,412 @@
+"""BASIS on waveforms: the ``basis`` method of the separator seam (``experiments.separators``).
+
+  mixture chunk [n_samples] at the priors' rate (the seam resamples, scales to
+  the priors' training level and chunks)
+    -> MelTransform -> scaled mel image [n_mels, n_frames, 1]
+    -> overlapping patches [n_patches, n_mels, patch_frames, 1]
+    -> BASIS with one prior per source and the dB power-sum mixing, in batches
+    -> cross-faded stitching back to [n_sources, n_mels, n_frames, 1]
+    -> mel power -> linear magnitude (the refiner, or NNLS) -> phase from the
+       mixture (Wiener by default; MISI and the rest of inversion.phase.METHODS)
+    -> {source: [n_samples]}
+
+The features (rate, STFT, mel bands, dB range) come from the priors'
+``config.json``: all priors must have been trained on the same features. A
+model folder (``separator.json`` with ``"method": "basis"``) names one prior
+folder per source; the shipped one is ``assets/separators/piano-violin/basis``.
+"""
+
+import collections
+import dataclasses
+import os
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from basis import diagnostics
+from basis import registry
+from basis.mixing import DbPowerSum
+from basis.sampler import sampler_settings
+from basis.separate import SATURATION_LIMIT, Separator, clipped_fraction
+from common import compute
+from common.errors import ParameterError
+from common.result_cache import KeyedCache, digest, key_of
+from experiments import patching
+from experiments.batches import separate_in_batches
+from experiments.resume import fingerprint_prior_dirs
+from inversion import mel_to_linear
+from inversion import phase as phase_lib
+from pipeline.config import FeatureConfig
+from pipeline.transforms import MelTransform
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The shipped piano and violin priors (what assets/separators/piano-violin/basis names).
+DEFAULT_PRIOR_DIRS = (os.path.join(ROOT, 'assets', 'priors', 'ncsn_piano'),
+                      os.path.join(ROOT, 'assets', 'priors', 'ncsn_violin'))
+MIN_SECONDS = 0.25          # shorter input is refused (fewer than ~8 frames)
+SILENCE_PEAK = 1e-5         # -100 dBFS: nothing to separate
+STEP_CHECK_PATCHES = 4      # patches the step-size check probes per prior
+# The last separated mel images by key, so that another phase method of the same
+# separation (evaluation's BASIS-wiener, BASIS-misi) reuses them; 32 entries of at
+# most 2 x 96 x 940 floats (a 30 s chunk) are under 25 MB.
+_MEL_MEMO: 'collections.OrderedDict[str, np.ndarray]' = collections.OrderedDict()
+_MEL_MEMO_SIZE = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class BasisOptions:
+  """The options of the ``basis`` method (``separate_audio.py`` flags of the same names).
+
+  Attributes:
+    hop_frames: frames between patch starts (``patch_frames``: no overlap).
+    sampler: 'fast' (default, measured in docs/basis.md: a warm start at the
+      third level, 25 steps on each of the 8 levels left, a Tweedie step; 201
+      score calls per source) or 'paper' (100 steps on all 10 levels, 1,000
+      calls); the fields below override it.
+    steps_per_sigma: Langevin steps per noise level, or a tuple with the
+      steps of each level (0 skips a level); None: the sampler's.
+    step_size: delta of BASIS.
+    likelihood_scale: multiplies the 1 / sigma^2 weight of the mixture term.
+    start_level: warm start at this level (index into the priors' schedule)
+      from the mixture split 3 dB down per source (two sources) plus noise;
+      0: cold start; None: the sampler's.
+    denoise: end with the Tweedie step; None: the sampler's.
+    batch_size: patches per compiled separation call.
+    precision: ``'auto'``, ``'float32'`` or ``'bfloat16'`` (score networks).
+    magnitude: mel -> linear magnitude: ``'auto'`` (the shipped refiner where
+      it fits the features' STFT, else NNLS; docs/inversion.md), ``'refiner'``,
+      ``'nnls'`` or ``'pinv'``.
+    phase: a name in ``inversion.phase.METHODS`` (``'wiener'``, ``'misi'``, ...).
+    phase_iterations: iterations of the iterative phase methods.
+    seed: Langevin noise seed.
+    input_peak: the mixture peak the priors were trained at (the seam scales
+      the mixture to it and the estimates back); None: as it is.
+    check_step: before separating, probe each prior's score at the mixture's
+      patches and warn when the step size is near the stability limit.
+    mel_cache_dir: keep the separated mel images there by key (so another
+      phase method of the same separation reuses them); None: no cache.
+  """
+
+  hop_frames: int = 48
+  sampler: str = 'fast'
+  steps_per_sigma: Any = None
+  step_size: float = 2e-5
+  likelihood_scale: float = 1.0
+  start_level: Optional[int] = None
+  denoise: Optional[bool] = None
+  batch_size: int = 8
+  precision: str = 'auto'
+  magnitude: str = 'auto'
+  phase: str = 'wiener'
+  phase_iterations: int = 20
+  seed: int = 0
+  input_peak: Optional[float] = 0.3
+  check_step: bool = True
+  mel_cache_dir: Optional[str] = None
+
+  def __post_init__(self):
+    for name in ('batch_size', 'hop_frames') + (
+        ('steps_per_sigma',) if np.ndim(self.steps_per_sigma) == 0
+        and self.steps_per_sigma is not None else ()):
+      if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) <= 0:
+        raise ParameterError(f'{name} must be a positive int, got {getattr(self, name)!r}')
+    if not (self.step_size > 0 and np.isfinite(self.step_size)):
+      raise ParameterError(f'step_size must be > 0 and finite, got {self.step_size!r}')
+    if not (self.likelihood_scale >= 0 and np.isfinite(self.likelihood_scale)):
+      raise ParameterError(f'likelihood_scale must be >= 0 and finite, got '
+                           f'{self.likelihood_scale!r}')
+    if self.input_peak is not None and not (0 < self.input_peak <= 1):
+      raise ParameterError(f'input_peak must be in (0, 1] or None, got {self.input_peak!r}')
+    if self.phase not in phase_lib.METHODS:
+      raise ParameterError(f'unknown phase method {self.phase!r}; choose one of '
+                           f'{sorted(phase_lib.METHODS)}')
+    if self.magnitude not in mel_to_linear.MAGNITUDE_METHODS:
+      raise ParameterError(f'unknown magnitude method {self.magnitude!r}; choose one of '
+                           f'{list(mel_to_linear.MAGNITUDE_METHODS)}')
+
+  def separator_options(self, sigmas, mixing, kind: str) -> Dict[str, Any]:
+    """The :class:`Separator` keyword arguments of the sampler and the overrides."""
+    return sampler_settings(
+        self.sampler, mixing=mixing, prior_kind=kind, steps_per_sigma=self.steps_per_sigma,
+        step_size=self.step_size, denoise=self.denoise,
+        start_level=self.start_level).separator_kwargs(sigmas)
+
+
+def prior_features(priors: Sequence[Any], prior_dirs: Sequence[str]) -> FeatureConfig:
+  """The mel features all priors were trained on (a clear error if they differ or lack them)."""
+  found = None
+  for prior, d in zip(priors, prior_dirs):
+    feats = prior.features
+    if feats is None:
+      raise ParameterError(f'prior {d} records no mel features: it was not trained on '
+                           'spectrogram patches (train_ncsn.py --dataset=melspec or audio)')
+    if found is not None and feats != found[0]:
+      raise ParameterError(f'priors {found[1]} and {d} were trained on different features')
+    found = found or (feats, d)
+  return found[0]
+
+
+def separate_image(separator: Separator, image: np.ndarray, *, patch_frames: int,
+                   hop_frames: int, batch_size: int, seed: int,
+                   log=print) -> Tuple[np.ndarray, Dict[str, float]]:
+  """A whole mel image ``[n_mels, n_frames, 1]`` -> ``[K, n_mels, n_frames, 1]`` estimates."""
+  n_frames = image.shape[1]
+  patches, starts, padded = patching.split_into_patches(
+      image, patch_frames=patch_frames, hop_frames=hop_frames)
+  stats: Dict[str, float] = {}
+  estimates = separate_in_batches(separator, patches, batch_size=min(batch_size, len(patches)),
+                                  seed=seed, init=None, log=log, stats=stats)
+  stitched = patching.stitch_patches(estimates, starts, padded, hop_frames=hop_frames)
+  return stitched[:, :, :n_frames], dict(stats, n_patches=len(patches))
+
+
+def images_to_waveforms(images: np.ndarray, mixture: np.ndarray, transform: MelTransform, *,
+                        magnitude: str = 'auto', phase: str = 'wiener',
+                        phase_iterations: int = 20) -> np.ndarray:
+  """Separated mel images ``[K, n_mels, n_frames, 1]`` + the mixture -> ``[K, n_samples]``."""
+  mel = transform.unit_to_mel(images).numpy()                      # [K, n_frames, n_mels]
+  mags = mel_to_linear.mel_to_magnitude(mel, method=magnitude, transform=transform)
+  mix_stft = transform.stft(mixture).numpy()                        # [n_frames, n_bins]
+  # Methods that take no iterations ignore n_iter; gla / fgla start from the mixture phase.
+  result = phase_lib.reconstruct(phase, mags, mix_stft, transform=transform,
+                                 length=len(mixture), n_iter=phase_iterations)
+  return np.asarray(result.waveform, np.float32)
+
+
+class BasisSeparator:
+  """BASIS with one mel prior per source, as a waveform separator.
+
+  Args:
+    prior_dirs: one exported prior folder per source (any registered kind
+      with mel features; ``basis.registry``).
+    names: the source names, one per prior.
+    options: :class:`BasisOptions`.
+    log: progress lines, or None.
+
+  Raises:
+    ParameterError: fewer than two priors, names that do not match, priors
+      without (or with different) mel features.
+  """
+
+  overlap_s = 1.0
+
+  def __init__(self, prior_dirs: Sequence[str], names: Sequence[str], *,
+               options: BasisOptions = BasisOptions(), log=print):
+    if len(prior_dirs) < 2:
+      raise ParameterError(f'give one prior folder per source (at least 2), got '
+                           f'{list(prior_dirs)}')
+    if len(names) != len(prior_dirs):
+      raise ParameterError(f'{len(names)} names for {len(prior_dirs)} priors')
+    self.prior_dirs = tuple(prior_dirs)
+    self.sources = tuple(names)
+    self.options = options
+    self.log = log or (lambda line: None)
+    kinds = {registry.kind_of(d).name for d in self.prior_dirs}
+    if len(kinds) > 1:
+      raise ParameterError(f'the priors are of different kinds {sorted(kinds)}: '
+                           f'{list(self.prior_dirs)}')
+    self.kind = kinds.pop()
+    self.precision = compute.resolve_precision(options.precision, log=self.log)
+    self.priors = [registry.load_prior(d, compute_dtype=self.precision)[0]
+                   for d in self.prior_dirs]
+    self.features = prior_features(self.priors, self.prior_dirs)
+    self.transform = MelTransform(self.features)
+    self.sample_rate = self.features.sample_rate
+    self.input_peak = options.input_peak
+    self.sigmas = np.sort(np.asarray(self.priors[0].sigmas, np.float64))[::-1]
+    self.mixing = DbPowerSum.from_features(self.features)
+    self.separator = Separator(self.priors, sigmas=self.sigmas, mixing=self.mixing,
+                               clip=(0.0, 1.0), likelihood_scale=options.likelihood_scale,
+                               **options.separator_options(self.sigmas, self.mixing,
+                                                           self.kind))
+    self.magnitude = mel_to_linear.resolve_method(options.magnitude, self.transform)
+    self._mel_cache = KeyedCache(options.mel_cache_dir) if options.mel_cache_dir else None
+    self._step_checked = False
+    self.stats: Dict[str, Any] = {'n_patches': 0, 'separation_s': 0.0, 'inversion_s': 0.0,
+                                  'clipped_fraction': 0.0, 'warnings': []}
+
+  @property
+  def chunk_s(self) -> float:
+    """30 s chunks: bounded memory (the refiner, the STFTs) at any length."""
+    return 30.0
+
+  def identity(self) -> Dict[str, Any]:
+    """Everything the estimates depend on besides the input."""
+    opts = dataclasses.asdict(self.options)
+    opts.pop('mel_cache_dir')
+    opts.pop('check_step')
+    return {'method': 'basis', 'sources': list(self.sources),
+            'prior_fingerprints': list(fingerprint_prior_dirs(self.prior_dirs).values()),
+            'options': opts, 'precision': self.precision, 'magnitude': self.magnitude,
+            'features': self.features.to_dict()}
+
+  def settings(self) -> Dict[str, Any]:
+    """The sampler's settings (``separation.json``)."""
+    return self.separator.settings()
+
+  def _check_step(self, image: np.ndarray):
+    """Warns once when the step size is near the stability limit of a prior's score."""
+    self._step_checked = True
+    patches, _, _ = patching.split_into_patches(
+        image, patch_frames=self.features.patch_frames, hop_frames=self.features.patch_frames)
+    probe = patches[:STEP_CHECK_PATCHES]
+    levels = self.sigmas[self.separator.active_levels]
+    worst = {}
+    for name, prior, d in zip(self.sources, self.priors, self.prior_dirs):
+      rows = diagnostics.stability_table(prior, probe, levels, self.separator.step_size)
+      row = max(rows, key=lambda r: r['eta_L_p90'])
+      worst[name] = float(row['eta_L_p90'])
+      if row['eta_L_p90'] > 1.0:
+        safer = float(f"{self.separator.step_size * 0.5 / row['eta_L_p90']:.1g}")
+        text = (f"warning: step size {self.separator.step_size:g} is near or beyond the "
+                f"stability limit of the {name} prior {d}: eta*L = {row['eta_L_p90']:.2f} at "
+                f"sigma {row['sigma']:.3g} (Langevin diverges above about 2); "
+                f"--step_size={safer:g} would give 0.5 (docs/basis.md)")
+        self.stats['warnings'].append(text)
+        self.log(text)
+    self.stats['step_check_eta_L_p90'] = worst
+
+  def separate(self, mixture: np.ndarray, sample_rate: int) -> Dict[str, np.ndarray]:
+    """``{source: [n_samples]}`` from a mono mixture at ``self.sample_rate``.
+
+    Raises:
+      ParameterError: another rate, a mixture under 0.25 s or silent, a chain
+        that diverged.
+    """
+    if int(sample_rate) != self.sample_rate:
+      raise ParameterError(f'BASIS works at the priors\' {self.sample_rate} Hz, got '
+                           f'{sample_rate} Hz (the separator seam resamples)')
+    mixture = np.asarray(mixture, np.float32)
+    seconds = len(mixture) / self.sample_rate
+    if seconds < MIN_SECONDS:
+      raise ParameterError(f'the mixture is {seconds:.3f} s long; separation needs at least '
+                           f'{MIN_SECONDS} s')
+    peak = float(np.max(np.abs(mixture)))
+    if peak < SILENCE_PEAK:
+      raise ParameterError(f'the mixture is silent (peak {peak:.2e}): nothing to separate')
+    image = self.transform.waveform_to_unit(mixture).numpy()         # [n_mels, n_frames, 1]
+    images = self._separate_image(image)
+    t1 = time.time()
+    waves = images_to_waveforms(images, mixture, self.transform, magnitude=self.magnitude,
+                                phase=self.options.phase,
+                                phase_iterations=self.options.phase_iterations)
+    self.stats['inversion_s'] += time.time() - t1
+    return dict(zip(self.sources, waves))
+
+  def _mel_key(self, image: np.ndarray) -> str:
+    ident = self.identity()
+    for name in ('phase', 'phase_iterations'):
+      ident['options'].pop(name)
+    ident.pop('magnitude')
+    return key_of({'basis_mel': ident, 'image': digest(image)})
+
+  def _separate_image(self, image: np.ndarray) -> np.ndarray:
+    key = self._mel_key(image)
+    if key in _MEL_MEMO:
+      _MEL_MEMO.move_to_end(key)
+      return _MEL_MEMO[key]
+    if self._mel_cache is not None:
+      hit = self._mel_cache.get(key)
+      if hit is not None:
+        return hit['images']
+    if self.options.check_step and not self._step_checked:
+      self._check_step(image)
+    t0 = time.time()
+    images, stats = separate_image(self.separator, image,
+                                   patch_frames=self.features.patch_frames,
+                                   hop_frames=self.options.hop_frames,
+                                   batch_size=self.options.batch_size, seed=self.options.seed,
+                                   log=self.log)
+    self.stats['separation_s'] += time.time() - t0
+    self.stats['n_patches'] += int(stats['n_patches'])
+    fraction = clipped_fraction(images, self.separator.clip)
+    self.stats['clipped_fraction'] = max(self.stats['clipped_fraction'], fraction)
+    if fraction > SATURATION_LIMIT:
+      text = (f'warning: {100 * fraction:.1f} % of the separated mel values sit at the clip '
+              f'bounds: the chains blew up; the result is not a separation. Lower the step '
+              f'size (now {self.separator.step_size:g}; --step_size)')
+      self.stats['warnings'].append(text)
+      self.log(text)
+    if self._mel_cache is not None:
+      self._mel_cache.put(key, {'images': images})
+    _MEL_MEMO[key] = images
+    while len(_MEL_MEMO) > _MEL_MEMO_SIZE:
+      _MEL_MEMO.popitem(last=False)
+    return images
+
+
+def _resolve(model_dir: str, path: str) -> str:
+  return path if os.path.isabs(path) else os.path.normpath(os.path.join(model_dir, path))
+
+
+def from_model_folder(model_dir: Optional[str], doc: Optional[Dict[str, Any]], *,
+                      prior_dirs: Optional[Sequence[str]] = None,
+                      names: Optional[Sequence[str]] = None, log=print,
+                      **options) -> BasisSeparator:
+  """The ``basis`` method's loader (``experiments.separators``).
+
+  Args:
+    model_dir: a folder whose ``separator.json`` (``doc``) has ``"priors":
+      {source: prior folder}`` (paths relative to the folder), or None when
+      ``prior_dirs`` are given.
+    doc: its parsed ``separator.json``.
+    prior_dirs: use these prior folders instead (one per source).
+    names: source names for ``prior_dirs`` (default: the folder names, without
+      an ``ncsn_`` prefix).
+    log: progress lines.
+    **options: :class:`BasisOptions` fields; the folder's ``"options"`` are
+      the defaults.
+
+  Raises:
+    ParameterError: a folder without ``priors``, unknown options.
+  """
+  defaults = dict((doc or {}).get('options') or {})
+  unknown = sorted(set(options) - {f.name for f in dataclasses.fields(BasisOptions)})
+  if unknown:
+    raise ParameterError(f'unknown basis options {unknown}')
+  defaults.update({k: v for k, v in options.items() if v is not None})
+  opts = BasisOptions(**defaults)
+  if prior_dirs:
+    dirs = list(prior_dirs)
+    if names is None:
+      names = []
+      for d in dirs:
+        base = os.path.basename(os.path.normpath(d))
+        names.append(base[5:] if base.startswith('ncsn_') else base)
+  else:
+    priors = (doc or {}).get('priors')
+    if not isinstance(priors, dict) or len(priors) < 2:
+      raise ParameterError(f'{model_dir}/separator.json names no priors ("priors": '
+                           '{"<source>": "<prior folder>", ...})')
+    names = list(names or priors)
+    dirs = [_resolve(model_dir, p) for p in priors.values()]
+  return BasisSeparator(dirs, list(names), options=opts, log=log)
+
+
+def write_model_folder(out_dir: str, prior_dirs: Dict[str, str], *, task: Optional[str] = None,
+                       options: Optional[Dict[str, Any]] = None) -> str:
+  """Writes a ``basis`` model folder (``separator.json`` naming the prior folders).
+
+  Prior paths are stored relative to ``out_dir``. Refuses a folder that holds
+  anything but a ``separator.json``.
+
+  Raises:
+    ParameterError: ``out_dir`` holds other files.
+  """
+  from common.atomic import write_json_atomic  # pylint: disable=g-import-not-at-top
+  if os.path.isdir(out_dir):
+    others = sorted(set(os.listdir(out_dir)) - {'separator.json'})
+    if others:
+      raise ParameterError(f'{out_dir} holds other files ({others[:3]}); choose an empty '
+                           'folder for the model')
+  os.makedirs(out_dir, exist_ok=True)
+  doc = {'method': 'basis', 'sources': list(prior_dirs),
+         'priors': {n: os.path.relpath(os.path.abspath(p), os.path.abspath(out_dir))
+                    for n, p in prior_dirs.items()}}
+  if task:
+    doc['task'] = task
+  if options:
+    doc['options'] = dict(options)
+  write_json_atomic(os.path.join(out_dir, 'separator.json'), doc)
+  return out_dir
