@@ -139,10 +139,18 @@ def list_files(patterns: Sequence[str], max_files: int) -> List[str]:
 
 
 def load_clips(files: Sequence[str], sample_rate: int, min_samples: int) -> List[np.ndarray]:
-  """Waveforms at ``sample_rate``; clips shorter than ``min_samples`` are zero-padded."""
+  """Waveforms at ``sample_rate``; clips shorter than ``min_samples`` are zero-padded.
+
+  Raises:
+    ParameterError: as ``pipeline.audio.load``; a silent clip (all zeros: its
+      loss is 0 / 0).
+  """
   clips = []
   for f in files:
     y, _ = audio.load(f, sample_rate=sample_rate)
+    if not np.any(y):
+      raise ParameterError(f'audio file {f!r} is silent (every sample is 0): the networks '
+                           'learn nothing from it; leave it out of the data')
     if y.size < min_samples:
       y = np.pad(y, (0, min_samples - y.size))
     clips.append(y.astype(np.float32))

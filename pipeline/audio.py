@@ -7,6 +7,7 @@ under the final name.
 """
 
 import os
+import sys
 from typing import Optional, Tuple
 
 import numpy as np
@@ -121,8 +122,8 @@ def check_file(path: str, *, sample_rate: Optional[int] = None):
   try:
     info = sf.info(path)
   except Exception as e:  # soundfile raises LibsndfileError / RuntimeError
-    raise ParameterError(f'audio file {path!r} exists but is not audio that soundfile can '
-                         f"decode ({' '.join(str(e).split())}); supported: "
+    raise ParameterError(f'cannot read audio file {path!r}: it exists but is not audio that '
+                         f"soundfile can decode ({' '.join(str(e).split())}); supported: "
                          f"{', '.join(AUDIO_EXTENSIONS)}") from e
   if info.frames == 0:
     raise ParameterError(f'audio file {path!r} is empty (0 samples)')

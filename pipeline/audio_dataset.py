@@ -16,11 +16,13 @@ clip contributes windows to both train and test.
 """
 
 import os
+import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
 
+from pipeline import audio
 from pipeline import tfrecords
 from pipeline.config import FeatureConfig
 from common.errors import ParameterError
@@ -59,19 +61,27 @@ def list_audio_files(folders: Union[str, Sequence[str]]) -> List[str]:
   return sorted(files)
 
 
-def _file_kind(path: str) -> Tuple[str, tf.DType, float, int]:
+def _file_kind(path: str, features: FeatureConfig,
+               warn) -> Tuple[str, tf.DType, float, int]:
+  """The decoder of ``path``, after the one audio check of every reader.
+
+  ``pipeline.audio.check_file`` refuses a truncated, undecodable or empty file
+  and warns of a rate below ``features.sample_rate``; float files (the only
+  ones that can hold NaN or a peak above 1) are read once here, since in the
+  stream a NaN window would be dropped by the level filter without a word.
+  """
   import soundfile as sf  # pylint: disable=g-import-not-at-top
-  try:
-    info = sf.info(path)
-  except RuntimeError as e:
-    raise ParameterError(f'cannot read the audio header of {path}: {e}') from e
+  info, warnings = audio.check_file(path, sample_rate=features.sample_rate)
+  if info.subtype in ('FLOAT', 'DOUBLE'):
+    y = audio.validate_audio(sf.read(path, dtype='float32')[0], name=f'audio file {path!r}')
+    warnings += audio.level_warnings(y, path)
+  for line in warnings:
+    warn(line)
   key = (info.format, info.subtype)
   if key not in _DECODERS:
     raise ParameterError(
         f'{path}: {info.format}/{info.subtype} audio is not streamable (supported: '
         f'{sorted(f"{a}/{b}" for a, b in _DECODERS)}); convert it or use wav_to_spec.py')
-  if info.frames == 0:
-    raise ParameterError(f'{path} holds no samples')
   name, dtype, scale = _DECODERS[key]
   return name, dtype, scale, int(info.samplerate)
 
@@ -116,7 +126,8 @@ def audio_patch_dataset(folders: Union[str, Sequence[str]], *,
                         test_fraction: float = 0.1, batch_size: Optional[int] = None,
                         shuffle: bool = True, seed: int = 0, repeat: bool = False,
                         drop_remainder: bool = False, min_rms_db: Optional[float] = -60.0,
-                        shuffle_buffer: int = 2048) -> Tuple[tf.data.Dataset, Dict[str, Any]]:
+                        shuffle_buffer: int = 2048,
+                        log=None) -> Tuple[tf.data.Dataset, Dict[str, Any]]:
   """Mel patches ``[n_mels, patch_frames, 1]`` in [0, 1] streamed from audio files.
 
   Args:
@@ -133,6 +144,9 @@ def audio_patch_dataset(folders: Union[str, Sequence[str]], *,
     drop_remainder: drop a partial last batch.
     min_rms_db: skip windows quieter than this (dB re full scale), as
       ``wav_to_spec.py`` does; None keeps all.
+    log: called with each warning line (``pipeline.audio.check_file``: a
+      source below the feature rate, a float peak above 1); default: printed
+      to stderr. The lines are also in ``info['warnings']``.
 
   Returns:
     ``(dataset, info)`` with info keys ``num_files``, ``image_shape``,
@@ -141,7 +155,8 @@ def audio_patch_dataset(folders: Union[str, Sequence[str]], *,
 
   Raises:
     ParameterError: missing folders, no audio, an unstreamable format, a bad
-      split.
+      split; as ``pipeline.audio.check_file`` (truncated, undecodable or empty
+      files), NaN or infinite samples in a float file.
   """
   features = features or FeatureConfig()
   files = list_audio_files(folders)
@@ -155,9 +170,18 @@ def audio_patch_dataset(folders: Union[str, Sequence[str]], *,
                          'add files or change test_fraction')
   if shuffle:
     chosen = [chosen[i] for i in np.random.default_rng(seed).permutation(len(chosen))]
+  warnings: List[str] = []
+
+  def warn(line):
+    warnings.append(line)
+    if log is None:
+      print(f'warning: {line}', file=sys.stderr, flush=True)
+    else:
+      log(f'warning: {line}')
+
   groups: Dict[Any, List[str]] = {}
   for path in chosen:
-    kind = _file_kind(path)
+    kind = _file_kind(path, features, warn)
     groups.setdefault((kind[0], kind[1].name, kind[2], kind[3]), []).append(path)
   transform = MelTransform(features)
   parts = [_group_dataset(paths, (k[0], tf.as_dtype(k[1]), k[2], k[3]), features, transform,
@@ -177,7 +201,7 @@ def audio_patch_dataset(folders: Union[str, Sequence[str]], *,
   ds = ds.prefetch(tf.data.AUTOTUNE)
   info = {'num_files': len(chosen), 'num_examples': None,
           'image_shape': features.patch_shape, 'features': features,
-          'value_range': (0.0, 1.0),
+          'value_range': (0.0, 1.0), 'warnings': warnings,
           'source': f'audio files streamed by tensorflow-io ({", ".join(sorted(_groups_desc(groups)))})'}
   return ds, info
 

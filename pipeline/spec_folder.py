@@ -6,7 +6,6 @@ import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
-import soundfile as sf
 
 from pipeline import audio
 from pipeline.audio import AUDIO_EXTENSIONS
@@ -121,30 +120,22 @@ def folder_to_patches(in_dir: str, out_dir: str, *,
   with PatchWriter(out_dir, features=features, provenance=provenance,
                    max_shard_bytes=max_shard_bytes, overwrite=overwrite) as writer:
     for path in iterator:
-      try:
-        truncated = audio.wav_size_mismatch(path)
-        if truncated:
-          raise ParameterError(f'{truncated}; re-export it or pass --skip_bad_files')
-        try:
-          info = sf.info(path)
-        except Exception as e:  # soundfile raises LibsndfileError / RuntimeError
-          raise ParameterError(f'cannot read audio file {path!r}: {e}') from e
-        y, _ = audio.load(path, sample_rate=features.sample_rate)
+      file_warnings = []
+      try:   # the one audio check of every reader (pipeline.audio.check_file)
+        info, _ = audio.check_file(path)
+        y, _ = audio.load(path, sample_rate=features.sample_rate, warn=file_warnings.append)
       except ParameterError as e:
         if not skip_bad_files:
-          raise
+          raise ParameterError(f'{e} (--skip_bad_files skips such files)') from e
         bad.append({'file': path, 'error': str(e)})
         continue
       entry = {'source_sample_rate': int(info.samplerate), 'subtype': info.subtype}
       rel = os.path.relpath(path, in_dir)
-      if info.samplerate < features.sample_rate:
-        warn(f'{rel} is at {info.samplerate} Hz, upsampled to {features.sample_rate} Hz: '
-             f'its mel bands above {info.samplerate / 2:g} Hz are empty')
+      for line in file_warnings:
+        warn(line)
       peak = float(np.max(np.abs(y)))
       if peak > 1.0:
         entry['peak'] = peak
-        warn(f'{rel} has float samples with peak {peak:.3g} > 1: the patches saturate '
-             'at the dB ceiling; scale the file to [-1, 1]')
       n = features.patch_samples
       if len(y) < n and not pad_end:
         skipped += 1

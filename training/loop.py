@@ -653,15 +653,20 @@ def _run_steps(run: _RunState, train_step: Callable, iterator, evaluate: Callabl
           with tfrecords.naming_damaged_records():
             loss, gnorm, metrics = train_step(iterator)
         except (StopIteration, tf.errors.OutOfRangeError) as e:
-          raise ParameterError('the training dataset ran out; pass a repeated '
-                               'dataset') from e
+          if cur == run.start_step:   # not one batch: no repeat() would help
+            raise ParameterError(
+                'the training data yield no batch: the data set is empty, every example '
+                'was filtered out (e.g. every audio window quieter than min_rms_db: silent '
+                'audio), or it holds fewer examples than one batch') from e
+          raise ParameterError(f'the training data ran out at step {cur}: the data set '
+                               'must repeat (tf.data.Dataset.repeat)') from e
         cur += 1
         loss_v = float(loss)
         if not np.isfinite(loss_v):
           raise FloatingPointError(
               f'loss is {loss_v} at step {cur}; last good checkpoint: '
-              f'{manager.latest_checkpoint}. Lower the learning rate or clip '
-              'gradients (--grad_clip_norm).')
+              f'{manager.latest_checkpoint}. Check the data for silent or non-finite '
+              'examples, then lower the learning rate or clip the gradients')
         log.add(cur, loss_v, gnorm, metrics)
         checkpoints.after_step(cur)
         if cur % config.eval_every == 0 and cur != config.total_steps:
