@@ -53,6 +53,10 @@ class KeyedCache:
   def __init__(self, folder: str):
     self.folder = folder
 
+  def path(self, key: str) -> str:
+    """The file of ``key``."""
+    return self._path(key)
+
   def _path(self, key: str) -> str:
     if not key or not all(c.isalnum() or c in '-_' for c in key):
       raise ParameterError(f'cache keys are alphanumeric, got {key!r}')

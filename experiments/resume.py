@@ -1,21 +1,20 @@
 """The resume cache: finished batches of a long separation, and what they were computed from.
 
 A run that is interrupted and started again with the same settings reuses its
-finished batches (``BatchCache``); the settings it must match name the
-mixtures by a digest (``mixtures_digest``) and the priors by a fingerprint of
-their json files (``fingerprint_prior_dirs``).
+finished batches (``BatchCache``, on the keyed result cache of
+``common.result_cache``); the settings they are keyed by name the mixtures by a
+digest (``mixtures_digest``) and the priors by a fingerprint of their json
+files (``fingerprint_prior_dirs``).
 """
 
 import hashlib
-import json
 import os
-import shutil
 from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from common.atomic import save_npy_atomic, write_json_atomic
 from common.errors import ParameterError
+from common.result_cache import KeyedCache, digest, key_of
 
 
 def fingerprint_prior_dirs(prior_dirs: Sequence[str]) -> Dict[str, str]:
@@ -32,58 +31,48 @@ def fingerprint_prior_dirs(prior_dirs: Sequence[str]) -> Dict[str, str]:
 
 
 def mixtures_digest(mixtures: np.ndarray) -> str:
-  arr = np.ascontiguousarray(mixtures, np.float32)
-  return hashlib.sha256(arr.tobytes() + str(arr.shape).encode()).hexdigest()[:16]
+  """sha256 (16 hex digits) of the mixtures' float32 bytes and shape."""
+  return digest(mixtures)
 
 
 class BatchCache:
   """Finished batches of a long separation, so that a rerun resumes.
 
-  ``<folder>/run.json`` records what the batches were computed from (the
-  settings, a hash of the mixtures, the priors' fingerprints); each finished
-  batch is ``batch_<start>.npy``, written atomically. Rerunning with the same
-  settings reuses them; different settings raise a ``ParameterError`` naming
-  the differences instead of mixing two runs.
+  The batches live in the one keyed result cache (``common.result_cache``):
+  batch ``start`` of a separation is stored under the key of the separation's
+  identity (the settings, a hash of the mixtures, the priors' fingerprints)
+  and ``start``. A rerun with the same settings finds its batches; a rerun
+  with other settings has other keys, so it computes afresh and can never be
+  served another separation's batches.
   """
 
   def __init__(self, folder: str, identity: Dict):
     self.folder = folder
-    path = os.path.join(folder, 'run.json')
-    if os.path.exists(path):
-      with open(path, encoding='utf-8') as f:
-        try:
-          old = json.load(f)
-        except ValueError as e:
-          raise ParameterError(f'{path} is not valid json ({e}); delete {folder} '
-                               'to start the separation afresh') from e
-      if old != identity:
-        diff = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
-        details = '; '.join(f'{k}: {old.get(k)!r} -> {identity.get(k)!r}' for k in diff)
-        raise ParameterError(
-            f'{folder} holds finished batches of a different separation ({details}); '
-            'use another --out_dir, or delete that folder to start afresh')
-    else:
-      write_json_atomic(path, identity)
+    self.identity = identity
+    self._cache = KeyedCache(folder)
 
-  def _path(self, start: int) -> str:
-    return os.path.join(self.folder, f'batch_{start:07d}.npy')
+  def _key(self, start: int) -> str:
+    return key_of({'batch_start': int(start), 'separation': self.identity})
 
   def load(self, start: int, expected_shape) -> Optional[np.ndarray]:
-    path = self._path(start)
-    if not os.path.exists(path):
+    """The finished batch at ``start``, or None.
+
+    Raises:
+      ParameterError: a damaged entry or one of another shape, naming the file.
+    """
+    hit = self._cache.get(self._key(start))
+    if hit is None:
       return None
-    try:
-      arr = np.load(path)
-    except (ValueError, OSError, EOFError) as e:
-      raise ParameterError(f'damaged batch file {path} ({e}); delete it to recompute '
-                           'that batch') from e
+    arr = hit['batch']
     if arr.shape != tuple(expected_shape):
-      raise ParameterError(f'{path} has shape {arr.shape}, expected '
-                           f'{tuple(expected_shape)}; delete it to recompute that batch')
+      raise ParameterError(f'{self._cache.path(self._key(start))} has shape {arr.shape}, '
+                           f'expected {tuple(expected_shape)}; delete it to recompute that '
+                           'batch')
     return arr
 
   def save(self, start: int, arr: np.ndarray):
-    save_npy_atomic(self._path(start), arr)
+    self._cache.put(self._key(start), {'batch': np.asarray(arr)})
 
   def remove(self):
-    shutil.rmtree(self.folder, ignore_errors=True)
+    """Removes the cache's entries (and its folder when nothing else is in it)."""
+    self._cache.clear()

@@ -268,19 +268,25 @@ def oracle_separator(method: str, references: Dict[str, np.ndarray], sample_rate
 # What every separator shares.
 
 
-def chunk_starts(n_samples: int, chunk: int, overlap: int) -> np.ndarray:
-  """Starts of equal chunks of ``chunk`` samples covering ``n_samples``, overlaps >= ``overlap``.
+def chunk_layout(n_samples: int, chunk: int, overlap: int) -> Tuple[int, np.ndarray]:
+  """Equal chunks covering ``n_samples``: the fewest of at most ``chunk`` samples.
 
-  One chunk (start 0) when ``n_samples <= chunk``; otherwise the fewest
-  chunks whose evenly spread starts leave every neighbour overlap at least
-  ``overlap`` samples, the first at 0 and the last ending at ``n_samples``.
+  With ``k`` the fewest chunks of ``chunk`` samples that overlap by at least
+  ``overlap``, every chunk gets the same length ``ceil((n + (k - 1) overlap) / k)``
+  (at most ``chunk``), so neighbours overlap by about ``overlap`` and no
+  chunk is mostly overlap; the first starts at 0, the last ends at ``n_samples``.
+
+  Returns:
+    ``(length, starts)``: the chunk length in samples and int64 ``[k]`` starts.
+    One chunk (start 0, length ``n_samples``) when ``n_samples <= chunk``.
   """
   if chunk <= 0 or overlap < 0 or overlap >= chunk:
     raise ParameterError(f'need 0 <= overlap < chunk, got chunk {chunk}, overlap {overlap}')
   if n_samples <= chunk:
-    return np.zeros(1, np.int64)
-  n = int(np.ceil((n_samples - overlap) / (chunk - overlap)))
-  return np.round(np.linspace(0, n_samples - chunk, n)).astype(np.int64)
+    return n_samples, np.zeros(1, np.int64)
+  k = int(np.ceil((n_samples - overlap) / (chunk - overlap)))
+  length = int(np.ceil((n_samples + (k - 1) * overlap) / k))
+  return length, np.round(np.linspace(0, n_samples - length, k)).astype(np.int64)
 
 
 def _ramp_weights(length: int, fade_in: int, fade_out: int) -> np.ndarray:
@@ -441,7 +447,7 @@ class Separation:
     if self.chunk_s <= 0 or n <= chunk:
       return self._chunk(x)
     overlap = int(round(self.overlap_s * self.sample_rate))
-    starts = chunk_starts(n, chunk, overlap)
+    chunk, starts = chunk_layout(n, chunk, overlap)
     out = np.zeros((len(self.sources), n), np.float32)
     total = np.zeros(n, np.float64)
     for i, s in enumerate(starts):

@@ -334,7 +334,7 @@ class ExperimentTest(tf.test.TestCase):
     with self.assertRaises(_Interrupt):
       self._run(out, log=stop_after_two_batches)
     self.assertLen([f for f in os.listdir(os.path.join(out, 'partial'))
-                    if f.startswith('batch_')], 2)
+                    if f.endswith('.npz')], 2)
     lines.clear()
     resumed = self._run(out, log=lines.append)
     self.assertIn('resumed', lines[0])
@@ -358,22 +358,25 @@ class ExperimentTest(tf.test.TestCase):
     self.assertAllEqual(quiet, loud)
     self.assertLen([l for l in lines if 'level' in l], 3 * 2)   # 3 batches x 2 levels
 
-  def test_resume_with_other_settings_or_damaged_batch_is_an_error(self):
+  def test_resume_never_mixes_settings_and_names_a_damaged_batch(self):
     out = os.path.join(self.get_temp_dir(), 'cut')
 
     def stop(line):
-      raise _Interrupt()
+      if line.startswith('separated'):     # after the first finished batch
+        raise _Interrupt()
 
     with self.assertRaises(_Interrupt):
       self._run(out, log=stop)
     other = Separator(self.sep.priors, sigmas=[1.0, 0.1], steps_per_sigma=3,
                       step_size=2e-3, mixing='mean', clip=(0.0, 1.0))
-    with self.assertRaisesRegex(ParameterError, r'different separation.*step_size'):
-      self._run(out, separator=other)
-    batch = os.path.join(out, 'partial', 'batch_0000000.npy')
+    results = self._run(out, separator=other)        # other settings: nothing reused
+    self.assertEqual(results['mixtures_resumed'], 0)
+    with self.assertRaises(_Interrupt):
+      self._run(out, log=stop)
+    batch = os.path.join(out, 'partial', sorted(os.listdir(os.path.join(out, 'partial')))[0])
     with open(batch, 'wb') as f:
       f.write(b'not an array')
-    with self.assertRaisesRegex(ParameterError, 'damaged batch file .*batch_0000000'):
+    with self.assertRaisesRegex(ParameterError, 'damaged cache entry .*partial'):
       self._run(out)
     self._run(out, resume=False)   # --noresume recomputes and overwrites
     self.assertTrue(os.path.exists(os.path.join(out, 'results.json')))

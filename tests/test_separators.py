@@ -64,18 +64,25 @@ def _noise(seconds, rate, seed=0, channels=None):
 
 class SeparationTest(tf.test.TestCase, parameterized.TestCase):
 
-  @parameterized.parameters((100, 40, 10), (1000, 300, 50), (301, 100, 99), (90, 100, 10))
-  def test_chunk_starts_cover_the_input_with_the_overlap(self, n, chunk, overlap):
-    starts = separators.chunk_starts(n, chunk, overlap)
+  @parameterized.parameters((100, 40, 10), (1000, 300, 50), (301, 100, 99), (90, 100, 10),
+                            (60, 30, 1), (61, 30, 1))
+  def test_chunks_are_equal_cover_the_input_and_overlap_about_as_asked(self, n, chunk, overlap):
+    length, starts = separators.chunk_layout(n, chunk, overlap)
+    self.assertLessEqual(length, chunk)
     self.assertEqual(int(starts[0]), 0)
-    self.assertEqual(int(starts[-1]) + chunk, max(n, chunk))
-    self.assertTrue(np.all(np.diff(starts) <= chunk - overlap))
+    self.assertEqual(int(starts[-1]) + length, n)
+    gaps = np.diff(starts)
+    self.assertTrue(np.all(gaps <= length - overlap))          # overlaps >= overlap
+    if len(starts) > 1:                                         # and not much more
+      self.assertTrue(np.all(length - gaps <= overlap + 1))
+    # 60 s in 30 s chunks with 1 s overlaps: 3 chunks of 20.7 s, not 3 of 30 s.
+    self.assertEqual(separators.chunk_layout(60, 30, 1)[0], 21)
 
   def test_chunked_overlap_add_of_a_linear_separator_is_exact(self):
     sep = separators.Separation(Scaler(), label='scaler')
     y = _noise(5.3, 16000)
     out = sep.separate(y, 16000)
-    self.assertEqual(sep.stats['chunks'], 7)             # 1 s chunks, >= 0.25 s overlaps
+    self.assertEqual(sep.stats['chunks'], 7)             # <= 1 s chunks, 0.25 s overlaps
     # Linear ramps that sum to one: exact to float32 rounding.
     self.assertAllClose(out['a'], 0.25 * y, atol=1e-6)
     self.assertAllClose(out['b'], 0.75 * y, atol=1e-6)
