@@ -9,14 +9,10 @@ out/demo/report/report.html (players for every method). No download, no root.
 MNIST digit separation is its own command: run_basis_sep.py.
 """
 
-import sys
-
-from absl import app
 from absl import flags
 
-from experiments import demo
+from commandline import cli_errors
 from commandline import flag_groups
-from common import compute
 from common.errors import ParameterError
 
 FLAGS = flags.FLAGS
@@ -35,20 +31,19 @@ flag_groups.define_precision_flags()
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+    raise ParameterError(f'unexpected arguments: {argv[1:]}')
+  # Imported here, under the one-line error guard: a Ctrl-C during TensorFlow's
+  # import is one line too.
+  from experiments import demo  # pylint: disable=g-import-not-at-top
   kwargs = {'prior_dirs': tuple(FLAGS.prior_dir)} if FLAGS.prior_dir else {}
-  try:
-    demo.run(demo.DemoConfig(out_dir=FLAGS.out_dir, sampler=FLAGS.sampler,
-                             steps_per_sigma=FLAGS.steps_per_sigma,
-                             extra_phase=FLAGS.extra_phase or None,
-                             precision=FLAGS.precision, **kwargs))
-  except ParameterError as e:
-    print(f'demo: error: {e}', file=sys.stderr)
-    sys.exit(2)
+  demo.run(demo.DemoConfig(out_dir=FLAGS.out_dir, sampler=FLAGS.sampler,
+                           steps_per_sigma=FLAGS.steps_per_sigma,
+                           extra_phase=FLAGS.extra_phase or None,
+                           precision=FLAGS.precision, **kwargs))
 
 
 def run():
-  app.run(main)
+  cli_errors.run_main(main, 'demo', resumable=True)
 
 
 if __name__ == '__main__':

@@ -20,14 +20,47 @@ command to resume". Anything else is a bug and keeps its traceback.
 """
 
 import functools
+import os
+import re
 import sys
-from typing import Callable, Optional, Sequence, Type
+from typing import Callable, List, Optional, Sequence, Type
 
 from common.errors import ParameterError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPT = 130
+EXIT_BAD_ADVICE = 3
 EXPECTED_ERRORS = (ParameterError, FloatingPointError)
+# With this variable set (the test suite sets it), a command whose error message
+# suggests a flag it does not define exits with EXIT_BAD_ADVICE instead of 2, so
+# every test that runs a command into an error also checks the advice.
+STRICT_ADVICE_ENV = 'BASIS_SEP_STRICT_ADVICE'
+_FLAG = re.compile(r'(?<![\w.-])--([a-z][a-z0-9_]*)')
+# "train_ncsn.py --mode=export ..." names another command's flags: not checked.
+_OTHER_COMMAND = re.compile(r'\b[a-z_]+\.py((\s+--?[^\s;,)]+)+)')
+
+
+def flags_named(message: str) -> List[str]:
+  """The ``--flag`` names a message suggests for the command that prints it.
+
+  Flags written after another command's name (``train_ncsn.py --mode=export``)
+  are that command's and are left out.
+  """
+  own = _OTHER_COMMAND.sub(' ', message)
+  return sorted(set(_FLAG.findall(own)))
+
+
+def undefined_flags(message: str, flag_values=None) -> List[str]:
+  """The flags ``message`` suggests that ``flag_values`` (default: absl's FLAGS) lacks."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  fv = flag_values if flag_values is not None else flags.FLAGS
+  defined = set(fv)
+  out = []
+  for name in flags_named(message):
+    base = name[2:] if name.startswith('no') and name[2:] in defined else name
+    if base not in defined:
+      out.append(name)
+  return out
 
 
 def one_line(error: BaseException) -> str:
@@ -37,7 +70,7 @@ def one_line(error: BaseException) -> str:
 
 
 def guard(main: Callable, name: str, *, resumable: bool = False,
-          expected: Sequence[Type[BaseException]] = ()) -> Callable:
+          expected: Sequence[Type[BaseException]] = (), check_advice: bool = False) -> Callable:
   """Wraps an absl ``main(argv)`` so that expected errors print one line.
 
   Args:
@@ -47,6 +80,9 @@ def guard(main: Callable, name: str, *, resumable: bool = False,
       again; the interrupt message says so.
     expected: more exception classes to report in one line (e.g. a missing
       system dependency).
+    check_advice: with ``$BASIS_SEP_STRICT_ADVICE`` set, an error message that
+      suggests a flag the command does not define exits with status 3
+      (:data:`EXIT_BAD_ADVICE`) and says so (the test suite's check).
 
   Returns:
     ``main`` wrapped: it raises ``SystemExit(2)`` after an expected error and
@@ -55,13 +91,22 @@ def guard(main: Callable, name: str, *, resumable: bool = False,
   from absl import app  # pylint: disable=g-import-not-at-top
   caught = tuple(EXPECTED_ERRORS) + tuple(expected) + (app.UsageError,)
 
+  def report(error):
+    text = one_line(error)
+    print(f'{name}: error: {text}', file=sys.stderr, flush=True)
+    bad = undefined_flags(text) if check_advice and os.environ.get(STRICT_ADVICE_ENV) else []
+    if bad:
+      print(f'{name}: bad advice: the message suggests {["--" + b for b in bad]}, which '
+            f'{name} does not define', file=sys.stderr, flush=True)
+      sys.exit(EXIT_BAD_ADVICE)
+    sys.exit(EXIT_ERROR)
+
   @functools.wraps(main)
   def wrapped(argv):
     try:
       return main(argv)
     except caught as e:
-      print(f'{name}: error: {one_line(e)}', file=sys.stderr, flush=True)
-      sys.exit(EXIT_ERROR)
+      report(e)
     except KeyboardInterrupt:
       hint = '; rerun the same command to resume' if resumable else ''
       print(f'\n{name}: interrupted{hint}', file=sys.stderr, flush=True)
@@ -70,8 +115,7 @@ def guard(main: Callable, name: str, *, resumable: bool = False,
       original = traced_cause(e, caught)
       if original is None:
         raise
-      print(f'{name}: error: {one_line(original)}', file=sys.stderr, flush=True)
-      sys.exit(EXIT_ERROR)
+      report(original)
 
   return wrapped
 
@@ -120,5 +164,5 @@ def run_main(main: Callable, name: str, *, resumable: bool = False,
              expected: Sequence[Type[BaseException]] = ()) -> None:
   """``absl.app.run`` of ``main`` under :func:`guard` (never returns)."""
   from absl import app  # pylint: disable=g-import-not-at-top
-  app.run(guard(main, name, resumable=resumable, expected=expected),
+  app.run(guard(main, name, resumable=resumable, expected=expected, check_advice=True),
           flags_parser=parse_flags(name))

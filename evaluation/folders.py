@@ -98,11 +98,13 @@ def _load_checked(path: str, *, expect: Optional[Tuple[int, int, int]],
     raise ParameterError(f'{what} {path!r} has {y.shape[0]} channel(s), expected '
                          f'{channels} (the mixture\'s)')
   if y.shape[1] != length:
-    if not pad_or_truncate:
+    if not pad_or_truncate or what == 'reference':
+      hint = ('; the references of a track must have the mixture\'s length' if
+              what == 'reference' else '; evaluate_separation.py --pad_or_truncate zero-pads '
+              'or cuts estimates as museval does')
       raise ParameterError(
           f'{what} {path!r} has {y.shape[1]} samples, expected {length} (the '
-          'mixture\'s); pass pad_or_truncate=True (--pad_or_truncate) to zero-pad '
-          'or cut estimates as museval does')
+          f'mixture\'s){hint}')
     y = y[:, :length] if y.shape[1] > length else np.pad(
         y, [(0, 0), (0, length - y.shape[1])])
   return y, sr

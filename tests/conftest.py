@@ -4,6 +4,9 @@ import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
+# Every command a test runs into an error also checks that the message suggests
+# only flags the command defines (commandline.cli_errors, exit status 3 if not).
+os.environ['BASIS_SEP_STRICT_ADVICE'] = '1'
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 

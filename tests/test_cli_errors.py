@@ -148,6 +148,48 @@ _BAD_FLAGS = [
 ]
 
 
+class AdviceTest(absltest.TestCase):
+  """A message may suggest only flags its command defines (issue 29 item 10)."""
+
+  def test_flags_named_leaves_out_other_commands_flags(self):
+    self.assertEqual(cli_errors.flags_named(
+        '--steps must be > 0; pass --noresume or --out_dir=D (train_ncsn.py --mode=export '
+        '--workdir=W first)'), ['noresume', 'out_dir', 'steps'])
+    self.assertEqual(cli_errors.flags_named('a--b is not a flag; x --y-z'), ['y'])
+
+  def test_undefined_flags_against_a_commands_flags(self):
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    fv = flags.FlagValues()
+    flags.DEFINE_integer('steps', 1, 'Steps.', flag_values=fv)
+    flags.DEFINE_boolean('resume', True, 'Resume.', flag_values=fv)
+    self.assertEqual(cli_errors.undefined_flags(
+        '--steps must be > 0; pass --noresume or --pad_or_truncate', fv), ['pad_or_truncate'])
+
+  def test_strict_mode_turns_bad_advice_into_exit_3(self):
+    def main(argv):
+      del argv
+      raise ParameterError('lengths differ; pass --surely_not_a_flag_anywhere')
+    with mock.patch.dict(os.environ, {cli_errors.STRICT_ADVICE_ENV: '1'}):
+      self.assertEqual(_exit_and_stderr(main)[0], 2)      # guard() alone never checks
+      code, err = _exit_and_stderr_checked(main)
+    self.assertEqual(code, cli_errors.EXIT_BAD_ADVICE)
+    self.assertIn("bad advice: the message suggests ['--surely_not_a_flag_anywhere']", err)
+    with mock.patch.dict(os.environ, {cli_errors.STRICT_ADVICE_ENV: ''}):
+      self.assertEqual(_exit_and_stderr_checked(main)[0], 2)
+
+
+def _exit_and_stderr_checked(main):
+  import contextlib  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+  err = io.StringIO()
+  with contextlib.redirect_stderr(err):
+    try:
+      cli_errors.guard(main, 'cmd', check_advice=True)(['cmd'])
+    except SystemExit as e:
+      return e.code, err.getvalue()
+  return None, err.getvalue()
+
+
 @pytest.mark.slow
 class ScriptsTest(absltest.TestCase):
 

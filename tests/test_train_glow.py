@@ -167,7 +167,7 @@ class TrainGlowScriptTest(tf.test.TestCase):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     results = _read_json(os.path.join(out, 'results.json'))
-    self.assertEqual(results['prior'], 'flow')
+    self.assertEqual(results['prior'], 'flow_family')   # the folder's kind (basis.registry)
     self.assertAllClose(results['sigmas'], [0.5, 0.1])
     self.assertEqual(results['step_size'], 3e-6)   # the flow default
     self.assertEqual(np.load(os.path.join(out, 'estimates.npy')).shape, (2, 2, 28, 28, 1))
