@@ -33,11 +33,11 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from common import assets
 from common.errors import ParameterError
 
 KINDS = ('refiner', 'degli')
-ASSETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          'assets', 'inversion')
+ASSETS_DIR = assets.path('inversion')
 # Relative floor of the log magnitude (-80 dB below the item's peak).
 LOG_FLOOR = 1e-4
 
@@ -185,11 +185,39 @@ class Refiner(tf.Module):
       h = tf.nn.elu(conv(tf.concat([h, skip], axis=-1)))
     return self.out(h)
 
-  def __call__(self, base):
+  @property
+  def margin_frames(self) -> int:
+    """Frames on each side that reach one output frame (its receptive field in time).
+
+    Every convolution is 3 frames wide with stride 1 in time: two per encoder
+    level (``levels + 1`` of them), one per decoder level and the output one.
+    """
+    return 2 * (self.config.levels + 1) + self.config.levels + 1
+
+  def __call__(self, base, *, chunk_frames: int = 256):
+    """Refined magnitudes of ``base`` ``[batch, n_frames, n_bins]`` (same shape).
+
+    Long inputs go through the network in chunks of ``chunk_frames`` frames
+    with :attr:`margin_frames` of context on each side (rounded up to 32), and
+    one peak normaliser per item for the whole input, so the result equals the
+    whole-input computation (the margin covers the receptive field) while the
+    network's activations stay bounded: memory does not grow with the length.
+    """
     base = tf.convert_to_tensor(base, tf.float32)
     x, ref = normalised_log(base)
-    y = x + self.log_correction(x[..., tf.newaxis])[..., 0]
-    return from_normalised_log(y, ref)
+    n_frames = int(x.shape[1]) if x.shape[1] is not None else None
+    if n_frames is None or n_frames <= chunk_frames:
+      y = x + self.log_correction(x[..., tf.newaxis])[..., 0]
+      return from_normalised_log(y, ref)
+    margin = max(32, self.margin_frames)
+    parts = []
+    for start in range(0, n_frames, chunk_frames):
+      stop = min(start + chunk_frames, n_frames)
+      lo, hi = max(0, start - margin), min(n_frames, stop + margin)
+      piece = x[:, lo:hi]
+      corr = self.log_correction(piece[..., tf.newaxis])[..., 0]
+      parts.append(piece[:, start - lo:stop - lo] + corr[:, start - lo:stop - lo])
+    return from_normalised_log(tf.concat(parts, axis=1), ref)
 
 
 def reference_level(mags, *, axis=(-2, -1)):
@@ -273,7 +301,7 @@ def default_dir(kind: str) -> str:
   """The shipped folder of ``kind``: ``assets/inversion/<kind>``."""
   if kind not in KINDS:
     raise ParameterError(f'unknown network kind {kind!r}; choose one of {list(KINDS)}')
-  return os.path.join(ASSETS_DIR, kind)
+  return assets.inversion_dir(kind)
 
 
 def export_net(out_dir: str, kind: str, model: tf.Module, meta: Dict[str, Any], *,
