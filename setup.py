@@ -45,10 +45,12 @@ setuptools.setup(
         'pipeline', 'pipeline.*', 'training', 'training.*', 'ncsn', 'ncsn.*',
         'basis', 'basis.*', 'flow_models', 'flow_models.*', 'evaluation',
         'evaluation.*', 'inversion', 'inversion.*', 'baselines', 'baselines.*',
-        'experiments', 'experiments.*']),
+        'experiments', 'experiments.*', 'assets']),
     py_modules=sorted(set(SCRIPTS.values())),
-    include_package_data=True,
-    package_data={'pipeline': ['demo_data/*.wav', 'demo_data/*.json']},
+    # The shipped priors, inversion networks, separator models and demo clips
+    # (common.assets finds them through importlib.resources).
+    package_data={'assets': ['demo/*', 'priors/*/*', 'priors/*/*/*', 'inversion/*/*',
+                             'separators/*/*/*']},
     install_requires=[
         'tensorflow==2.16.2',
         'tensorflow-probability==0.24.0',

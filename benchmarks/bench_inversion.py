@@ -15,7 +15,7 @@ Same clips, same STFT, same initial phase, one run:
   Reported: wall time and the errors ``||S^2 M - mel|| / ||mel||`` (mel fit)
   and ``20 log10 ||S - V|| / ||V||`` (against the true magnitude).
 
-Clips: the shipped demo recordings (pipeline/demo_data: piano, violin and
+Clips: the shipped demo recordings (assets/demo: piano, violin and
 their mixture, 8.2 s each) cut into ``--clip_s`` second pieces. Rounds
 alternate the two sides so background load hits both alike; medians of
 ``--rounds`` rounds; the CPU time other processes took is printed too.
@@ -42,6 +42,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from bench_features import OtherLoad, _cpu_model  # pylint: disable=g-import-not-at-top,wrong-import-position
+from common import assets  # pylint: disable=g-import-not-at-top,wrong-import-position
 from inversion import mel_to_linear  # pylint: disable=g-import-not-at-top,wrong-import-position
 from inversion import phase  # pylint: disable=g-import-not-at-top,wrong-import-position
 from inversion import stft as stft_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -55,8 +56,7 @@ flags.DEFINE_multi_integer('n_iter', [32, 100], 'Phase iterations to compare.')
 flags.DEFINE_float('clip_s', 4.0, 'Seconds per clip.')
 flags.DEFINE_integer('nnls_iter', 50, 'Our NNLS steps.')
 
-DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                    'pipeline', 'demo_data')
+DEMO = assets.demo_dir()
 
 
 def load_clips(config: FeatureConfig, clip_s: float) -> np.ndarray:

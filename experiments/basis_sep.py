@@ -23,14 +23,14 @@ from experiments import image_separation
 from experiments.mixtures import image_pairs
 from experiments.prior_checks import (check_prior_matches_data, check_same_features,
                                       record_step_check)
+from common import assets
 from common import checks
 from common import compute
 from pipeline import datasets
 from pipeline import tfrecords
 from common.errors import ParameterError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_PRIORS = {'mnist': os.path.join(ROOT, 'assets', 'priors', 'ncsn_mnist')}
+DEFAULT_PRIORS = {'mnist': assets.prior_dir('ncsn_mnist')}
 IMAGE_DATASETS = ('mnist', 'cifar10')
 
 
@@ -109,9 +109,8 @@ def _load_priors(config: BasisSepConfig):
     dirs = [DEFAULT_PRIORS[config.dataset]]
     if not os.path.isdir(dirs[0]):
       raise ParameterError(
-          f'the shipped {config.dataset} prior is not at {dirs[0]}: it lives in the source '
-          "checkout's assets/priors (a wheel install does not carry it); install from the "
-          'checkout (make install) or pass --prior_dir')
+          f'the shipped {config.dataset} prior is not at {dirs[0]} (a broken install: '
+          'reinstall basis-sep) ; or pass --prior_dir')
   found = [registry.kind_of(d) for d in dirs]
   if len({k.name for k in found}) > 1:
     raise ParameterError(f'the prior folders are of different kinds '

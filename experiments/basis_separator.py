@@ -29,6 +29,7 @@ from basis import registry
 from basis.mixing import DbPowerSum
 from basis.sampler import sampler_settings
 from basis.separate import SATURATION_LIMIT, Separator, clipped_fraction
+from common import assets
 from common import compute
 from common.errors import ParameterError
 from common.result_cache import KeyedCache, digest, key_of
@@ -40,10 +41,8 @@ from inversion import phase as phase_lib
 from pipeline.config import FeatureConfig
 from pipeline.transforms import MelTransform
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The shipped piano and violin priors (what assets/separators/piano-violin/basis names).
-DEFAULT_PRIOR_DIRS = (os.path.join(ROOT, 'assets', 'priors', 'ncsn_piano'),
-                      os.path.join(ROOT, 'assets', 'priors', 'ncsn_violin'))
+DEFAULT_PRIOR_DIRS = (assets.prior_dir('ncsn_piano'), assets.prior_dir('ncsn_violin'))
 MIN_SECONDS = 0.25          # shorter input is refused (fewer than ~8 frames)
 SILENCE_PEAK = 1e-5         # -100 dBFS: nothing to separate
 STEP_CHECK_PATCHES = 4      # patches the step-size check probes per prior

@@ -1,6 +1,6 @@
 """The README's main job: the shipped piano + violin mixture in, two wavs out, scored.
 
-  1. the shipped 8.2 s duet (pipeline/demo_data, rendered by this project) is
+  1. the shipped 8.2 s duet (assets/demo, rendered by this project) is
      laid out as a references folder (<track>/mixture.wav, piano.wav, violin.wav);
   2. experiments.evaluate_tracks runs the separator seam's methods on it: the
      shipped basis model of the piano-violin task (BASIS, dB power-sum; Wiener

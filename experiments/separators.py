@@ -49,12 +49,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from common import assets
 from common.errors import ParameterError
 from common.result_cache import KeyedCache, digest, key_of
 from pipeline import audio
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SEPARATORS_DIR = os.path.join(ROOT, 'assets', 'separators')
+SEPARATORS_DIR = assets.separators_dir()
 MODEL_FILE = 'separator.json'
 CHANNEL_MODES = ('mid', 'each')
 

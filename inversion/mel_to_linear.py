@@ -18,6 +18,8 @@ retrieval takes (the square root is taken for power features). Bins outside
 ``[fmin, fmax]`` are not seen by the filterbank and come back as zero.
 """
 
+import os
+import sys
 from typing import Optional
 
 import tensorflow as tf
@@ -28,6 +30,7 @@ from common.errors import ParameterError
 
 MAGNITUDE_METHODS = ('pinv', 'nnls', 'refiner', 'auto')
 DEFAULT_NNLS_ITERATIONS = 50
+_FALLBACKS_SAID = set()   # each 'auto' -> NNLS reason is printed once per process
 
 
 def resolve_method(method: str, transform=None, *, refiner: Optional[str] = None) -> str:
@@ -35,14 +38,29 @@ def resolve_method(method: str, transform=None, *, refiner: Optional[str] = None
   for the transform's STFT, else ``'nnls'``; other methods are returned as they are.
 
   The refiner is much better where it applies (docs/inversion.md: the mel ->
-  wav table, and BASIS + Wiener on the held-out tracks).
+  wav table, and BASIS + Wiener on the held-out tracks). Falling back to NNLS
+  is said on stderr (once per reason), never silent; an explicit
+  ``'refiner'`` that does not fit is an error where it is loaded.
   """
   if method != 'auto':
     return method
   if refiner is not None:   # a folder given: the user wants it (a misfit is an error)
     return 'refiner'
   from inversion import nets  # pylint: disable=g-import-not-at-top
-  return 'refiner' if nets.fits('refiner', stft_lib.as_transform(transform)) else 'nnls'
+  t = stft_lib.as_transform(transform)
+  if nets.fits('refiner', t):
+    return 'refiner'
+  shipped = nets.default_dir('refiner')
+  if not os.path.isdir(shipped):
+    reason = f'the shipped refiner is missing ({shipped}: a broken install)'
+  else:
+    reason = (f'the shipped refiner was trained for another STFT than these features\' '
+              f'({nets.StftSettings.of(t)})')
+  if reason not in _FALLBACKS_SAID:
+    _FALLBACKS_SAID.add(reason)
+    print(f'note: magnitude auto: {reason}; using NNLS (--magnitude=nnls to choose it, '
+          '--magnitude=refiner to require the refiner)', file=sys.stderr, flush=True)
+  return 'nnls'
 
 
 def mel_to_magnitude(mel, *, method: str = 'nnls', transform=None,

@@ -1,6 +1,6 @@
 """The shipped demo clips: an 8.2 s piano + violin duet and its sources.
 
-Rendered by this project with fluidsynth (``pipeline/demo_data/manifest.json``
+Rendered by this project with fluidsynth (``assets/demo/manifest.json``
 says how). The demo itself (``make demo``) lives in ``experiments.demo``.
 """
 
@@ -9,12 +9,12 @@ from typing import Dict
 
 import numpy as np
 
+from common import assets
 from pipeline import audio
 from pipeline.config import FeatureConfig
 from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 
-DEMO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'demo_data')
 SOURCES = ('mixture', 'piano', 'violin')
 
 
@@ -26,7 +26,7 @@ def load_demo_clips(features: FeatureConfig) -> Dict[str, np.ndarray]:
   """
   clips = {}
   for name in SOURCES:
-    path = os.path.join(DEMO_DIR, f'{name}.wav')
+    path = os.path.join(assets.demo_dir(), f'{name}.wav')
     if not os.path.exists(path):
       raise ParameterError(f'demo clip {path} is missing; reinstall the package')
     clips[name], _ = audio.load(path, sample_rate=features.sample_rate)

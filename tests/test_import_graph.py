@@ -75,7 +75,7 @@ def find_modules(root=ROOT):
     for dirpath, dirnames, filenames in os.walk(os.path.join(root, package)):
       dirnames[:] = sorted(d for d in dirnames if d != '__pycache__' and not d.startswith('.'))
       if '__init__.py' not in filenames:
-        continue  # data folders (pipeline/demo_data, ...)
+        continue  # data folders
       for name in sorted(filenames):
         if name.endswith('.py'):
           rel = os.path.relpath(os.path.join(dirpath, name), root)[:-3].replace(os.sep, '.')

@@ -24,11 +24,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from basis.separate import Separator
+from common import assets
 from common.atomic import atomic_path, write_json_atomic
 from common.errors import ParameterError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MNIST_PRIOR = os.path.join(ROOT, 'assets', 'priors', 'ncsn_mnist')
+MNIST_PRIOR = assets.prior_dir('ncsn_mnist')
 
 # Row name -> options. 'step_size' is delta; 'start_level' (index into the
 # schedule) is a warm start; 'profile' spreads the steps over the levels.
