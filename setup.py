@@ -30,6 +30,7 @@ SCRIPTS = {
     'basis_calls_study': 'basis_calls_study',
     'train_inversion_net': 'train_inversion_net',
     'mel_inversion_table': 'mel_inversion_table',
+    'select_priors': 'select_priors',
 }
 
 setuptools.setup(

@@ -294,3 +294,39 @@ class PriorQualityTest(tf.test.TestCase):
 
 if __name__ == '__main__':
   tf.test.main()
+
+
+@pytest.mark.slow
+class PriorSelectionTest(tf.test.TestCase):
+
+  def test_candidates_are_ranked_by_sdr_improvement_and_resumed(self):
+    from experiments.studies import prior_selection  # pylint: disable=g-import-not-at-top
+    tmp = self.create_tempdir().full_path
+    refs = os.path.join(tmp, 'refs', '00000')
+    os.makedirs(refs)
+    t = np.arange(40000) / 16000
+    piano = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    violin = (0.05 * np.sin(2 * np.pi * 700 * t)).astype(np.float32)
+    for name, y in (('piano', piano), ('violin', violin), ('mixture', piano + violin)):
+      sf.write(os.path.join(refs, f'{name}.wav'), y, 16000, subtype='FLOAT')
+    priors = []
+    for i, name in enumerate(('ncsn_piano', 'ncsn_violin')):
+      priors.append(os.path.join(tmp, name))
+      _tiny_mel_prior(priors[-1], seed=i)
+    spec = f'a:{priors[0]},{priors[1]}'
+    candidates = [prior_selection.parse_candidate(spec),
+                  prior_selection.parse_candidate(f'b:{priors[0]},{priors[1]};sampler=paper')]
+    self.assertEqual(candidates[1].options, {'sampler': 'paper'})
+    out = os.path.join(tmp, 'out')
+    rows = prior_selection.run(os.path.dirname(refs), candidates, out,
+                               base_options={'steps_per_sigma': 1, 'precision': 'float32'},
+                               log=lambda s: None)
+    self.assertEqual(sorted(r['name'] for r in rows), ['a', 'b'])
+    self.assertGreaterEqual(rows[0]['mean_sdri'], rows[1]['mean_sdri'])
+    for r in rows:
+      self.assertAlmostEqual(r['sdri']['piano'], r['sdr']['piano'] - r['mixture_sdr']['piano'])
+    self.assertIn('| candidate | piano SDR |', open(os.path.join(out, 'selection.md')).read())
+    with self.assertRaisesRegex(ParameterError, 'expected NAME:PRIOR_DIR'):
+      prior_selection.parse_candidate('nothing')
+    with self.assertRaisesRegex(ParameterError, 'does not exist'):
+      prior_selection.parse_candidate('c:/no/such,/dirs')
