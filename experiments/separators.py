@@ -482,3 +482,11 @@ register_method(Method(
     label=lambda options: f"BASIS-{options.get('phase') or 'wiener'}",
     description='BASIS with one mel prior per source, then mel inversion (refiner + phase)',
     model_options=('prior_dirs',)))
+
+register_method(Method(
+    name='unet', load=_lazy('baselines.unet:load'),
+    label=lambda options: 'U-Net' + ('-wiener' if options.get('output') == 'wiener' else ''),
+    description='Jansson U-Net: magnitude masks on the mixture STFT (L1-trained)'))
+register_method(Method(
+    name='convtasnet', load=_lazy('baselines.convtasnet:load'), label=lambda options: 'Conv-TasNet',
+    description='Conv-TasNet: learnt encoder, TCN masks, decoder (SI-SNR-trained)'))
