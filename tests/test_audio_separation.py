@@ -239,24 +239,30 @@ class EvaluateTracksTest(tf.test.TestCase):
       evaluate_tracks.tracks_from_render(render, refs)
 
 
+def _one_track_and_tiny_priors(tmp):
+  """A references folder with one 2.5 s track of two tones, and tiny piano / violin priors."""
+  refs = os.path.join(tmp, 'refs')
+  os.makedirs(os.path.join(refs, '00000'))
+  t = np.arange(40000) / 16000
+  piano = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+  violin = (0.05 * np.sin(2 * np.pi * 700 * t)).astype(np.float32)
+  for name, y in (('piano', piano), ('violin', violin), ('mixture', piano + violin)):
+    sf.write(os.path.join(refs, '00000', f'{name}.wav'), y, 16000, subtype='FLOAT')
+  priors = []
+  for i, name in enumerate(('ncsn_piano', 'ncsn_violin')):
+    priors.append(os.path.join(tmp, name))
+    _tiny_mel_prior(priors[-1], seed=i)
+  return refs, priors
+
+
 class AudioCallsStudyTest(tf.test.TestCase):
 
   def test_cells_score_each_track_and_resume(self):
     from experiments.studies import basis_calls  # pylint: disable=g-import-not-at-top
     tmp = self.create_tempdir().full_path
-    refs = os.path.join(tmp, 'refs', '00000')
-    os.makedirs(refs)
-    t = np.arange(40000) / 16000
-    piano = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    violin = (0.05 * np.sin(2 * np.pi * 700 * t)).astype(np.float32)
-    for name, y in (('piano', piano), ('violin', violin), ('mixture', piano + violin)):
-      sf.write(os.path.join(refs, f'{name}.wav'), y, 16000, subtype='FLOAT')
-    priors = []
-    for i, name in enumerate(('ncsn_piano', 'ncsn_violin')):
-      priors.append(os.path.join(tmp, name))
-      _tiny_mel_prior(priors[-1], seed=i)
+    refs, priors = _one_track_and_tiny_priors(tmp)
     config = basis_calls.AudioCallStudyConfig(
-        out_dir=os.path.join(tmp, 'out'), references_dir=os.path.dirname(refs),
+        out_dir=os.path.join(tmp, 'out'), references_dir=refs,
         cells=(('basis', 3), ('warm_start_2_denoise', 2)), prior_dirs=tuple(priors),
         precision='float32')
     results = basis_calls.run_audio(config, log=lambda s: None)
@@ -302,23 +308,13 @@ class PriorSelectionTest(tf.test.TestCase):
   def test_candidates_are_ranked_by_sdr_improvement_and_resumed(self):
     from experiments.studies import prior_selection  # pylint: disable=g-import-not-at-top
     tmp = self.create_tempdir().full_path
-    refs = os.path.join(tmp, 'refs', '00000')
-    os.makedirs(refs)
-    t = np.arange(40000) / 16000
-    piano = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    violin = (0.05 * np.sin(2 * np.pi * 700 * t)).astype(np.float32)
-    for name, y in (('piano', piano), ('violin', violin), ('mixture', piano + violin)):
-      sf.write(os.path.join(refs, f'{name}.wav'), y, 16000, subtype='FLOAT')
-    priors = []
-    for i, name in enumerate(('ncsn_piano', 'ncsn_violin')):
-      priors.append(os.path.join(tmp, name))
-      _tiny_mel_prior(priors[-1], seed=i)
+    refs, priors = _one_track_and_tiny_priors(tmp)
     spec = f'a:{priors[0]},{priors[1]}'
     candidates = [prior_selection.parse_candidate(spec),
                   prior_selection.parse_candidate(f'b:{priors[0]},{priors[1]};sampler=paper')]
     self.assertEqual(candidates[1].options, {'sampler': 'paper'})
     out = os.path.join(tmp, 'out')
-    rows = prior_selection.run(os.path.dirname(refs), candidates, out,
+    rows = prior_selection.run(refs, candidates, out,
                                base_options={'steps_per_sigma': 1, 'precision': 'float32'},
                                log=lambda s: None)
     self.assertEqual(sorted(r['name'] for r in rows), ['a', 'b'])
