@@ -154,7 +154,11 @@ def separate_image(separator: Separator, image: np.ndarray, *, patch_frames: int
   patches, starts, padded = patching.split_into_patches(
       image, patch_frames=patch_frames, hop_frames=hop_frames)
   stats: Dict[str, float] = {}
-  estimates = separate_in_batches(separator, patches, batch_size=min(batch_size, len(patches)),
+  # Equal batches: 9 patches at batch size 8 run as 5 + 4 (padded to 5), not 8 + 1
+  # (padded to 8): the fewest batches, the least padding.
+  n_batches = -(-len(patches) // batch_size)
+  estimates = separate_in_batches(separator, patches,
+                                  batch_size=-(-len(patches) // n_batches),
                                   seed=seed, init=None, log=log, stats=stats)
   stitched = patching.stitch_patches(estimates, starts, padded, hop_frames=hop_frames)
   return stitched[:, :, :n_frames], dict(stats, n_patches=len(patches))

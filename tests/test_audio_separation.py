@@ -67,6 +67,21 @@ class PatchingTest(tf.test.TestCase, parameterized.TestCase):
     # Two neighbours' ramps add to one across the overlap: a smooth cross-fade.
     self.assertAllClose(w[48:] + w[:16], np.ones(16))
 
+  def test_patches_go_in_equal_batches(self):
+    sizes = []
+
+    def fake(mixtures, *, seed):
+      del seed
+      sizes.append(len(mixtures))
+      return np.stack([mixtures, mixtures])
+
+    image = np.zeros((4, 64 + 8 * 16, 1), np.float32)      # 9 patches of 64 at hop 16
+    out, stats = basis_separator.separate_image(fake, image, patch_frames=64, hop_frames=16,
+                                                batch_size=8, seed=0, log=lambda s: None)
+    self.assertEqual(stats['n_patches'], 9)
+    self.assertEqual(sizes, [5, 5])                         # not 8 + 1 padded to 8
+    self.assertEqual(out.shape, (2,) + image.shape)
+
   def test_bad_sizes_raise(self):
     with self.assertRaisesRegex(ParameterError, 'hop_frames'):
       patching.patch_starts(100, 64, 0)
