@@ -54,7 +54,7 @@ class UNetConfig:
     output: ``'mixture'`` (masks on the mixture STFT) or ``'wiener'``.
     bn_momentum: moving-average momentum of the batch-norm statistics.
   """
-  channels: Tuple[int, ...] = (8, 16, 32, 64, 128, 256)
+  channels: Tuple[int, ...] = (16, 32, 48, 64, 96, 128)
   kernel: int = 5
   dropout: float = 0.5
   n_fft: int = 1024

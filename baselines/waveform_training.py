@@ -459,3 +459,43 @@ def run(config: SeparatorTrainConfig, *, export_only: bool = False) -> Dict[str,
   if config.export_dir and loop_lib.worker_role(strategy)[0]:   # the chief exports
     final['export'] = select_and_export(config, final)
   return final
+
+
+def write_references(split_dir: str, task: str, references_dir: str, *,
+                     n_tracks: Optional[int] = None, max_s: Optional[float] = None) -> List[str]:
+  """Lays out clips of a split as an evaluation references folder.
+
+  ``<references_dir>/<track>/{mixture,<source>...}.wav`` (the museval layout
+  that ``evaluate_separation.py`` reads), the mixture the sum of the sources
+  as they are in it; existing tracks are kept.
+
+  Args:
+    split_dir: a split of ``task``'s layout.
+    task: ``'speech-noise'`` or ``'piano-violin'``.
+    references_dir: the folder to write.
+    n_tracks: the first ``n_tracks`` clips (None: all).
+    max_s: cut each track to its first ``max_s`` seconds (None: whole).
+
+  Returns:
+    The track names.
+
+  Raises:
+    ParameterError: as :func:`list_examples`; OutputError: a failed write.
+  """
+  import soundfile as sf  # pylint: disable=g-import-not-at-top
+  from common.atomic import atomic_path  # pylint: disable=g-import-not-at-top
+  names = []
+  for ex in list_examples(split_dir, task, limit=n_tracks):
+    track = ex.name.split('@')[0]
+    folder = os.path.join(references_dir, track)
+    names.append(track)
+    if os.path.isfile(os.path.join(folder, 'mixture.wav')):
+      continue
+    n = ex.n_samples if max_s is None else min(ex.n_samples, int(max_s * FILE_RATE))
+    src = read_example(ex, 0, n)
+    signals = dict(zip(TASK_SOURCES[task], src))
+    signals['mixture'] = src.sum(0)
+    for name, y in signals.items():   # the mixture last: a track is complete once it exists
+      with atomic_path(os.path.join(folder, f'{name}.wav'), suffix='.wav') as tmp:
+        sf.write(tmp, y, FILE_RATE, subtype='FLOAT', format='WAV')
+  return names

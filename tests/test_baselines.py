@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile as sf
 import tensorflow as tf
 from absl.testing import parameterized
@@ -117,6 +118,15 @@ class ConvTasNetTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(m.shape[:2], (3, 2))
     self.assertAllInRange(m, 0.0, 1.0)
 
+  def test_one_training_step_reaches_every_weight(self):
+    model = convtasnet.ConvTasNet(convtasnet.named_config('cpu', **dict(TINY_TASNET)))
+    src = tf.random.stateless_normal([2, 2, 800], [5, 6])
+    with tf.GradientTape() as tape:
+      loss, _ = separation_losses.separation_loss('pit_si_snr', model(tf.reduce_sum(src, 1)),
+                                                  src)
+    grads = tape.gradient(loss, model.trainable_variables)
+    self.assertTrue(all(g is not None and np.all(np.isfinite(g)) for g in grads))
+
   def test_bad_config_is_one_line(self):
     with self.assertRaisesRegex(ParameterError, 'filter_length must be even'):
       convtasnet.named_config('cpu', filter_length=15)
@@ -154,6 +164,17 @@ class UNetTest(tf.test.TestCase, parameterized.TestCase):
       self.assertAllInRange(m, 0.0, 1.0)
     self.assertEqual(model(x).shape, (2, 2, 3000))
 
+  def test_one_training_step_reaches_every_weight(self):
+    model = self._tiny()
+    src = tf.random.stateless_normal([2, 2, model.config.patch_samples], [8, 9])
+    with tf.GradientTape() as tape:
+      loss, _ = unet.l1_loss(model, tf.reduce_sum(src, 1), src, training=True,
+                             seed=tf.constant([1, 2]))
+    grads = tape.gradient(loss, model.trainable_variables)
+    self.assertTrue(all(g is not None and np.all(np.isfinite(g)) for g in grads))
+    moving = model.enc_bn[0].moving_mean.numpy()
+    self.assertGreater(np.abs(moving).max(), 0.0)      # batch statistics were tracked
+
   def test_wiener_estimates_sum_to_the_mixture(self):
     model = self._tiny(output='wiener')
     x = tf.random.stateless_normal([1, 2000], [6, 7])
@@ -167,6 +188,7 @@ class UNetTest(tf.test.TestCase, parameterized.TestCase):
       unet.named_config('cpu', channels=[4, 4])
 
 
+@pytest.mark.slow   # the training loop and an export per test: 10-30 s each on 2 cores
 class TrainingTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.parameters(('unet', 'speech-noise'), ('convtasnet', 'speech-noise'),
@@ -219,6 +241,18 @@ class TrainingTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ParameterError, 'has no piano/ folder'):
       waveform_training.list_examples(train, 'piano-violin')
 
+  def test_references_sum_to_the_mixture(self):
+    tmp = self.create_tempdir().full_path
+    split = write_speech_split(os.path.join(tmp, 'split'))
+    refs = os.path.join(tmp, 'refs')
+    tracks = waveform_training.write_references(split, 'speech-noise', refs, max_s=0.25)
+    self.assertEqual(tracks, ['0000', '0001'])
+    mix, _ = sf.read(os.path.join(refs, '0000', 'mixture.wav'))
+    voice, _ = sf.read(os.path.join(refs, '0000', 'voice.wav'))
+    noise, _ = sf.read(os.path.join(refs, '0000', 'noise.wav'))
+    self.assertLen(mix, 4000)
+    self.assertAllClose(mix, voice + noise, atol=1e-6)
+
 
 class ExportErrorTest(tf.test.TestCase):
 
@@ -267,6 +301,7 @@ class ExportErrorTest(tf.test.TestCase):
     with self.assertRaisesRegex(ParameterError, 'holds other files'):
       self._export(tmp)
 
+  @pytest.mark.slow   # a separate_audio.py process: TensorFlow's start-up
   def test_cli_bad_model_dir_is_one_line_exit_2(self):
     tmp = self.create_tempdir().full_path
     folder = os.path.join(tmp, 'm')
