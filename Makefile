@@ -16,7 +16,7 @@ OUT    ?= out
 
 install: $(STAMP)
 
-$(STAMP): setup.py requirements/constraints.txt
+$(STAMP): setup.py pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
@@ -30,6 +30,14 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m 'not slow' tests
+
+# The wheel (shipped assets inside): the flag index first, so that the installed
+# commands answer --help before TensorFlow loads (commandline/flag_index.py).
+.PHONY: wheel
+wheel: $(STAMP)
+	$(PY) -m commandline.flag_index
+	$(PY) -m pip wheel --no-deps -w dist .
+	rm -rf build
 
 # System packages (Debian / Ubuntu), installed with apt-get where missing.
 # Rendering: fluidsynth and the General MIDI soundfonts of datagen/soundfonts.py.
@@ -127,4 +135,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_features.py
 
 clean:
-	rm -rf $(VENV) $(OUT) build *.egg-info
+	rm -rf $(VENV) $(OUT) build dist *.egg-info

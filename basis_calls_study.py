@@ -14,6 +14,8 @@ tracks against calls (audio_results.json, audio_table.md, sdr_vs_calls.png).
 Rows: experiments/studies/basis_calls.py.
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 from absl import app
 from absl import flags
 

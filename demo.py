@@ -9,6 +9,8 @@ out/demo/report/report.html (players for every method). No download, no root.
 MNIST digit separation is its own command: run_basis_sep.py.
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 from absl import flags
 
 from commandline import cli_errors

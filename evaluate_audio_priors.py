@@ -10,12 +10,15 @@ SAR table, box plots and report.html (out_dir/report). Reruns skip finished
 tracks. docs/audio_separation.md has the numbers.
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 import os
 import sys
 
 from absl import app
 from absl import flags
 
+from commandline import cli_errors
 from experiments import evaluate_tracks
 from commandline import flag_groups
 from common import compute
@@ -71,7 +74,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli_errors.run_main(main, 'evaluate_audio_priors')
 
 
 if __name__ == '__main__':

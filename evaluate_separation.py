@@ -16,6 +16,8 @@ results.{md,csv,json}, boxplot_<metric>.png and report.html (open it in a
 browser: it plays every signal). A rerun skips tracks already scored.
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 import sys
 
 from absl import app

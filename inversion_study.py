@@ -8,9 +8,12 @@ mel-estimated magnitudes (experiments.studies.inversion_study). Writes OUT/study
   python inversion_study.py --data_dir=out/speech --out_dir=out/inversion_study
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 from absl import app
 from absl import flags
 
+from commandline import cli_errors
 from experiments.studies import inversion_study as study
 
 _DATA_DIR = flags.DEFINE_string('data_dir', 'out/speech',
@@ -51,7 +54,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli_errors.run_main(main, 'inversion_study')
 
 
 if __name__ == '__main__':

@@ -11,10 +11,13 @@ Resumable: finished clip folders are kept.
       --splits=train:100:60,validation:200:20,test:300:20 --duration_s=3
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 from absl import app
 from absl import flags
 from absl import logging
 
+from commandline import cli_errors
 from datagen import speech
 from common.errors import ParameterError
 
@@ -59,7 +62,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli_errors.run_main(main, 'make_speech_noise')
 
 
 if __name__ == '__main__':

@@ -11,6 +11,8 @@ folders are kept.
       --splits=train:100:600,validation:200:60,test:300:60 --snr_range_db=-5,5
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 import os
 
 from absl import app

@@ -6,6 +6,8 @@ Held-out clips of the test splits (`make data`, `make speech-data`); writes
 OUT_DIR/table.md, table.json and one example wav per group.
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 from absl import flags
 
 from experiments.studies import mel_table

@@ -6,6 +6,8 @@ Prints the spectral convergence against the original (and PESQ / STOI when
 the `pesq` / `pystoi` packages are installed); writes OUT.wav and OUT.png.
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 from absl import app
 from absl import flags
 

@@ -10,6 +10,8 @@ amplitude_mask, wiener, gla, fgla, misi, mix_incons, ...); gla / fgla also run
 without --mixture_wav.
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 from absl import app
 from absl import flags
 

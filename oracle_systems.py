@@ -10,6 +10,8 @@ optionally with -mel (masks from the sources' mel spectrograms under the
 feature setting of the --sample_rate/--mel_* flags).
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 import sys
 
 from absl import app

@@ -3,11 +3,14 @@
   python prior_quality.py --prior=assets/priors/ncsn_piano --data_dir=out/data/tfr/piano/test
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 import sys
 
 from absl import app
 from absl import flags
 
+from commandline import cli_errors
 from experiments.studies import prior_quality
 from common.errors import ParameterError
 
@@ -32,7 +35,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli_errors.run_main(main, 'prior_quality')
 
 
 if __name__ == '__main__':

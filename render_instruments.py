@@ -14,6 +14,8 @@ docs/pipeline.md, "Piano and violin training data"), e.g. the train split:
       --duration_s=8.16 --seed=1000 --mixture_peak=0.3
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 from absl import app
 from absl import flags
 from absl import logging

@@ -14,6 +14,8 @@ train uses fluidr3_gm+fluidr3mono_gm+timgm6mb, validation musescore_general
 (the unseen validation timbre), test musescore_general+csound_gmbank.
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 from absl import app
 from absl import flags
 from absl import logging

@@ -18,6 +18,8 @@ settings), separation.png and the estimates as .npy. --prior_kind (old name
 experiments.basis_sep.BasisSepConfig; see docs/basis.md.
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 import sys
 
 from absl import app

@@ -14,6 +14,8 @@ table ranks them by the mean median SDR improvement over the mixture and goes
 to out_dir/selection.md and .json. Finished candidates are skipped on a rerun.
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 import os
 
 from absl import flags

@@ -16,6 +16,8 @@ spectrogram figure. Methods and tasks: --method (basis; more as they ship),
 See docs/audio_separation.md and docs/separators.md.
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 import sys
 
 from absl import flags

@@ -14,6 +14,8 @@ folder (alias --prior_dir). The flags map onto flow_models.cli.GlowRunConfig;
 see docs/flows.md.
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 import sys
 
 from absl import app

@@ -9,6 +9,8 @@ Rerun the same command to resume. The defaults train on the rendered
 instruments (`make data`) and the synthetic speech (`make speech-data`).
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 from absl import flags
 
 from inversion import nets

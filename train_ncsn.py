@@ -10,6 +10,8 @@ checkpoint. --prior is a prior folder (alias --prior_dir). The flags map onto
 ncsn.cli.NCSNRunConfig; see docs/ncsn.md.
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 import sys
 
 from absl import app

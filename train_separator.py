@@ -11,6 +11,8 @@ default to the task's sets: ``make speech-data`` (out/speech_data/<split>) and
 the best validation SI-SDR (docs/baselines.md).
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 import json
 
 from absl import flags

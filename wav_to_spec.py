@@ -7,6 +7,8 @@ The feature parameters (defaults: the reference 16 kHz, 2048/512 STFT,
 beside the shards, and every reader checks them.
 """
 
+import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
+
 import sys
 
 from absl import app

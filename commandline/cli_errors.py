@@ -153,16 +153,34 @@ def parse_flags(name: str) -> Callable:
     try:
       return flags.FLAGS(argv)
     except flags.Error as e:
-      print(f'{name}: error: {one_line(e)} (--helpfull lists the flags)', file=sys.stderr,
+      print(f'{name}: error: {one_line(e)} (--help lists the flags)', file=sys.stderr,
             flush=True)
       sys.exit(EXIT_ERROR)
 
   return parse
 
 
+def answer_help(main: Callable, argv: Optional[Sequence[str]] = None) -> None:
+  """``--help`` (``-?``, ``--helpshort``): the script's docstring and all its flags, exit 0.
+
+  absl's own ``--help`` lists only the flags of ``sys.argv[0]``'s module (none
+  for an installed console script) and exits 1; ``--helpfull`` stays absl's.
+  """
+  from commandline import startup  # pylint: disable=g-import-not-at-top
+  argv = sys.argv if argv is None else argv
+  if startup.wants_help(argv):
+    module = sys.modules.get(getattr(main, '__module__', '__main__'))
+    sys.stdout.write(startup.help_text(getattr(module, '__doc__', None),
+                                       startup.describe_flags()))
+    sys.stdout.flush()
+    sys.exit(0)
+
+
 def run_main(main: Callable, name: str, *, resumable: bool = False,
              expected: Sequence[Type[BaseException]] = ()) -> None:
-  """``absl.app.run`` of ``main`` under :func:`guard` (never returns)."""
+  """``absl.app.run`` of ``main`` under :func:`guard` (never returns); ``--help`` lists
+  every flag of the command and exits 0 (:func:`answer_help`)."""
   from absl import app  # pylint: disable=g-import-not-at-top
+  answer_help(main)
   app.run(guard(main, name, resumable=resumable, expected=expected, check_advice=True),
           flags_parser=parse_flags(name))

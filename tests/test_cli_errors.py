@@ -122,7 +122,7 @@ class GuardTest(absltest.TestCase):
       self.assertEqual(ctx.exception.code, 2)
       self.assertEqual(err.getvalue().count('\n'), 1)
       self.assertStartsWith(err.getvalue(), f'evaluate_separation: error: {message}')
-      self.assertIn('--helpfull lists the flags', err.getvalue())
+      self.assertIn('--help lists the flags', err.getvalue())
 
   def test_return_value_passes_through(self):
     code, err = _exit_and_stderr(lambda argv: 0)

@@ -194,7 +194,11 @@ def run(config: MelTableConfig, *, log=print) -> Dict[str, Any]:
         _write_examples(config.out_dir, f"{mag_name}_{ph.replace('@', '_m')}{n_iter}", out,
                         groups, sr)
   if config.librosa:
-    import librosa  # pylint: disable=g-import-not-at-top
+    try:
+      import librosa  # pylint: disable=g-import-not-at-top
+    except ModuleNotFoundError as e:
+      raise ParameterError("the librosa rows need librosa: pip install 'basis-sep[compare]' "
+                           '(or --nolibrosa)') from e
     mel_np = np.swapaxes(mel.numpy(), -1, -2)          # librosa: [n_mels, frames]
     for n_iter in config.n_iters:
       np.random.seed(config.seed)   # librosa's griffinlim draws its random phase here
