@@ -241,18 +241,6 @@ class TrainingTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ParameterError, 'has no piano/ folder'):
       waveform_training.list_examples(train, 'piano-violin')
 
-  def test_references_sum_to_the_mixture(self):
-    tmp = self.create_tempdir().full_path
-    split = write_speech_split(os.path.join(tmp, 'split'))
-    refs = os.path.join(tmp, 'refs')
-    tracks = waveform_training.write_references(split, 'speech-noise', refs, max_s=0.25)
-    self.assertEqual(tracks, ['0000', '0001'])
-    mix, _ = sf.read(os.path.join(refs, '0000', 'mixture.wav'))
-    voice, _ = sf.read(os.path.join(refs, '0000', 'voice.wav'))
-    noise, _ = sf.read(os.path.join(refs, '0000', 'noise.wav'))
-    self.assertLen(mix, 4000)
-    self.assertAllClose(mix, voice + noise, atol=1e-6)
-
 
 class ExportErrorTest(tf.test.TestCase):
 
