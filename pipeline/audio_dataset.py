@@ -6,6 +6,12 @@ windows of ``patch_samples`` and turned into patches by the same
 :class:`pipeline.MelTransform` as everywhere else, so a prior trained from
 audio sees exactly the features a TFRecord set would give (tested).
 
+Two backends give the same dataset: ``'tfio'`` (tensorflow-io's decoders and
+resampler, in the graph) where tensorflow-io installs and loads (its last
+release, 0.37.1, needs TensorFlow 2.16), ``'soundfile'`` elsewhere (each file
+decoded by soundfile and resampled by ``pipeline.audio.resample`` in a
+``tf.numpy_function``); ``'auto'`` takes the first that works.
+
 Only the file headers are read in Python, once, to pick each file's decoder
 and sample rate (``soundfile.info``); files of one kind (decoder, sample
 dtype, rate) are decoded by one graph function. Splits are by file, so no
@@ -15,6 +21,8 @@ clip contributes windows to both train and test.
                                  batch_size=32, shuffle=True, repeat=True)
 """
 
+import functools
+import io
 import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -86,6 +94,52 @@ def _file_kind(path: str, features: FeatureConfig,
   return name, dtype, scale, int(info.samplerate)
 
 
+BACKENDS = ('auto', 'tfio', 'soundfile')
+
+
+@functools.lru_cache(maxsize=1)
+def tfio_available() -> bool:
+  """Whether tensorflow-io imports and its audio kernels load with this TensorFlow."""
+  try:
+    import soundfile as sf  # pylint: disable=g-import-not-at-top
+    import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(4, np.int16), 8000, format='WAV', subtype='PCM_16')
+    tfio.audio.decode_wav(tf.constant(buffer.getvalue()), dtype=tf.int16)
+    return True
+  except Exception:  # pylint: disable=broad-except  # any failure: not usable here
+    return False
+
+
+def resolve_backend(backend: str) -> str:
+  """``'auto'`` -> ``'tfio'`` where tensorflow-io works, else ``'soundfile'``.
+
+  Raises:
+    ParameterError: an unknown backend, or ``'tfio'`` where it does not load.
+  """
+  if backend not in BACKENDS:
+    raise ParameterError(f'unknown audio backend {backend!r}; choose one of {list(BACKENDS)}')
+  if backend == 'soundfile':
+    return backend
+  if tfio_available():
+    return 'tfio'
+  if backend == 'tfio':
+    raise ParameterError("backend 'tfio': tensorflow-io is not installed or does not load with "
+                         f'TensorFlow {tf.__version__}; use the soundfile backend')
+  return 'soundfile'
+
+
+def _soundfile_mono(path, rate_out: int) -> np.ndarray:
+  """float32 mono ``[n_samples]`` of ``path`` at ``rate_out`` (soundfile + scipy)."""
+  import soundfile as sf  # pylint: disable=g-import-not-at-top
+  y, rate = sf.read(path.decode() if isinstance(path, bytes) else path, dtype='float32',
+                    always_2d=True)
+  y = y.mean(axis=1)
+  if rate != rate_out:
+    y = audio.resample(y, orig_sr=rate, target_sr=rate_out)
+  return np.asarray(y, np.float32)
+
+
 def _decode(raw, name: str, dtype: tf.DType):
   import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
   if name == 'wav':
@@ -98,14 +152,20 @@ def _decode(raw, name: str, dtype: tf.DType):
 
 
 def _group_dataset(paths: Sequence[str], kind, features: FeatureConfig,
-                   transform: MelTransform, min_rms_db: Optional[float]) -> tf.data.Dataset:
+                   transform: MelTransform, min_rms_db: Optional[float],
+                   backend: str = 'tfio') -> tf.data.Dataset:
   name, dtype, scale, rate = kind
   n = features.patch_samples
 
   def load(path):
-    samples = _decode(tf.io.read_file(path), name, dtype)            # [n_samples, channels]
-    y = tf.reduce_mean(tf.cast(samples, tf.float32), axis=-1) / scale  # mono, [-1, 1]
-    if rate != features.sample_rate:
+    if backend == 'soundfile':
+      y = tf.numpy_function(lambda p: _soundfile_mono(p, features.sample_rate), [path],
+                            tf.float32, stateful=False)
+      y.set_shape([None])
+    else:
+      samples = _decode(tf.io.read_file(path), name, dtype)            # [n_samples, channels]
+      y = tf.reduce_mean(tf.cast(samples, tf.float32), axis=-1) / scale  # mono, [-1, 1]
+    if rate != features.sample_rate and backend == 'tfio':
       import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
       y = tf.reshape(tfio.audio.resample(y, rate_in=rate, rate_out=features.sample_rate), [-1])
     windows = tf.signal.frame(y, n, n)                                 # [n_windows, n]
@@ -126,7 +186,7 @@ def audio_patch_dataset(folders: Union[str, Sequence[str]], *,
                         test_fraction: float = 0.1, batch_size: Optional[int] = None,
                         shuffle: bool = True, seed: int = 0, repeat: bool = False,
                         drop_remainder: bool = False, min_rms_db: Optional[float] = -60.0,
-                        shuffle_buffer: int = 2048,
+                        shuffle_buffer: int = 2048, backend: str = 'auto',
                         log=None) -> Tuple[tf.data.Dataset, Dict[str, Any]]:
   """Mel patches ``[n_mels, patch_frames, 1]`` in [0, 1] streamed from audio files.
 
@@ -144,6 +204,7 @@ def audio_patch_dataset(folders: Union[str, Sequence[str]], *,
     drop_remainder: drop a partial last batch.
     min_rms_db: skip windows quieter than this (dB re full scale), as
       ``wav_to_spec.py`` does; None keeps all.
+    backend: ``'auto'``, ``'tfio'`` or ``'soundfile'`` (the module docstring).
     log: called with each warning line (``pipeline.audio.check_file``: a
       source below the feature rate, a float peak above 1); default: printed
       to stderr. The lines are also in ``info['warnings']``.
@@ -159,6 +220,7 @@ def audio_patch_dataset(folders: Union[str, Sequence[str]], *,
       files), NaN or infinite samples in a float file.
   """
   features = features or FeatureConfig()
+  backend = resolve_backend(backend)
   files = list_audio_files(folders)
   if split == 'all':
     chosen = files
@@ -185,7 +247,7 @@ def audio_patch_dataset(folders: Union[str, Sequence[str]], *,
     groups.setdefault((kind[0], kind[1].name, kind[2], kind[3]), []).append(path)
   transform = MelTransform(features)
   parts = [_group_dataset(paths, (k[0], tf.as_dtype(k[1]), k[2], k[3]), features, transform,
-                          min_rms_db) for k, paths in groups.items()]
+                          min_rms_db, backend) for k, paths in groups.items()]
   if len(parts) == 1:
     ds = parts[0]
   else:
@@ -202,7 +264,9 @@ def audio_patch_dataset(folders: Union[str, Sequence[str]], *,
   info = {'num_files': len(chosen), 'num_examples': None,
           'image_shape': features.patch_shape, 'features': features,
           'value_range': (0.0, 1.0), 'warnings': warnings,
-          'source': f'audio files streamed by tensorflow-io ({", ".join(sorted(_groups_desc(groups)))})'}
+          'backend': backend,
+          'source': f'audio files streamed by {"tensorflow-io" if backend == "tfio" else "soundfile"} '
+                    f'({", ".join(sorted(_groups_desc(groups)))})'}
   return ds, info
 
 

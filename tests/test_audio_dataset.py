@@ -1,12 +1,17 @@
-"""Audio files streamed into tf.data by tensorflow-io: same patches as the TFRecord path."""
+"""Audio files streamed into tf.data (tensorflow-io, or soundfile where it does not load):
+same patches as the TFRecord path."""
 
+import functools
 import os
+import sys
+from unittest import mock
 
 import numpy as np
 import soundfile as sf
 import tensorflow as tf
 
 from pipeline import FeatureConfig
+from pipeline import audio_dataset
 from pipeline.audio_dataset import audio_patch_dataset, list_audio_files
 from common.errors import ParameterError
 from pipeline.transforms import MelTransform
@@ -22,6 +27,18 @@ def _tone(seconds, freq, seed=0, rate=RATE):
 
 
 class AudioDatasetTest(tf.test.TestCase):
+  """The ``tfio`` backend (``'auto'`` picks it where it loads)."""
+
+  BACKEND = 'tfio'
+
+  def setUp(self):
+    super().setUp()
+    if self.BACKEND == 'tfio' and not audio_dataset.tfio_available():
+      self.skipTest(f'tensorflow-io does not load with TensorFlow {tf.__version__} '
+                    '(the soundfile backend is tested instead)')
+    self.enter_context(mock.patch.object(
+        sys.modules[__name__], 'audio_patch_dataset',
+        functools.partial(audio_dataset.audio_patch_dataset, backend=self.BACKEND)))
 
   def _folder(self):
     return self.create_tempdir().full_path
@@ -100,6 +117,26 @@ class AudioDatasetTest(tf.test.TestCase):
     with self.assertRaisesRegex(ParameterError, 'broken.wav'):
       audio_patch_dataset(bad, split='all')
 
+
+class SoundfileAudioDatasetTest(AudioDatasetTest):
+  """The same tests through the soundfile backend (what 'auto' picks without tensorflow-io)."""
+
+  BACKEND = 'soundfile'
+
+
+class BackendTest(tf.test.TestCase):
+
+  def test_auto_picks_tfio_where_it_loads(self):
+    want = 'tfio' if audio_dataset.tfio_available() else 'soundfile'
+    self.assertEqual(audio_dataset.resolve_backend('auto'), want)
+    self.assertEqual(audio_dataset.resolve_backend('soundfile'), 'soundfile')
+
+  def test_unknown_backend_and_missing_tfio_are_errors(self):
+    with self.assertRaisesRegex(ParameterError, "unknown audio backend 'sox'"):
+      audio_dataset.resolve_backend('sox')
+    with mock.patch.object(audio_dataset, 'tfio_available', return_value=False):
+      with self.assertRaisesRegex(ParameterError, 'tensorflow-io is not installed or does not'):
+        audio_dataset.resolve_backend('tfio')
 
 if __name__ == '__main__':
   tf.test.main()
