@@ -30,6 +30,8 @@ flags.DEFINE_string('references', None, 'Or a references folder (<track>/mixture
                     '<track>/<source>.wav).')
 flags.DEFINE_integer('n_tracks', 12, 'With --render_dir: the first N clips.')
 flags.DEFINE_multi_string('candidate', None, 'NAME:PRIOR_DIR,PRIOR_DIR[;key=value,...]')
+flags.DEFINE_list('sources', ['piano', 'violin'], 'The sources, in the order of each '
+                  "candidate's prior folders.")
 flags.DEFINE_string('out_dir', 'out/select', 'Output folder.')
 flags.DEFINE_string('precision', 'auto', 'Score network precision (auto, float32, bfloat16).')
 
@@ -48,7 +50,7 @@ def main(argv):
   if not refs:
     refs = os.path.join(FLAGS.out_dir, 'references')
     evaluate_tracks.tracks_from_render(FLAGS.render_dir, refs, n_tracks=FLAGS.n_tracks)
-  rows = prior_selection.run(refs, candidates, FLAGS.out_dir,
+  rows = prior_selection.run(refs, candidates, FLAGS.out_dir, sources=tuple(FLAGS.sources),
                              base_options={'precision': FLAGS.precision})
   print(prior_selection.markdown(rows), end='')
 

@@ -32,6 +32,7 @@ SCRIPTS = {
     'train_inversion_net': 'train_inversion_net',
     'mel_inversion_table': 'mel_inversion_table',
     'select_priors': 'select_priors',
+    'evaluate_generalization': 'evaluate_generalization',
     'train_separator': 'train_separator',
 }
 

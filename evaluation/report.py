@@ -225,7 +225,7 @@ def aggregate(per_track: Dict[str, Dict[str, dict]], methods: Sequence[str],
 
   Returns:
     rows ``{'method', 'source', 'n_tracks', SDR, SIR, SAR, ISR, SI-SDR,
-    SI-SDRi, 'scored', 'dropped', 'silent_estimates'}``: floats, dB (NaN where
+    SI-SDRi, 'quartiles', 'scored', 'dropped', 'silent_estimates'}``: floats, dB (NaN where
     no track has a value); ``scored`` ``{metric: tracks in its median}``,
     ``dropped`` ``{metric: {track: why}}`` for the metrics that left tracks
     out, ``silent_estimates`` the tracks whose estimate is silent (scored
@@ -239,10 +239,20 @@ def aggregate(per_track: Dict[str, Dict[str, dict]], methods: Sequence[str],
       values = track_values(tracks, source)
       for metric in TABLE_METRICS:
         row[metric] = float(nanmedian(values[metric])) if values[metric] else math.nan
+      # The spread over tracks (interquartile range) of the headline metrics.
+      row['quartiles'] = {m: _quartiles(values[m]) for m in ('SDR', 'SI-SDR')}
       row['n_tracks'] = len(values['SDR'])
       row.update(coverage(tracks, source))
       rows.append(row)
   return rows
+
+
+def _quartiles(values) -> List[float]:
+  """``[q25, q75]`` of the finite values (NaN, NaN when there are none)."""
+  v = np.asarray([x for x in values if np.isfinite(x)], np.float64)
+  if not v.size:
+    return [math.nan, math.nan]
+  return [float(np.percentile(v, 25)), float(np.percentile(v, 75))]
 
 
 def _why_dropped(scores: dict, j: int, metric: str) -> str:

@@ -74,16 +74,22 @@ def _medians(summary: Dict[str, Any]) -> Dict[str, Dict[str, float]]:
 
 
 def run(references_dir: str, candidates: Sequence[Candidate], out_dir: str, *,
-        tracks: Optional[Sequence[str]] = None, base_options: Optional[Dict[str, Any]] = None,
-        log=print) -> List[Dict[str, Any]]:
+        sources: Sequence[str] = ('piano', 'violin'), tracks: Optional[Sequence[str]] = None,
+        base_options: Optional[Dict[str, Any]] = None, log=print) -> List[Dict[str, Any]]:
   """Scores every candidate on the same tracks; returns rows ranked by mean SDRi.
+
+  Each candidate's prior folders separate ``sources`` in that order.
 
   Each row: ``name``, ``sdr`` and ``sdri`` per source (median over tracks),
   ``mean_sdri``, ``mixture_sdr`` per source, ``seconds_per_audio_second``.
   """
   rows = []
   for i, cand in enumerate(candidates):
-    options = {**(base_options or {}), **dict(cand.options), 'prior_dirs': cand.prior_dirs}
+    if len(cand.prior_dirs) != len(sources):
+      raise ParameterError(f'candidate {cand.name}: {len(cand.prior_dirs)} prior folders for '
+                           f'the {len(sources)} sources {list(sources)}')
+    options = {**(base_options or {}), **dict(cand.options), 'prior_dirs': cand.prior_dirs,
+               'names': tuple(sources)}
     log(f'[{i + 1}/{len(candidates)}] {cand.name}: {", ".join(cand.prior_dirs)} {cand.options}')
     summary = evaluate_tracks.run(evaluate_tracks.TrackEvalConfig(
         references_dir=references_dir, out_dir=os.path.join(out_dir, cand.name),
