@@ -23,6 +23,8 @@ def describe_script(module: str) -> Dict[str, Any]:
   import importlib  # pylint: disable=g-import-not-at-top
   from commandline import startup  # pylint: disable=g-import-not-at-top
   loaded = importlib.import_module(module)
+  if hasattr(loaded, 'define_flags'):   # scripts that define their flags in run()
+    loaded.define_flags()
   return dict(doc=loaded.__doc__, **startup.describe_flags())
 
 
