@@ -99,6 +99,24 @@ class AssetsTest(absltest.TestCase):
                             for p in patterns), f'assets/{rel} is not package data')
 
 
+class FallbackTest(absltest.TestCase):
+
+  def test_auto_magnitude_says_why_it_falls_back_to_nnls(self):
+    import contextlib  # pylint: disable=g-import-not-at-top
+    import io  # pylint: disable=g-import-not-at-top
+    from inversion import mel_to_linear  # pylint: disable=g-import-not-at-top
+    from pipeline.config import FeatureConfig  # pylint: disable=g-import-not-at-top
+    from pipeline.transforms import MelTransform  # pylint: disable=g-import-not-at-top
+    other = MelTransform(FeatureConfig(n_fft=1024))   # the refiner is for n_fft 2048
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+      self.assertEqual(mel_to_linear.resolve_method('auto', other), 'nnls')
+      self.assertEqual(mel_to_linear.resolve_method('auto', MelTransform(FeatureConfig())),
+                       'refiner')
+    self.assertIn('the shipped refiner was trained for another STFT', err.getvalue())
+    self.assertIn('using NNLS', err.getvalue())
+
+
 class StartupTest(parameterized.TestCase):
 
   @parameterized.parameters(
