@@ -110,7 +110,7 @@ def _load_priors(config: BasisSepConfig):
     if not os.path.isdir(dirs[0]):
       raise ParameterError(
           f'the shipped {config.dataset} prior is not at {dirs[0]} (a broken install: '
-          'reinstall basis-sep) ; or pass --prior_dir')
+          'reinstall basis-sep), or pass --prior_dir')
   found = [registry.kind_of(d) for d in dirs]
   if len({k.name for k in found}) > 1:
     raise ParameterError(f'the prior folders are of different kinds '
