@@ -44,11 +44,13 @@ ABSL_SPECIAL = ('help', 'helpshort', 'helpfull', 'helpxml', 'flagfile', 'undefok
 # absl flags that a command's --help lists beside its own.
 ABSL_LISTED = ('verbosity',)
 # XLA / absl-cpp log lines that no environment variable silences (TF 2.16-2.21): info and
-# warnings, and TF 2.21's error line for a machine without a GPU.
+# warnings, and TF 2.21's error line for a machine without a GPU. Written before absl-cpp
+# is initialised, they carry the date 0000 00:00 and the epoch seconds, which tells them
+# from absl's Python log lines (a real date: our own logging.info / warning are kept).
 _CPP_NOISE = re.compile(
     r'^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to '
-    r'STDERR|[IW]\d{4} \d\d:\d\d:\d\d?[\d.]* +\d+ [\w./+-]+:\d+\] .*'
-    r'|E\d{4} \d\d:\d\d:\d\d?[\d.]* +\d+ cuda_platform\.cc:\d+\] failed call to cuInit.*)$')
+    r'STDERR|[IW]0000 00:00:\d+\.\d+ +\d+ [\w./+-]+:\d+\] .*'
+    r'|E0000 00:00:\d+\.\d+ +\d+ cuda_platform\.cc:\d+\] failed call to cuInit.*)$')
 _PREPARED = set()
 
 

@@ -185,11 +185,13 @@ class StartupTest(parameterized.TestCase):
             'os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are '
             'written to STDERR\\nI0000 00:00:1796421492.596467   31205 service.cc:145] XLA '
             'service\\nE0000 00:00:1796424755.634804   18587 cuda_platform.cc:52] failed call to cuInit: '
-            'INTERNAL\\nkept line\\n"); print("python line", file=sys.stderr)')
+            'INTERNAL\\nkept line\\nW1204 21:58:13.567155 140543617477504 loop.py:157] ours\\n"); '
+            'print("python line", file=sys.stderr)')
     proc = subprocess.run([sys.executable, '-c', code], env=ENV, cwd=ROOT, text=True,
                           capture_output=True, timeout=60, check=False)
     self.assertEqual(proc.returncode, 0)
-    self.assertEqual(proc.stderr, 'kept line\npython line\n')
+    self.assertEqual(proc.stderr, 'kept line\nW1204 21:58:13.567155 140543617477504 loop.py:157] '
+                                  'ours\npython line\n')
 
 
 @pytest.mark.slow
