@@ -11,7 +11,7 @@ import commandline.startup  # first: quiet start-up; --help and flag names befor
 from absl import app
 from absl import flags
 
-from inversion import commands
+from experiments import inversion_runs as commands
 from inversion import mel_to_linear
 from commandline import cli_errors
 from pipeline.config import FeatureConfig

@@ -15,7 +15,7 @@ import commandline.startup  # first: quiet start-up; --help and flag names befor
 from absl import app
 from absl import flags
 
-from inversion import commands
+from experiments import inversion_runs as commands
 from inversion import mel_to_linear
 from inversion import phase
 from commandline import cli_errors

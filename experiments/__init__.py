@@ -7,5 +7,6 @@ any set of methods scored on a references folder (``evaluate_tracks``);
 image separation (``image_separation``, ``basis_sep``) with what it shares --
 the mixture draw (``mixtures``), one batch runner that takes any separator
 (``batches``), the resume cache (``resume``), progress (``progress``) and
-outputs (``outputs``); the README's demo (``demo``); and the studies behind
+outputs (``outputs``); the mel -> wav commands (``inversion_runs``); the README's
+demo (``demo``); and the studies behind
 docs figures (``studies``)."""

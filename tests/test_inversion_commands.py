@@ -7,7 +7,7 @@ import numpy as np
 import soundfile as sf
 import tensorflow as tf
 
-from inversion import commands
+from experiments import inversion_runs as commands
 from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 

@@ -5,7 +5,7 @@ import os
 import soundfile as sf
 import tensorflow as tf
 
-from inversion import commands
+from experiments import inversion_runs as commands
 from common.errors import ParameterError
 
 from tests.inversion_fixtures import FEATURES, SR

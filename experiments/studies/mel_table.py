@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from inversion import commands
+from experiments import inversion_runs as commands
 from inversion import mel_to_linear
 from inversion import net_training
 from inversion import phase
