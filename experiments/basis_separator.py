@@ -225,9 +225,17 @@ class BasisSeparator:
                                                            self.kind))
     self.magnitude = mel_to_linear.resolve_method(options.magnitude, self.transform)
     self._mel_cache = KeyedCache(options.mel_cache_dir) if options.mel_cache_dir else None
-    self._step_checked = False
+    self._step_check: Dict[str, Any] = {}
+    self.reset_stats()
+
+  def reset_stats(self):
+    """Starts the counters of a new input (the seam calls it per input); the step
+    check, made once per separator, stays in them."""
     self.stats: Dict[str, Any] = {'n_patches': 0, 'separation_s': 0.0, 'inversion_s': 0.0,
                                   'clipped_fraction': 0.0, 'warnings': []}
+    if self._step_check:
+      self.stats['step_check_eta_L_p90'] = self._step_check['eta_L_p90']
+      self.stats['warnings'] += self._step_check['warnings']
 
   @property
   def chunk_s(self) -> float:
@@ -250,12 +258,11 @@ class BasisSeparator:
 
   def _check_step(self, image: np.ndarray):
     """Warns once when the step size is near the stability limit of a prior's score."""
-    self._step_checked = True
     patches, _, _ = patching.split_into_patches(
         image, patch_frames=self.features.patch_frames, hop_frames=self.features.patch_frames)
     probe = patches[:STEP_CHECK_PATCHES]
     levels = self.sigmas[self.separator.active_levels]
-    worst = {}
+    worst, warnings = {}, []
     for name, prior, d in zip(self.sources, self.priors, self.prior_dirs):
       rows = diagnostics.stability_table(prior, probe, levels, self.separator.step_size)
       row = max(rows, key=lambda r: r['eta_L_p90'])
@@ -266,9 +273,11 @@ class BasisSeparator:
                 f"stability limit of the {name} prior {d}: eta*L = {row['eta_L_p90']:.2f} at "
                 f"sigma {row['sigma']:.3g} (Langevin diverges above about 2); "
                 f"--step_size={safer:g} would give 0.5 (docs/basis.md)")
-        self.stats['warnings'].append(text)
+        warnings.append(text)
         self.log(text)
+    self._step_check = {'eta_L_p90': worst, 'warnings': warnings}
     self.stats['step_check_eta_L_p90'] = worst
+    self.stats['warnings'] += warnings
 
   def separate(self, mixture: np.ndarray, sample_rate: int) -> Dict[str, np.ndarray]:
     """``{source: [n_samples]}`` from a mono mixture at ``self.sample_rate``.
@@ -313,7 +322,7 @@ class BasisSeparator:
       hit = self._mel_cache.get(key)
       if hit is not None:
         return hit['images']
-    if self.options.check_step and not self._step_checked:
+    if self.options.check_step and not self._step_check:
       self._check_step(image)
     t0 = time.time()
     images, stats = separate_image(self.separator, image,

@@ -396,6 +396,9 @@ class Separation:
     if y.ndim == 2 and self.channels == 'mid':
       y = y.mean(axis=0)
     self.stats = {'chunks': 0, 'chunks_resumed': 0, 'seconds': 0.0}
+    reset = getattr(self.model, 'reset_stats', None)
+    if callable(reset):
+      reset()
     if y.ndim == 1:
       return self._separate_mono(y, int(sample_rate))
     per_channel = [self._separate_mono(ch, int(sample_rate)) for ch in y]

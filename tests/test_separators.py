@@ -263,6 +263,24 @@ class ToyMethodTest(tf.test.TestCase):
     self.assertLen([l for l in lines if 'done in an earlier run' in l], 3)
     self.assertFalse(os.path.exists(os.path.join(out, '.cache')))
 
+  def test_each_files_record_holds_its_own_model_stats(self):
+    class Counting(HalfSplit):
+      def reset_stats(self):
+        self.stats = {'calls': 0}
+      def separate(self, audio, sample_rate):
+        self.stats['calls'] += 1
+        return super().separate(audio, sample_rate)
+    separators.register_method(separators.Method(
+        name='toy-count', load=lambda *a, **o: Counting(), needs_model=False))
+    self.addCleanup(separators.unregister_method, 'toy-count')
+    tmp = self.create_tempdir().full_path
+    for i, name in enumerate(('a.wav', 'b.wav')):   # different audio: no chunk is reused
+      sf.write(os.path.join(tmp, name), _noise(0.5, 8000, seed=i), 8000)
+    out = os.path.join(self.create_tempdir().full_path, 'out')
+    summary = separate_files.run(separate_files.SeparateFilesConfig(
+        input=tmp, out_dir=out, method='toy-count', figure=False), log=lambda s: None)
+    self.assertEqual([r['model_stats']['calls'] for r in summary['records'].values()], [1, 1])
+
   def test_outputs_never_overwrite_the_input_or_a_users_file(self):
     tmp = self.create_tempdir().full_path
     song = os.path.join(tmp, 'song')
