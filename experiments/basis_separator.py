@@ -24,7 +24,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from basis import diagnostics
 from basis import registry
 from basis.mixing import DbPowerSum
 from basis.sampler import sampler_settings
@@ -34,6 +33,7 @@ from common import compute
 from common.errors import ParameterError
 from common.result_cache import KeyedCache, digest, key_of
 from experiments import patching
+from experiments import prior_checks
 from experiments.batches import separate_in_batches
 from experiments.resume import fingerprint_prior_dirs
 from inversion import mel_to_linear
@@ -226,6 +226,8 @@ class BasisSeparator:
     self.magnitude = mel_to_linear.resolve_method(options.magnitude, self.transform)
     self._mel_cache = KeyedCache(options.mel_cache_dir) if options.mel_cache_dir else None
     self._step_check: Dict[str, Any] = {}
+    # Read once: identity() runs for every chunk (the caches' keys).
+    self._fingerprints = tuple(fingerprint_prior_dirs(self.prior_dirs).values())
     self.reset_stats()
 
   def reset_stats(self):
@@ -248,7 +250,7 @@ class BasisSeparator:
     opts.pop('mel_cache_dir')
     opts.pop('check_step')
     return {'method': 'basis', 'sources': list(self.sources),
-            'prior_fingerprints': list(fingerprint_prior_dirs(self.prior_dirs).values()),
+            'prior_fingerprints': list(self._fingerprints),
             'options': opts, 'precision': self.precision, 'magnitude': self.magnitude,
             'features': self.features.to_dict()}
 
@@ -257,24 +259,27 @@ class BasisSeparator:
     return self.separator.settings()
 
   def _check_step(self, image: np.ndarray):
-    """Warns once when the step size is near the stability limit of a prior's score."""
+    """Warns once when the step size is near the stability limit of a prior's score.
+
+    The check of ``run_basis_sep`` (``experiments.prior_checks.check_step_size``:
+    a bfloat16 prior probed in float32), at the mixture's first patches and the
+    schedule's active levels.
+    """
     patches, _, _ = patching.split_into_patches(
         image, patch_frames=self.features.patch_frames, hop_frames=self.features.patch_frames)
     probe = patches[:STEP_CHECK_PATCHES]
-    levels = self.sigmas[self.separator.active_levels]
-    worst, warnings = {}, []
-    for name, prior, d in zip(self.sources, self.priors, self.prior_dirs):
-      rows = diagnostics.stability_table(prior, probe, levels, self.separator.step_size)
-      row = max(rows, key=lambda r: r['eta_L_p90'])
-      worst[name] = float(row['eta_L_p90'])
-      if row['eta_L_p90'] > 1.0:
-        safer = float(f"{self.separator.step_size * 0.5 / row['eta_L_p90']:.1g}")
-        text = (f"warning: step size {self.separator.step_size:g} is near or beyond the "
-                f"stability limit of the {name} prior {d}: eta*L = {row['eta_L_p90']:.2f} at "
-                f"sigma {row['sigma']:.3g} (Langevin diverges above about 2); "
-                f"--step_size={safer:g} would give 0.5 (docs/basis.md)")
-        warnings.append(text)
-        self.log(text)
+    warnings = []
+
+    def log(line):
+      self.log(line)
+      if line.startswith('warning'):
+        warnings.append(line)
+
+    rows = prior_checks.check_step_size(
+        self.priors, self.prior_dirs, [probe] * len(self.priors),
+        self.sigmas[self.separator.active_levels], self.separator.step_size,
+        n_probe=STEP_CHECK_PATCHES, log=log)
+    worst = {name: float(rows[d]['eta_L_p90']) for name, d in zip(self.sources, self.prior_dirs)}
     self._step_check = {'eta_L_p90': worst, 'warnings': warnings}
     self.stats['step_check_eta_L_p90'] = worst
     self.stats['warnings'] += warnings
