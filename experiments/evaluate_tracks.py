@@ -39,7 +39,8 @@ DEFAULT_ORACLES = ('IBM1', 'IRM1', 'IRM2')
 DONE = 'done.json'
 
 
-def _value(text: str):
+def parse_value(text: str):
+  """A spec's option value: an int, float, bool, None or the string itself."""
   for kind in (int, float):
     try:
       return kind(text)
@@ -61,7 +62,7 @@ def parse_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
     key, eq, value = item.partition('=')
     if not eq or not key.strip():
       raise ParameterError(f'method spec {spec!r}: options are key=value, got {item!r}')
-    options[key.strip()] = _value(value.strip())
+    options[key.strip()] = parse_value(value.strip())
   return name, options
 
 

@@ -60,7 +60,7 @@ def parse_candidate(spec: str) -> Candidate:
     key, eq, value = item.partition('=')
     if not eq:
       raise ParameterError(f'--candidate {spec!r}: options are key=value, got {item!r}')
-    options[key.strip()] = evaluate_tracks._value(value.strip())  # pylint: disable=protected-access
+    options[key.strip()] = evaluate_tracks.parse_value(value.strip())
   return Candidate(name=name, prior_dirs=tuple(d for d in dirs.split(',') if d),
                    options=options)
 
