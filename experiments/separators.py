@@ -493,3 +493,12 @@ register_method(Method(
 register_method(Method(
     name='convtasnet', load=_lazy('baselines.convtasnet:load'), label=lambda options: 'Conv-TasNet',
     description='Conv-TasNet: learnt encoder, TCN masks, decoder (SI-SNR-trained)'))
+register_method(Method(
+    name='synthesis', load=_lazy('synthesis.separator:load'), label=lambda options: 'Synthesis',
+    description='separation by synthesis: predicted voice mel, refiner + phase retrieval '
+                '(issue 25)'))
+register_method(Method(
+    name='synthesis-linear', load=_lazy('synthesis.separator:load'),
+    label=lambda options: 'Synthesis-B1',
+    description='separation by synthesis, B1: predicted linear magnitude, Griffin-Lim '
+                '(issue 25)'))
