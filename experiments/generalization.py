@@ -163,7 +163,14 @@ def _references_from_music(render_dir: str, refs: str, n: int) -> List[str]:
 
 
 def _references_from_voice(split_dir: str, refs: str, n: int) -> List[str]:
-  """``NNNN/{mix_snr_XX,voice,noise}.wav`` -> ``<track>/{mixture,voice,noise}.wav``."""
+  """``NNNN/{mix_snr_XX,voice,noise}.wav`` -> ``<track>/{mixture,voice,noise}.wav``.
+
+  The split's ``noise.wav`` is at 0 dB SNR (the mixture is ``voice + noise_gain(snr)
+  * noise``); the reference is the noise as it is in the mixture, so that the
+  references sum to it (the oracles' masks need that). A reference written
+  unscaled by an earlier version is rewritten.
+  """
+  import soundfile as sf  # pylint: disable=g-import-not-at-top
   from pipeline import waveform_pairs  # pylint: disable=g-import-not-at-top
   names = []
   for folder, snr in waveform_pairs.check_split(split_dir)[:n]:
@@ -171,11 +178,17 @@ def _references_from_voice(split_dir: str, refs: str, n: int) -> List[str]:
     dest = os.path.join(refs, name)
     os.makedirs(dest, exist_ok=True)
     for role, filename in (('mixture', waveform_pairs.mixture_name(snr)),
-                           ('voice', waveform_pairs.VOICE_WAV),
-                           ('noise', waveform_pairs.NOISE_WAV)):
+                           ('voice', waveform_pairs.VOICE_WAV)):
       target = os.path.join(dest, f'{role}.wav')
       if not os.path.exists(target):
         shutil.copyfile(os.path.join(folder, filename), target)
+    noise, rate = sf.read(os.path.join(folder, waveform_pairs.NOISE_WAV), dtype='float32')
+    noise = (noise * np.float32(waveform_pairs.noise_gain(snr))).astype(np.float32)
+    target = os.path.join(dest, 'noise.wav')
+    if not (os.path.exists(target) and np.allclose(sf.read(target, dtype='float32')[0], noise,
+                                                   atol=1e-6)):
+      with atomic_path(target) as tmp:
+        sf.write(tmp, noise, rate, subtype='FLOAT', format='WAV')
     names.append(name)
   return names
 

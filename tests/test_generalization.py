@@ -116,3 +116,30 @@ class MatrixTest(tf.test.TestCase):
 
 if __name__ == '__main__':
   tf.test.main()
+
+
+def test_voice_references_sum_to_the_mixture(tmp_path):
+  """The split's noise.wav is at 0 dB SNR; the reference is the noise as mixed."""
+  from datagen import mixtures
+  n = 8000
+  voice = (0.05 * np.sin(2 * np.pi * 220 * np.arange(n) / 16000)).astype(np.float32)
+  noise = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+  noise *= np.std(voice) / np.std(noise)
+  for i, snr in enumerate((-3.4, 5.0)):
+    mixtures.write_clip(str(tmp_path / 'split' / f'{i:04d}'), voice, noise,
+                        sample_rate=16000, snrs_db=(snr,), info={'index': i})
+  refs = tmp_path / 'refs'
+  names = generalization._references_from_voice(str(tmp_path / 'split'), str(refs), 2)
+  assert names == ['0000', '0001']
+  for name in names:
+    m, v, z = (sf.read(str(refs / name / f'{r}.wav'), dtype='float32')[0]
+               for r in ('mixture', 'voice', 'noise'))
+    np.testing.assert_allclose(v + z, m, atol=1e-5)
+  # An unscaled reference left by an earlier version is rewritten; a right one is kept.
+  sf.write(str(refs / '0000' / 'noise.wav'), noise, 16000, subtype='FLOAT')
+  before = os.path.getmtime(refs / '0001' / 'noise.wav')
+  generalization._references_from_voice(str(tmp_path / 'split'), str(refs), 2)
+  m, v, z = (sf.read(str(refs / '0000' / f'{r}.wav'), dtype='float32')[0]
+             for r in ('mixture', 'voice', 'noise'))
+  np.testing.assert_allclose(v + z, m, atol=1e-5)
+  assert os.path.getmtime(refs / '0001' / 'noise.wav') == before
