@@ -1,9 +1,15 @@
-"""Train a discriminative separator (Jansson U-Net or Conv-TasNet) and export it.
+"""Train a separator (Jansson U-Net, Conv-TasNet, or a synthesis encoder) and export it.
 
   python train_separator.py --model=unet --task=speech-noise \
       --workdir=runs/unet_speech --export_dir=assets/separators/speech-noise/unet
   python train_separator.py --model=convtasnet --task=piano-violin \
       --workdir=runs/tasnet_music --export_dir=assets/separators/piano-violin/convtasnet
+  python train_separator.py --model=synthesis --task=speech-noise \
+      --workdir=runs/synthesis_speech --export_dir=assets/separators/speech-noise/synthesis
+
+``--model=synthesis`` predicts the voice's mel spectrum (the priors' features) and
+``synthesis-linear`` (B1) its linear magnitude (docs/synthesis.md); both train on
+``--task=speech-noise`` only.
 
 Rerun the same command to resume (a finished run only re-exports). The data
 default to the task's sets: ``make speech-data`` (out/speech_data/<split>) and
@@ -18,6 +24,7 @@ import json
 from absl import flags
 
 from baselines import separation_losses, waveform_training
+import synthesis.training  # pylint: disable=unused-import  (registers synthesis, synthesis-linear)
 from commandline import cli_errors
 from common.errors import ParameterError
 from training.strategy import STRATEGIES
@@ -33,14 +40,15 @@ flags.DEFINE_string('export_dir', '', 'Export the best checkpoint here at the en
 flags.DEFINE_string('train_dir', None, 'Training split (default: the task\'s set, train).')
 flags.DEFINE_string('valid_dir', None, 'Validation split (default: the task\'s set, validation).')
 flags.DEFINE_string('config', 'cpu', 'Named network config (unet: cpu, paper; convtasnet: cpu, '
-                    'paper, paper-small).')
+                    'paper, paper-small; synthesis, synthesis-linear: cpu).')
 flags.DEFINE_list('network', [], 'Overrides of the config: key=json_value,... '
                   '(e.g. hidden=256,blocks=8).')
 flags.DEFINE_enum('loss', '', [''] + list(separation_losses.LOSSES),
                   'Conv-TasNet loss (default: pit_si_snr for speech-noise, si_snr for '
                   'piano-violin).')
 flags.DEFINE_integer('steps', 2000, 'Training steps.')
-flags.DEFINE_integer('batch_size', 0, 'Segments per step (0: unet 16, convtasnet 4).')
+flags.DEFINE_integer('batch_size', 0, 'Segments per step (0: unet 16, convtasnet 4, '
+                     'synthesis 16).')
 flags.DEFINE_float('segment_s', 2.0, 'Conv-TasNet segment length, seconds.')
 flags.DEFINE_float('learning_rate', 1e-3, 'Adam learning rate.')
 flags.DEFINE_float('grad_clip_norm', 5.0, 'Gradient clipping (global norm; 0: none).')

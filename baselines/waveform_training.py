@@ -35,10 +35,50 @@ import tensorflow as tf
 from baselines import convtasnet, export, separation_losses, unet
 from common.errors import ParameterError
 
-MODELS = ('unet', 'convtasnet')
 TASK_SOURCES = {'speech-noise': ('voice', 'noise'), 'piano-violin': ('piano', 'violin')}
 DEFAULT_LOSS = {'speech-noise': 'pit_si_snr', 'piano-violin': 'si_snr'}
 FILE_RATE = 16000
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFamily:
+  """What a model trained here supplies (the U-Net and Conv-TasNet below; the synthesis
+  encoders of issue 25 register theirs from ``synthesis.training``).
+
+  Attributes:
+    name: the ``--model`` value (also the exported method).
+    named_config: ``(config_name, **overrides) -> network config`` (a dataclass with
+      ``sample_rate``).
+    build: ``(network config, seed) -> tf.Module``; ``module(mixture [b, n])`` gives
+      the sources ``[b, K, n]`` (the export's validation scoring calls it).
+    loss_function: ``(SeparatorTrainConfig, model) -> (train_fn, eval_fn)``, each
+      ``(batch, seed) -> (loss, metrics)``.
+    segment_samples: ``(SeparatorTrainConfig, network config) -> int``.
+    batch_size: the default segments per step.
+    loss_name: ``SeparatorTrainConfig -> str`` (``'pit_si_snr'`` scores under PIT).
+    n_sources_field: the network config takes ``n_sources`` from the task.
+    tasks: the tasks it trains on.
+  """
+  name: str
+  named_config: Callable[..., Any]
+  build: Callable[..., Any]
+  loss_function: Callable[..., Tuple[Callable, Callable]]
+  segment_samples: Callable[..., int]
+  batch_size: int
+  loss_name: Callable[..., str]
+  n_sources_field: bool = True
+  tasks: Tuple[str, ...] = ('speech-noise', 'piano-violin')
+
+
+MODELS: Dict[str, ModelFamily] = {}
+
+
+def register_model(family: ModelFamily, *, replace: bool = False) -> ModelFamily:
+  """Adds a model family (a taken name is an error unless ``replace``)."""
+  if family.name in MODELS and not replace:
+    raise ParameterError(f'model {family.name!r} is already registered')
+  MODELS[family.name] = family
+  return family
 
 
 # --------------------------------------------------------------------------- data
@@ -223,6 +263,9 @@ class SeparatorTrainConfig:
   def __post_init__(self):
     if self.model not in MODELS:
       raise ParameterError(f'--model must be one of {list(MODELS)}, got {self.model!r}')
+    if self.task in TASK_SOURCES and self.task not in MODELS[self.model].tasks:
+      raise ParameterError(f'--model={self.model} trains on --task '
+                           f'{list(MODELS[self.model].tasks)}, got {self.task!r}')
     if self.task not in TASK_SOURCES:
       raise ParameterError(f'--task must be one of {sorted(TASK_SOURCES)}, got {self.task!r}')
     if self.loss and self.loss not in separation_losses.LOSSES:
@@ -250,30 +293,34 @@ class SeparatorTrainConfig:
 
   @property
   def loss_name(self) -> str:
-    return 'l1' if self.model == 'unet' else (self.loss or DEFAULT_LOSS[self.task])
+    return MODELS[self.model].loss_name(self)
 
   @property
   def batch(self) -> int:
-    return self.batch_size or (16 if self.model == 'unet' else 4)
+    return self.batch_size or MODELS[self.model].batch_size
 
   def network_config(self):
     """The network's config (named config + overrides, ``n_sources`` from the task)."""
-    module = unet if self.model == 'unet' else convtasnet
-    overrides = dict(self.network, n_sources=len(self.sources))
-    return module.named_config(self.config, **overrides)
+    family = MODELS[self.model]
+    overrides = dict(self.network)
+    if family.n_sources_field:
+      overrides['n_sources'] = len(self.sources)
+    return family.named_config(self.config, **overrides)
 
   def segment_samples(self, net) -> int:
-    if self.model == 'unet':
-      return net.patch_samples
-    return int(round(self.segment_s * net.sample_rate))
+    return MODELS[self.model].segment_samples(self, net)
 
 
 def build_model(model: str, net, seed: int = 0) -> tf.Module:
-  return (unet.UNet if model == 'unet' else convtasnet.ConvTasNet)(net, seed=seed)
+  return MODELS[model].build(net, seed)
 
 
 def loss_function(config: SeparatorTrainConfig, model) -> Tuple[Callable, Callable]:
   """``(loss_fn, eval_fn)``, each ``(batch, seed) -> (loss, metrics)``."""
+  return MODELS[config.model].loss_function(config, model)
+
+
+def _baseline_loss_function(config: SeparatorTrainConfig, model) -> Tuple[Callable, Callable]:
   if config.model == 'unet':
     def train_fn(batch, seed):
       return unet.l1_loss(model, batch[0], batch[1], training=True, seed=seed)
@@ -291,6 +338,20 @@ def loss_function(config: SeparatorTrainConfig, model) -> Tuple[Callable, Callab
     del seed
     return separation_losses.separation_loss(name, model(batch[0]), batch[1])
   return fn, fn
+
+
+register_model(ModelFamily(
+    name='unet', named_config=unet.named_config,
+    build=lambda net, seed=0: unet.UNet(net, seed=seed),
+    loss_function=_baseline_loss_function,
+    segment_samples=lambda config, net: net.patch_samples, batch_size=16,
+    loss_name=lambda config: 'l1'))
+register_model(ModelFamily(
+    name='convtasnet', named_config=convtasnet.named_config,
+    build=lambda net, seed=0: convtasnet.ConvTasNet(net, seed=seed),
+    loss_function=_baseline_loss_function,
+    segment_samples=lambda config, net: int(round(config.segment_s * net.sample_rate)),
+    batch_size=4, loss_name=lambda config: config.loss or DEFAULT_LOSS[config.task]))
 
 
 # ------------------------------------------------------------------------ scoring

@@ -38,7 +38,7 @@ SCRIPTS = {
 
 # The project's packages (setup.py installs them beside the script modules).
 PACKAGES = ('common', 'commandline', 'datagen', 'pipeline', 'training', 'ncsn', 'basis',
-            'flow_models', 'evaluation', 'inversion', 'baselines', 'experiments')
+            'flow_models', 'evaluation', 'inversion', 'baselines', 'synthesis', 'experiments')
 
 
 def source_digest(root: str = ROOT) -> str:

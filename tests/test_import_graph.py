@@ -11,7 +11,7 @@ Layers, lowest first; an arrow may point within its layer or down, never up,
 and the packages of one layer may not import each other in a circle::
 
   common -> pipeline -> datagen, training -> ncsn, flow_models -> basis, inversion,
-  evaluation, baselines -> experiments -> commandline -> scripts (the top-level ``*.py``
+  evaluation, baselines, synthesis -> experiments -> commandline -> scripts (the top-level ``*.py``
   mains)
 
 ``common`` holds what every room uses (errors, atomic writes, checks, compute,
@@ -38,14 +38,14 @@ LAYERS = (
     ('pipeline',),
     ('datagen', 'training'),
     ('ncsn', 'flow_models'),
-    ('basis', 'inversion', 'evaluation', 'baselines'),
+    ('basis', 'inversion', 'evaluation', 'baselines', 'synthesis'),
     ('experiments',),
     ('commandline',),
     (SCRIPTS,),
 )
 # The library rooms: none of them defines or reads absl flags.
 LIBRARY = ('common', 'pipeline', 'datagen', 'training', 'ncsn', 'flow_models', 'basis',
-           'inversion', 'evaluation', 'baselines', 'experiments')
+           'inversion', 'evaluation', 'baselines', 'synthesis', 'experiments')
 # What pipeline/ may hold: data (audio I/O, features, TFRecords, datasets, the demo clips).
 PIPELINE_MODULES = {
     'pipeline', 'pipeline.audio', 'pipeline.audio_dataset', 'pipeline.config',

@@ -1,0 +1,105 @@
+"""The decoder of separation by synthesis: predicted features -> the voice's waveform.
+
+* ``synthesis`` (mel): the project's mel inversion, the trained refiner (mel -> linear
+  magnitude, ``inversion.mel_to_linear``, ``assets/inversion/refiner``) and phase
+  retrieval (``inversion.phase``: fast Griffin-Lim by default);
+* ``synthesis-linear`` (B1): the predicted magnitude straight into phase retrieval.
+
+Phase retrieval starts from the mixture's phase (``init='mixture'``, default: the
+estimate stays aligned with the voice in the mixture, which sample-level scores and the
+noise estimate ``mixture - voice`` need) or from a random phase (``init='random'``: pure
+synthesis, as a vocoder would speak it; the paper's setting). The voice is scaled back
+by the encoder's input gain; the noise estimate is the mixture minus the voice.
+"""
+
+import dataclasses
+from typing import Optional
+
+import tensorflow as tf
+
+from common.errors import ParameterError
+from inversion import mel_to_linear, phase
+
+PHASES = ('fgla', 'gla', 'degli')
+INITS = ('mixture', 'random')
+MAGNITUDES = ('refiner', 'nnls', 'pinv')
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderConfig:
+  """Attributes:
+    magnitude: mel -> magnitude (``'refiner'``, ``'nnls'``, ``'pinv'``); mel target only.
+    phase: phase retrieval without a mixture constraint (``'fgla'``, ``'gla'``,
+      ``'degli'``).
+    n_iter: int >= 0, phase iterations.
+    init: ``'mixture'`` (the mixture's phase) or ``'random'``.
+    seed: int, the random initial phase.
+    refiner: a refiner folder (None: the shipped one).
+  """
+  magnitude: str = 'refiner'
+  phase: str = 'fgla'
+  n_iter: int = 32
+  init: str = 'mixture'
+  seed: int = 0
+  refiner: Optional[str] = None
+
+  def __post_init__(self):
+    for name, allowed in (('magnitude', MAGNITUDES), ('phase', PHASES), ('init', INITS)):
+      if getattr(self, name) not in allowed:
+        raise ParameterError(f'synthesis {name} must be one of {list(allowed)}, got '
+                             f'{getattr(self, name)!r}')
+    if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, int) or self.n_iter < 0:
+      raise ParameterError(f'synthesis n_iter must be an int >= 0, got {self.n_iter!r}')
+
+
+def prepare(model, config: DecoderConfig):
+  """Loads the decoder's networks (refiner, DeGLI) eagerly, also when called while
+  tracing a ``tf.function`` (their variables must not be made inside the trace)."""
+  from inversion import nets  # pylint: disable=g-import-not-at-top
+  t = model.features.transform
+  with tf.init_scope():
+    if model.config.target == 'mel' and config.magnitude == 'refiner':
+      nets.load_net(config.refiner, 'refiner', transform=t)
+    if config.phase == 'degli':
+      nets.load_net(None, 'degli', transform=t)
+
+
+def magnitude(model, unit, config: DecoderConfig):
+  """The voice's linear magnitude ``[batch, nb_frames, nb_bins]`` from output features."""
+  f = model.features
+  values = f.to_magnitude_or_mel(unit)
+  if model.config.target == 'linear':
+    return values
+  extra = {'refiner': config.refiner} if config.magnitude == 'refiner' else {}
+  return mel_to_linear.mel_to_magnitude(values, method=config.magnitude,
+                                        transform=f.transform, **extra)
+
+
+def voice_from_magnitude(model, mags, scaled_mixture, config: DecoderConfig):
+  """Phase retrieval: ``mags [batch, nb_frames, nb_bins]`` -> float32 ``[batch, n_samples]``.
+
+  ``scaled_mixture``: the mixture at the encoder's level ``[batch, n_samples]``
+  (its phase starts the iterations with ``init='mixture'``; its length is the output's).
+  """
+  t = model.features.transform
+  n = tf.shape(scaled_mixture)[-1]
+  method = phase.get_method(config.phase)
+  mixture_stft = t.stft(scaled_mixture) if config.init == 'mixture' else None
+  # The length only where it is static (the checks compare it with the frames in
+  # Python); otherwise the frames' own length, padded to the mixture's.
+  static = scaled_mixture.shape[-1]
+  rec = method(mags, mixture_stft, transform=t, length=static, n_iter=config.n_iter,
+               seed=config.seed)
+  y = rec.waveform
+  return tf.pad(y, [[0, 0], [0, tf.maximum(n - tf.shape(y)[-1], 0)]])[:, :n]
+
+
+def separate(model, mixture, config: DecoderConfig):
+  """``mixture [batch, n_samples]`` -> float32 ``[batch, 2, n_samples]``: voice, mixture - voice."""
+  prepare(model, config)
+  mixture = tf.convert_to_tensor(mixture, tf.float32)
+  unit, gain = model.predict(mixture)
+  scaled = mixture * gain[:, None]
+  voice = voice_from_magnitude(model, magnitude(model, unit, config), scaled, config)
+  voice = voice / gain[:, None]
+  return tf.stack([voice, mixture - voice], axis=1)
