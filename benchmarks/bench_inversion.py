@@ -41,8 +41,8 @@ import librosa  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from bench_features import OtherLoad, _cpu_model  # pylint: disable=g-import-not-at-top,wrong-import-position
-from common import assets  # pylint: disable=g-import-not-at-top,wrong-import-position
+from bench_features import OtherLoad  # pylint: disable=g-import-not-at-top,wrong-import-position
+from common import assets, compute  # pylint: disable=g-import-not-at-top,wrong-import-position
 from inversion import mel_to_linear  # pylint: disable=g-import-not-at-top,wrong-import-position
 from inversion import phase  # pylint: disable=g-import-not-at-top,wrong-import-position
 from inversion import stft as stft_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -86,7 +86,7 @@ def main(argv):
   target_np = target.numpy()
   mel = t.spectrogram_to_mel(tf.square(target))              # power mel [n, frames, n_mels]
   mel_np = mel.numpy()
-  print(f'CPU: {_cpu_model()}; TF {tf.__version__}, librosa {librosa.__version__}, '
+  print(f'CPU: {compute.cpu_model()}; TF {tf.__version__}, librosa {librosa.__version__}, '
         f'oneDNN {os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")}')
   print(f'{len(clips)} clips of {length / c.sample_rate:.2f} s, n_fft {c.n_fft}, hop '
         f'{c.hop_length}, {c.n_mels} mels {c.fmin:g}-{c.fmax:g} Hz; {FLAGS.rounds} rounds\n')

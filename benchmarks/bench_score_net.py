@@ -33,7 +33,8 @@ from ncsn.model import ScoreNetConfig, ScoreNetwork
 from common import compute
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('prior', None, 'Exported prior folder (default: a fresh ngf=32 net).')
+flags.DEFINE_string('prior', None, 'Exported prior folder (default: a fresh net of --ngf).')
+flags.DEFINE_integer('ngf', 32, 'Width of the fresh net when --prior is not given.')
 flags.DEFINE_integer('batch_size', 72, 'Examples per call (72 = a BASIS step on 36 pairs).')
 flags.DEFINE_integer('calls', 5, 'Network calls per timed round (one compiled loop).')
 flags.DEFINE_integer('repeats', 7, 'Timed rounds; medians are reported.')
@@ -45,7 +46,7 @@ VARIANTS = [('float32', False), ('float32', True), ('bfloat16', False), ('bfloat
 def _model(dtype):
   if FLAGS.prior:
     return train_lib.load_score_model(FLAGS.prior, compute_dtype=dtype)
-  return ScoreNetwork(ScoreNetConfig(ngf=32), np.geomspace(1, 0.01, 10), (28, 28, 1),
+  return ScoreNetwork(ScoreNetConfig(ngf=FLAGS.ngf), np.geomspace(1, 0.01, 10), (28, 28, 1),
                       compute_dtype=dtype)
 
 
