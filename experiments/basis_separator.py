@@ -79,6 +79,9 @@ class BasisOptions:
     phase: a name in ``inversion.phase.METHODS`` (``'wiener'``, ``'misi'``, ...).
     phase_iterations: iterations of the iterative phase methods.
     seed: Langevin noise seed.
+    chains: independent chains per patch, whose mel powers are averaged (the
+      posterior mean in the power domain) before inversion; 1: one sample.
+      Costs ``chains`` times the separation time (docs/generalization.md).
     input_peak: the mixture peak the priors were trained at (the seam scales
       the mixture to it and the estimates back); None: as it is.
     check_step: before separating, probe each prior's score at the mixture's
@@ -100,12 +103,13 @@ class BasisOptions:
   phase: str = 'wiener'
   phase_iterations: int = 20
   seed: int = 0
+  chains: int = 1
   input_peak: Optional[float] = 0.3
   check_step: bool = True
   mel_cache_dir: Optional[str] = None
 
   def __post_init__(self):
-    for name in ('batch_size', 'hop_frames') + (
+    for name in ('batch_size', 'hop_frames', 'chains') + (
         ('steps_per_sigma',) if np.ndim(self.steps_per_sigma) == 0
         and self.steps_per_sigma is not None else ()):
       if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) <= 0:
@@ -146,22 +150,41 @@ def prior_features(priors: Sequence[Any], prior_dirs: Sequence[str]) -> FeatureC
   return found[0]
 
 
+def power_mean(images: np.ndarray, mixing: DbPowerSum, *, axis: int) -> np.ndarray:
+  """The mean over ``axis`` of unit-scale dB images taken in the power domain."""
+  span = mixing.max_db - mixing.min_db
+  power = 10.0 ** ((np.asarray(images, np.float64) * span + mixing.min_db) / 10.0)
+  db = 10.0 * np.log10(np.maximum(np.mean(power, axis=axis), 1e-300))
+  return ((db - mixing.min_db) / span).astype(np.float32)
+
+
 def separate_image(separator: Separator, image: np.ndarray, *, patch_frames: int,
-                   hop_frames: int, batch_size: int, seed: int,
+                   hop_frames: int, batch_size: int, seed: int, chains: int = 1,
                    log=print) -> Tuple[np.ndarray, Dict[str, float]]:
-  """A whole mel image ``[n_mels, n_frames, 1]`` -> ``[K, n_mels, n_frames, 1]`` estimates."""
+  """A whole mel image ``[n_mels, n_frames, 1]`` -> ``[K, n_mels, n_frames, 1]`` estimates.
+
+  With ``chains`` > 1 every patch is separated that many times (the copies run
+  as separate batch items, so each draws its own noise) and the estimates'
+  powers are averaged (:func:`power_mean`) before stitching.
+  """
   n_frames = image.shape[1]
   patches, starts, padded = patching.split_into_patches(
       image, patch_frames=patch_frames, hop_frames=hop_frames)
+  n_patches = len(patches)
   stats: Dict[str, float] = {}
+  copies = np.concatenate([patches] * chains) if chains > 1 else patches
   # Equal batches: 9 patches at batch size 8 run as 5 + 4 (padded to 5), not 8 + 1
   # (padded to 8): the fewest batches, the least padding.
-  n_batches = -(-len(patches) // batch_size)
-  estimates = separate_in_batches(separator, patches,
-                                  batch_size=-(-len(patches) // n_batches),
+  n_batches = -(-len(copies) // batch_size)
+  estimates = separate_in_batches(separator, copies,
+                                  batch_size=-(-len(copies) // n_batches),
                                   seed=seed, init=None, log=log, stats=stats)
+  if chains > 1:
+    estimates = np.asarray(estimates)
+    estimates = power_mean(estimates.reshape((estimates.shape[0], chains, n_patches)
+                                             + estimates.shape[2:]), separator.mixing, axis=1)
   stitched = patching.stitch_patches(estimates, starts, padded, hop_frames=hop_frames)
-  return stitched[:, :, :n_frames], dict(stats, n_patches=len(patches))
+  return stitched[:, :, :n_frames], dict(stats, n_patches=n_patches)
 
 
 def images_to_waveforms(images: np.ndarray, mixture: np.ndarray, transform: MelTransform, *,
@@ -334,7 +357,7 @@ class BasisSeparator:
                                    patch_frames=self.features.patch_frames,
                                    hop_frames=self.options.hop_frames,
                                    batch_size=self.options.batch_size, seed=self.options.seed,
-                                   log=self.log)
+                                   chains=self.options.chains, log=self.log)
     self.stats['separation_s'] += time.time() - t0
     self.stats['n_patches'] += int(stats['n_patches'])
     fraction = clipped_fraction(images, self.separator.clip)

@@ -82,6 +82,35 @@ class PatchingTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(sizes, [5, 5])                         # not 8 + 1 padded to 8
     self.assertEqual(out.shape, (2,) + image.shape)
 
+  def test_chains_average_the_patches_powers(self):
+    mixing = basis_separator.DbPowerSum(-100.0, 20.0)
+    unit = lambda db: (db + 100.0) / 120.0
+    seen = []
+
+    def fake(mixtures, *, seed):
+      del seed
+      # The first copy of every patch comes back at -10 dB, the second at -20 dB.
+      values = [unit(-10.0) if len(seen) + i < 9 else unit(-20.0)
+                for i in range(len(mixtures))]
+      seen.extend(values)
+      est = np.ones_like(mixtures) * np.asarray(values, np.float32)[:, None, None, None]
+      return np.stack([est, est])
+
+    fake.mixing = mixing
+    image = np.zeros((4, 64 + 8 * 16, 1), np.float32)       # 9 patches
+    out, stats = basis_separator.separate_image(fake, image, patch_frames=64, hop_frames=16,
+                                                batch_size=8, seed=0, chains=2,
+                                                log=lambda s: None)
+    self.assertLen(seen, 18)                                 # 2 x 9 patches, 3 batches of 6
+    self.assertEqual(stats['n_patches'], 9)
+    # (0.1 + 0.01) / 2 in power: -12.596 dB, not the dB mean -15.
+    self.assertAllClose(out, np.full((2,) + image.shape, unit(10 * np.log10(0.055))),
+                        atol=1e-5)
+    self.assertAllClose(basis_separator.power_mean(
+        np.array([unit(-10.0), unit(-20.0)]), mixing, axis=0), unit(-12.5964), atol=1e-5)
+    with self.assertRaisesRegex(ParameterError, 'chains'):
+      basis_separator.BasisOptions(chains=0)
+
   def test_bad_sizes_raise(self):
     with self.assertRaisesRegex(ParameterError, 'hop_frames'):
       patching.patch_starts(100, 64, 0)
