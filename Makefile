@@ -11,15 +11,20 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out
+# The tested versions for the venv's Python (its own when it exists, else PYTHON's):
+# constraints.txt on 3.11 (TensorFlow 2.16), constraints-py312.txt on 3.12 and 3.13
+# (TensorFlow 2.21); docs/install.md.
+CONSTRAINTS := $(shell $$(test -x $(PY) && echo $(PY) || echo $(PYTHON)) -c 'import sys; \
+  print("requirements/constraints" + ("-py312" if sys.version_info >= (3, 12) else "") + ".txt")')
 
 .PHONY: install demo test test-fast data bench clean
 
 install: $(STAMP)
 
-$(STAMP): setup.py pyproject.toml requirements/constraints.txt
+$(STAMP): setup.py pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -69,7 +74,7 @@ system-test-deps:
 # The data extra (music21, whose corpus ships inside the package).
 DATA_STAMP := $(VENV)/.installed-data
 $(DATA_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[data]'
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[data]'
 	touch $(DATA_STAMP)
 data-deps: $(DATA_STAMP) system-render-deps
 

@@ -62,11 +62,47 @@ class EntryPointTest(absltest.TestCase):
     with self.assertRaises(AttributeError):
       getattr(startup, 'no_such_command')
 
-  def test_python_requires_matches_the_classifiers(self):
+  def test_requires_python_claims_the_running_version(self):
+    from packaging.specifiers import SpecifierSet  # pylint: disable=g-import-not-at-top
+    running = f'{sys.version_info.major}.{sys.version_info.minor}'
+    self.assertIn(running, SpecifierSet(_pyproject()['project']['requires-python']))
+
+  def test_classifiers_list_the_versions_requires_python_admits(self):
+    from packaging.specifiers import SpecifierSet  # pylint: disable=g-import-not-at-top
     project = _pyproject()['project']
-    self.assertIn('Programming Language :: Python :: '
-                  f'{sys.version_info.major}.{sys.version_info.minor}',
-                  project['classifiers'])
+    admitted = [f'3.{minor}' for minor in range(8, 20)
+                if f'3.{minor}' in SpecifierSet(project['requires-python'])]
+    prefix = 'Programming Language :: Python :: 3.'
+    listed = [c.rsplit(' ', 1)[-1] for c in project['classifiers'] if c.startswith(prefix)]
+    self.assertEqual(listed, admitted)
+
+  def test_pinned_dependencies_are_the_constraints_files_pins(self):
+    # The Makefile installs each Python with one constraints file; the exact pins
+    # (TensorFlow, TFP, tf-keras, tensorflow-io) of pyproject.toml must be its pins.
+    from packaging.requirements import Requirement  # pylint: disable=g-import-not-at-top
+    from packaging.utils import canonicalize_name  # pylint: disable=g-import-not-at-top
+    project = _pyproject()['project']
+    extras = project['optional-dependencies']
+    installed = [Requirement(r) for r in project['dependencies'] + extras['dev']]  # by `make`
+    others = [Requirement(r) for name, extra in extras.items() if name != 'dev' for r in extra]
+    for python, name in (('3.11', 'constraints.txt'), ('3.12', 'constraints-py312.txt'),
+                         ('3.13', 'constraints-py312.txt')):
+      with open(os.path.join(ROOT, 'requirements', name), encoding='utf-8') as f:
+        pins = dict(line.strip().split('==') for line in f
+                    if line.strip() and not line.startswith('#'))
+      pins = {canonicalize_name(k): v for k, v in pins.items()}
+      env = {'python_version': python}
+      for req in installed + others:
+        key = canonicalize_name(req.name)
+        if req.marker is not None and not req.marker.evaluate(env):
+          continue
+        if req in others and key not in pins and not str(req.specifier).startswith('=='):
+          continue   # an extra `make` does not install ([quality]), unpinned
+        with self.subTest(python=python, requirement=str(req)):
+          # In that Python's file, at a version the requirement admits.
+          self.assertIn(key, pins)
+          self.assertTrue(req.specifier.contains(pins[key]), f'{name}: {req.name}=={pins[key]}')
+      self.assertEqual(python < '3.12', 'tensorflow-io' in pins, name)
 
   def test_packages_exist(self):
     for package in PACKAGES:
