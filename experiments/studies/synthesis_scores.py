@@ -13,6 +13,11 @@ separates each track through the separator seam; the voice estimate is scored wi
 and the table gives the mean over tracks (SDR: the median over tracks, as the
 generalisation matrix) and the separation's seconds per audio second.
 
+Two oracle rows give the decoders' ceiling (the paper's "true features"): ``true-mel``
+decodes the clean voice's own mel features (the encoder's target) and ``true-linear``
+its own linear magnitude (B1's target), with the default decoders; the noise is the
+mixture minus that voice.
+
 Tracks: a split of the voice + noise set (``NNNN/{voice,noise,mix_snr_<s>}.wav``, each
 clip at its own SNR) or a references folder (``<track>/{mixture,voice,noise}.wav``, as
 ``evaluate_generalization.py`` writes per condition).
@@ -64,10 +69,37 @@ def read_tracks(folder: str, n_tracks: int = 0) -> List[Tuple[str, np.ndarray, n
 
 def _separator(spec: str, references: Dict[str, np.ndarray]):
   from experiments import evaluate_tracks, separators  # pylint: disable=g-import-not-at-top
+  if spec in ('true-mel', 'true-linear'):
+    return TrueFeatures(spec[len('true-'):], references['voice'])
   name, options = evaluate_tracks.parse_spec(spec)
   if separators.get_method(name).oracle is not None:
     return separators.oracle_separator(name, references, RATE, **options)
   return separators.load_separator(name, task='speech-noise', **options)
+
+
+class TrueFeatures:
+  """The decoder of ``target`` on the true voice's features (an oracle separator)."""
+
+  def __init__(self, target: str, voice: np.ndarray):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from synthesis import decoder, encoder  # pylint: disable=g-import-not-at-top
+    self._tf, self._decoder, self._encoder = tf, decoder, encoder
+    self.model = encoder.SynthesisEncoder(encoder.named_config('cpu', target=target))
+    self.config = decoder.DecoderConfig()
+    decoder.prepare(self.model, self.config)
+    self.voice = voice
+
+  def separate(self, mixture: np.ndarray, sample_rate: int) -> Dict[str, np.ndarray]:
+    del sample_rate
+    tf, dec, model = self._tf, self._decoder, self.model
+    mix = tf.constant(mixture[None].astype(np.float32))
+    scaled, gain = self._encoder.normalise(mix, model.config.level_db)
+    unit = model.features.target(tf.constant(self.voice[None].astype(np.float32)) *
+                                 gain[:, None])
+    mags = dec.magnitude(model, unit, self.config)
+    voice = (dec.voice_from_magnitude(model, mags, scaled, self.config) / gain[:, None])
+    voice = voice.numpy()[0]
+    return {'voice': voice, 'noise': mixture - voice}
 
 
 def score_track(mixture: np.ndarray, sources: np.ndarray, estimates: np.ndarray) -> Dict:
@@ -97,7 +129,8 @@ def run(tracks_dir: str, out_dir: str, methods: Sequence[str], *, n_tracks: int 
   for spec in methods:
     from experiments import separators  # pylint: disable=g-import-not-at-top
     per_track, seconds, audio_s = {}, 0.0, 0.0
-    oracle = spec != 'mixture' and separators.get_method(spec.split(':')[0]).oracle is not None
+    oracle = spec.startswith('true-') or (
+        spec != 'mixture' and separators.get_method(spec.split(':')[0]).oracle is not None)
     # Models load once, outside the timing (the first call's tracing is inside it).
     sep = None if spec == 'mixture' or oracle else _separator(spec, {})
     for name, mixture, sources in tracks:
