@@ -2,6 +2,7 @@
 same patches as the TFRecord path."""
 
 import functools
+import importlib.util
 import os
 import sys
 from unittest import mock
@@ -34,8 +35,10 @@ class AudioDatasetTest(tf.test.TestCase):
   def setUp(self):
     super().setUp()
     if self.BACKEND == 'tfio' and not audio_dataset.tfio_available():
-      self.skipTest(f'tensorflow-io does not load with TensorFlow {tf.__version__} '
-                    '(the soundfile backend is tested instead)')
+      why = (f'does not load with TensorFlow {tf.__version__}'
+             if importlib.util.find_spec('tensorflow_io') is not None
+             else 'is not installed (a dependency on Python 3.11 only)')
+      self.skipTest(f'tensorflow-io {why} (the soundfile backend is tested instead)')
     self.enter_context(mock.patch.object(
         sys.modules[__name__], 'audio_patch_dataset',
         functools.partial(audio_dataset.audio_patch_dataset, backend=self.BACKEND)))
