@@ -210,10 +210,11 @@ def fixed_batches(examples, *, segment_samples: int, sample_rate: int, batch_siz
 # ------------------------------------------------------------------------- config
 @dataclasses.dataclass(frozen=True)
 class SeparatorTrainConfig:
-  """One training run of a discriminative separator.
+  """One training run of a separator trained on waveform segments (any registered family).
 
   Attributes:
-    model: ``'unet'`` or ``'convtasnet'``.
+    model: a registered model family (``MODELS``: ``'unet'``, ``'convtasnet'``; with
+      ``synthesis.training`` imported, ``'synthesis'`` and ``'synthesis-linear'``).
     task: ``'speech-noise'`` or ``'piano-violin'`` (layout, sources, loss).
     workdir: run folder (checkpoints, TensorBoard, ``metrics.json``); rerun to resume.
     train_dir: the training split folder.
