@@ -299,6 +299,9 @@ def _ramp_weights(length: int, fade_in: int, fade_out: int) -> np.ndarray:
   return w
 
 
+_GAIN_BLOCK = 1 << 18        # samples per block of mixture_consistent_gains
+
+
 def mixture_consistent_gains(estimates: np.ndarray, mixture: np.ndarray) -> np.ndarray:
   """Gains ``g`` minimising ``||mixture - sum_k g_k estimates_k||^2``.
 
@@ -309,15 +312,23 @@ def mixture_consistent_gains(estimates: np.ndarray, mixture: np.ndarray) -> np.n
   Returns:
     float64 ``[n_sources]`` (a silent estimate keeps gain 1).
   """
-  e = np.asarray(estimates, np.float64)
-  norms = np.sqrt(np.sum(e * e, axis=-1))
+  # The Gram matrix and the projections, accumulated over blocks of samples in
+  # float64: memory does not grow with the length (issue 27).
+  n_sources, n = np.shape(estimates)
+  gram = np.zeros((n_sources, n_sources))
+  proj = np.zeros(n_sources)
+  for a in range(0, n, _GAIN_BLOCK):
+    e = np.asarray(estimates[:, a:a + _GAIN_BLOCK], np.float64)
+    gram += e @ e.T
+    proj += e @ np.asarray(mixture[a:a + _GAIN_BLOCK], np.float64)
+  norms = np.sqrt(np.maximum(np.diag(gram), 0.0))
   live = norms > 1e-6 * max(float(np.max(norms)), 1e-30)
-  gains = np.ones(len(e))
+  gains = np.ones(n_sources)
   if live.any():
-    unit = e[live] / norms[live, None]           # unit columns: a well-conditioned system
-    solution = np.linalg.lstsq(unit @ unit.T, unit @ np.asarray(mixture, np.float64),
+    nl = norms[live]                            # unit columns: a well-conditioned system
+    solution = np.linalg.lstsq(gram[np.ix_(live, live)] / np.outer(nl, nl), proj[live] / nl,
                                rcond=1e-10)[0]
-    gains[live] = solution / norms[live]
+    gains[live] = solution / nl
   return gains
 
 
@@ -413,8 +424,8 @@ class Separation:
     x = x * np.float32(gain)
     est = self._chunked(x)
     if getattr(self.model, 'scale_invariant', False):
-      est = est * mixture_consistent_gains(est, x)[:, None].astype(np.float32)
-    est = est / np.float32(gain)
+      est *= mixture_consistent_gains(est, x)[:, None].astype(np.float32)
+    est /= np.float32(gain)
     out = audio.resample(est, orig_sr=rate, target_sr=sample_rate)
     n = len(y)
     if out.shape[-1] < n:
@@ -452,7 +463,10 @@ class Separation:
     overlap = int(round(self.overlap_s * self.sample_rate))
     chunk, starts = chunk_layout(n, chunk, overlap)
     out = np.zeros((len(self.sources), n), np.float32)
-    total = np.zeros(n, np.float64)
+    # The summed weights of the current chunk's span only (neighbours alone overlap:
+    # overlap < chunk / 2); the span before a chunk's start is final when it is added
+    # and is normalised then, so nothing but ``out`` grows with the length (issue 27).
+    prev, total = 0, None
     for i, s in enumerate(starts):
       fade_in = int(starts[i - 1] + chunk - s) if i else 0
       fade_out = int(s + chunk - starts[i + 1]) if i + 1 < len(starts) else 0
@@ -461,8 +475,12 @@ class Separation:
         self.log(f'{self.label}: chunk {i + 1}/{len(starts)} '
                  f'({s / self.sample_rate:.1f}-{(s + chunk) / self.sample_rate:.1f} s)')
       out[:, s:s + chunk] += (self._chunk(x[s:s + chunk]) * w).astype(np.float32)
-      total[s:s + chunk] += w
-    return (out / total).astype(np.float32)
+      if total is not None:
+        w[:prev + chunk - s] += total[s - prev:]
+        out[:, prev:s] = out[:, prev:s] / total[:s - prev]
+      prev, total = s, w
+    out[:, prev:] = out[:, prev:] / total
+    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from inversion import stft as stft_lib
 from common.errors import ParameterError
 
 MAGNITUDE_METHODS = ('pinv', 'nnls', 'refiner', 'auto')
+REFINER_CHUNK_FRAMES = 128   # frames per refiner call at inference (memory; see refine)
 DEFAULT_NNLS_ITERATIONS = 50
 _FALLBACKS_SAID = set()   # each 'auto' -> NNLS reason is printed once per process
 
@@ -144,7 +145,14 @@ def refine(base, *, transform=None, refiner: Optional[str] = None):
   base = tf.convert_to_tensor(base, tf.float32)
   shape = tf.shape(base)
   flat = tf.reshape(base, tf.concat([[-1], shape[-2:]], axis=0))
-  return tf.reshape(model(flat), shape)
+  # One item at a time in 128-frame chunks (each with the network's margin): the
+  # activations, and the memory the allocator keeps after them, stay small whatever
+  # the number of sources and frames (a 30 s chunk of two sources: +200 MB instead
+  # of +520 MB, and no slower; issue 27). Equal to the batched whole-input result up
+  # to float32 rounding (different oneDNN blocking).
+  items = [model(flat[i:i + 1], chunk_frames=REFINER_CHUNK_FRAMES)
+           for i in range(int(flat.shape[0]))] if flat.shape[0] is not None else [model(flat)]
+  return tf.reshape(tf.concat(items, axis=0), shape)
 
 
 def mel_fit_error(mel, magnitude, *, transform=None):
