@@ -29,6 +29,7 @@ BENCH = os.path.join(ROOT, 'benchmarks')
 SMOKE = {
     'bench_audio_input': ['--tfrecords={tfr}', '--audio={audio}', '--batch_size=2',
                           '--batches=1', '--rounds=1'],
+    'bench_basis_stages': ['--seconds=2', '--rounds=1', '--steps_per_sigma=1'],
     'bench_baselines': ['--configs=unet:cpu,convtasnet:cpu', '--seconds=1', '--repeats=1'],
     'bench_bss_eval': ['--smoke', '--museval_python=', '--fast_bss_eval_python=',
                        '--repeats=1'],
