@@ -8,7 +8,8 @@ them) and every length, ``separate_audio.py`` runs in a fresh process on the
 shipped demo mixture tiled to that length (so start-up is counted, as a user
 sees it); its wall time and peak resident memory (``getrusage`` of the child)
 are recorded. Lengths are run interleaved across methods and repeated
-``--repeats`` times (median reported), and the load of the machine (the other
+``--repeats`` times (median reported), the command's CPU seconds beside its
+wall time, and the load of the machine (the other
 processes' CPU share over each run, from /proc) is written beside every figure:
 speed measured under load is not speed. Writes ``results.json`` and
 ``results.md`` (the table docs/benchmarks.md quotes).
@@ -87,7 +88,8 @@ def run_once(method: str, mixture: str, out_dir: str, extra) -> dict:
   ticks = os.sysconf('SC_CLK_TCK')
   cores = os.cpu_count() or 1
   others = max(0.0, busy / ticks - float(child_cpu_s)) / (wall * cores)
-  return {'wall_s': wall, 'peak_rss_mib': int(max_rss_kib) / 1024.0, 'other_load': others}
+  return {'wall_s': wall, 'cpu_s': float(child_cpu_s), 'peak_rss_mib': int(max_rss_kib) / 1024.0,
+          'other_load': others}
 
 
 def main(argv):
@@ -111,18 +113,24 @@ def main(argv):
                 flush=True)
   for (method, seconds), rs in sorted(runs.items()):
     wall = float(np.median([r['wall_s'] for r in rs]))
+    cpu = float(np.median([r['cpu_s'] for r in rs]))
     rows.append({'method': method, 'seconds': seconds, 'wall_s': wall,
-                 'wall_per_audio_s': wall / seconds,
+                 'wall_per_audio_s': wall / seconds, 'cpu_s': cpu,
+                 'cpu_per_audio_s': cpu / seconds,
                  'peak_rss_mib': float(np.median([r['peak_rss_mib'] for r in rs])),
                  'other_load': float(np.median([r['other_load'] for r in rs])),
                  'runs': len(rs)})
   lines = [f'CPU: {compute.cpu_description()}; {FLAGS.repeats} run(s) each, median; '
-           '"other load": the share of all cores other processes used during the run.', '',
-           '| method | mixture (s) | wall (s) | wall per audio s | peak RSS (MiB) | other load |',
-           '|---|---:|---:|---:|---:|---:|']
+           '"CPU": user + system seconds of the command (all threads; the figure to read '
+           'on a shared machine); "other load": the share of all cores other processes '
+           'used during the run.', '',
+           '| method | mixture (s) | wall (s) | wall per audio s | CPU (s) | CPU per audio s | '
+           'peak RSS (MiB) | other load |',
+           '|---|---:|---:|---:|---:|---:|---:|---:|']
   for r in rows:
     lines.append(f"| {r['method']} | {r['seconds']:g} | {r['wall_s']:.1f} | "
-                 f"{r['wall_per_audio_s']:.2f} | {r['peak_rss_mib']:.0f} | "
+                 f"{r['wall_per_audio_s']:.2f} | {r['cpu_s']:.1f} | "
+                 f"{r['cpu_per_audio_s']:.2f} | {r['peak_rss_mib']:.0f} | "
                  f"{100 * r['other_load']:.0f} % |")
   text = '\n'.join(lines) + '\n'
   with open(os.path.join(FLAGS.out_dir, 'results.md'), 'w', encoding='utf-8') as f:
