@@ -159,9 +159,9 @@ class RegistryTest(tf.test.TestCase):
       separators.load_separator('basis', task='drums')
 
   def test_a_method_without_a_shipped_model_lists_the_shipped_ones(self):
-    with self.assertRaisesRegex(ParameterError, 'no shipped basis model for --task=speech-noise; '
-                                'shipped: --task=piano-violin --method=basis'):
-      separators.load_separator('basis', task='speech-noise')
+    with self.assertRaisesRegex(ParameterError, 'no shipped synthesis model for '
+                                '--task=piano-violin; shipped: --task=piano-violin --method=basis'):
+      separators.load_separator('synthesis', task='piano-violin')
 
   def test_an_oracle_needs_the_true_sources(self):
     with self.assertRaisesRegex(ParameterError, 'IRM2 is an oracle'):
@@ -353,8 +353,8 @@ class CommandLineTest(tf.test.TestCase):
     sf.write(mix, _noise(1.0, 16000), 16000)
     cases = [
         (['--method=nope'], "unknown method 'nope'; registered methods:"),
-        (['--task=speech-noise'], 'no shipped basis model for --task=speech-noise; shipped: '
-                                  '--task=piano-violin --method=basis'),
+        (['--method=synthesis'], 'no shipped synthesis model for --task=piano-violin; '
+                                 'shipped: --task=piano-violin --method=basis'),
         (['--method=IRM2'], 'IRM2 is an oracle'),
         (['--method=IRM2', '--phase=misi'], '--phase applies to --method=basis only'),
         (['--names=a,b'], '--names goes with --prior_dir'),
