@@ -387,3 +387,23 @@ class CommandLineTest(tf.test.TestCase):
 
 if __name__ == '__main__':
   tf.test.main()
+
+
+@pytest.mark.slow
+class ShippedModelsTest(tf.test.TestCase):
+
+  def test_every_shipped_model_loads_and_separates(self):
+    """Each (task, method) under assets/separators runs through the seam (BASIS with one
+    Langevin step per level, to stay quick; its shipped chains and priors still load)."""
+    shipped = separators.shipped_models()
+    self.assertIn(('speech-noise', 'basis'), shipped)
+    self.assertIn(('piano-violin', 'basis'), shipped)
+    y = _noise(1.5, 22050, seed=3)
+    for (task, method) in sorted(shipped):
+      options = {'steps_per_sigma': 1, 'check_step': False} if method == 'basis' else {}
+      sep = separators.load_separator(method, task=task, **options)
+      out = sep.separate(y, 22050)
+      self.assertEqual(tuple(out), separators.check_task(task), (task, method))
+      for name, est in out.items():
+        self.assertEqual(est.shape, y.shape, (task, method, name))
+        self.assertTrue(np.all(np.isfinite(est)), (task, method, name))
