@@ -148,10 +148,12 @@ def refine(base, *, transform=None, refiner: Optional[str] = None):
   # One item at a time in 128-frame chunks (each with the network's margin): the
   # activations, and the memory the allocator keeps after them, stay small whatever
   # the number of sources and frames (a 30 s chunk of two sources: +200 MB instead
-  # of +520 MB, and no slower; issue 27). Equal to the batched whole-input result up
-  # to float32 rounding (different oneDNN blocking).
-  items = [model(flat[i:i + 1], chunk_frames=REFINER_CHUNK_FRAMES)
-           for i in range(int(flat.shape[0]))] if flat.shape[0] is not None else [model(flat)]
+  # of +520 MB, and no slower; issue 27), through the compiled network (1.5x faster
+  # than op by op). Equal to the batched whole-input result up to float32 rounding.
+  correction = model.compiled_correction()
+  items = ([model(flat[i:i + 1], chunk_frames=REFINER_CHUNK_FRAMES, correction=correction)
+            for i in range(int(flat.shape[0]))] if flat.shape[0] is not None
+           else [model(flat, correction=correction)])
   return tf.reshape(tf.concat(items, axis=0), shape)
 
 
