@@ -186,7 +186,9 @@ class MelTransform:
         (centring would pad it into one frame of silence).
     """
     c = self.config
-    x = tf.convert_to_tensor(check_samples(waveform), tf.float32)
+    x = check_samples(waveform)
+    # A float64 tensor too (numpy 2 keeps float32 * float64-scalar products in float64).
+    x = tf.cast(x, tf.float32) if tf.is_tensor(x) else tf.convert_to_tensor(x, tf.float32)
     if x.shape.rank == 0 or (x.shape.rank is not None and x.shape[-1] == 0):
       raise ParameterError(f'waveform of shape {tuple(x.shape)} has no samples: need float '
                            '[..., n_samples] with n_samples > 0')

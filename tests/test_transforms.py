@@ -39,6 +39,14 @@ class StftTest(tf.test.TestCase, parameterized.TestCase):
     roundtrip = tf.function(lambda x: t.istft(t.stft(x), length=20000))
     self.assertLess(np.abs(roundtrip(y).numpy() - y).max(), 1e-5)
 
+  def test_stft_of_a_float64_tensor_is_that_of_its_float32_samples(self):
+    # Under numpy 2, float32 samples times a float64 scalar (a gain) are float64.
+    t = MelTransform()
+    y = _chirp_plus_noise(4096, seed=0).astype(np.float32)
+    spectrum = t.stft(tf.constant(y.astype(np.float64)))
+    self.assertEqual(spectrum.dtype, tf.complex64)
+    self.assertAllEqual(spectrum, t.stft(y))   # the same float32 samples: identical
+
   def test_stft_matches_librosa(self):
     t = MelTransform()
     y = _chirp_plus_noise(32640)
