@@ -6,7 +6,8 @@ pyproject.toml's [project.scripts] (tests/test_packaging.py checks both).
 This file only lists what pyproject.toml cannot derive: the project's packages
 and top-level script modules (from commandline/scripts.py) and the package
 data (the shipped assets, the flag index). Install with
-``pip install -c requirements/constraints.txt -e .[dev]`` (what ``make`` does).
+``pip install -c requirements/constraints.txt -e .[dev]`` (what ``make`` does; on
+Python 3.12 and 3.13 with ``requirements/constraints-py312.txt``).
 """
 
 import os
