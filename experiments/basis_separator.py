@@ -76,6 +76,9 @@ class BasisOptions:
     magnitude: mel -> linear magnitude: ``'auto'`` (the shipped refiner where
       it fits the features' STFT, else NNLS; docs/inversion.md), ``'refiner'``,
       ``'nnls'`` or ``'pinv'``.
+    refiner: a trained refiner folder for ``magnitude`` 'refiner' / 'auto'
+      (a model folder's ``separator.json`` may name one relative to itself);
+      None: the shipped one (``assets/inversion/refiner``).
     phase: a name in ``inversion.phase.METHODS`` (``'wiener'``, ``'misi'``, ...).
     phase_iterations: iterations of the iterative phase methods.
     seed: Langevin noise seed.
@@ -100,6 +103,7 @@ class BasisOptions:
   batch_size: int = 8
   precision: str = 'auto'
   magnitude: str = 'auto'
+  refiner: Optional[str] = None
   phase: str = 'wiener'
   phase_iterations: int = 20
   seed: int = 0
@@ -189,10 +193,13 @@ def separate_image(separator: Separator, image: np.ndarray, *, patch_frames: int
 
 def images_to_waveforms(images: np.ndarray, mixture: np.ndarray, transform: MelTransform, *,
                         magnitude: str = 'auto', phase: str = 'wiener',
-                        phase_iterations: int = 20) -> np.ndarray:
+                        phase_iterations: int = 20,
+                        refiner: Optional[str] = None) -> np.ndarray:
   """Separated mel images ``[K, n_mels, n_frames, 1]`` + the mixture -> ``[K, n_samples]``."""
   mel = transform.unit_to_mel(images).numpy()                      # [K, n_frames, n_mels]
-  mags = mel_to_linear.mel_to_magnitude(mel, method=magnitude, transform=transform)
+  mags = mel_to_linear.mel_to_magnitude(
+      mel, method=magnitude, transform=transform,
+      refiner=refiner if magnitude == 'refiner' else None)
   mix_stft = transform.stft(mixture).numpy()                        # [n_frames, n_bins]
   # Methods that take no iterations ignore n_iter; gla / fgla start from the mixture phase.
   result = phase_lib.reconstruct(phase, mags, mix_stft, transform=transform,
@@ -246,7 +253,11 @@ class BasisSeparator:
                                clip=(0.0, 1.0), likelihood_scale=options.likelihood_scale,
                                **options.separator_options(self.sigmas, self.mixing,
                                                            self.kind))
-    self.magnitude = mel_to_linear.resolve_method(options.magnitude, self.transform)
+    if options.refiner is not None and options.magnitude not in ('refiner', 'auto'):
+      raise ParameterError(f'refiner={options.refiner!r} goes with magnitude refiner or auto, '
+                           f'not {options.magnitude!r}')
+    self.magnitude = mel_to_linear.resolve_method(options.magnitude, self.transform,
+                                                  refiner=options.refiner)
     self._mel_cache = KeyedCache(options.mel_cache_dir) if options.mel_cache_dir else None
     self._step_check: Dict[str, Any] = {}
     # Read once: identity() runs for every chunk (the caches' keys).
@@ -330,13 +341,14 @@ class BasisSeparator:
     t1 = time.time()
     waves = images_to_waveforms(images, mixture, self.transform, magnitude=self.magnitude,
                                 phase=self.options.phase,
-                                phase_iterations=self.options.phase_iterations)
+                                phase_iterations=self.options.phase_iterations,
+                                refiner=self.options.refiner)
     self.stats['inversion_s'] += time.time() - t1
     return dict(zip(self.sources, waves))
 
   def _mel_key(self, image: np.ndarray) -> str:
     ident = self.identity()
-    for name in ('phase', 'phase_iterations'):
+    for name in ('phase', 'phase_iterations', 'magnitude', 'refiner'):
       ident['options'].pop(name)
     ident.pop('magnitude')
     return key_of({'basis_mel': ident, 'image': digest(image)})
@@ -405,6 +417,8 @@ def from_model_folder(model_dir: Optional[str], doc: Optional[Dict[str, Any]], *
   unknown = sorted(set(options) - {f.name for f in dataclasses.fields(BasisOptions)})
   if unknown:
     raise ParameterError(f'unknown basis options {unknown}')
+  if defaults.get('refiner') and model_dir:      # a folder's refiner is relative to it
+    defaults['refiner'] = _resolve(model_dir, defaults['refiner'])
   defaults.update({k: v for k, v in options.items() if v is not None})
   opts = BasisOptions(**defaults)
   if prior_dirs:

@@ -227,6 +227,32 @@ class AudioSeparationTest(tf.test.TestCase):
     with self.assertRaisesRegex(ParameterError, 'at least 2'):
       basis_separator.BasisSeparator((self.priors[0],), ('a',))
 
+  def test_a_model_folder_names_its_refiner_relative_to_itself(self):
+    import shutil  # pylint: disable=g-import-not-at-top
+    from common import assets  # pylint: disable=g-import-not-at-top
+    tmp = self.create_tempdir().full_path
+    model = os.path.join(tmp, 'model')
+    os.makedirs(model)
+    shutil.copytree(os.path.join(assets.root(), 'inversion', 'refiner'),
+                    os.path.join(tmp, 'my_refiner'))
+    doc = {'method': 'basis', 'priors': {'a': self.priors[0], 'b': self.priors[1]},
+           'options': {'refiner': '../my_refiner', 'steps_per_sigma': 1,
+                       'precision': 'float32', 'check_step': False}}
+    sep = basis_separator.from_model_folder(model, doc, log=None)
+    self.assertEqual(sep.options.refiner, os.path.join(tmp, 'my_refiner'))
+    self.assertEqual(sep.magnitude, 'refiner')
+    out = sep.separate(_mixture(1.0), 16000)
+    self.assertEqual(out['a'].shape, (16000,))
+    # The mel images do not depend on the refiner: another refiner reuses them.
+    self.assertEqual(sep._mel_key(np.zeros((96, 40, 1), np.float32)),
+                     basis_separator.from_model_folder(
+                         None, None, prior_dirs=self.priors, names=('a', 'b'), log=None,
+                         steps_per_sigma=1, precision='float32',
+                         check_step=False)._mel_key(np.zeros((96, 40, 1), np.float32)))
+    with self.assertRaisesRegex(ParameterError, 'goes with magnitude refiner or auto'):
+      basis_separator.BasisSeparator(self.priors, ('a', 'b'), options=basis_separator.BasisOptions(
+          refiner=os.path.join(tmp, 'my_refiner'), magnitude='nnls'))
+
   def test_an_image_prior_is_refused_naming_it(self):
     mnist = os.path.join(ROOT, 'assets', 'priors', 'ncsn_mnist')
     with self.assertRaisesRegex(ParameterError, 'ncsn_mnist records no mel features'):
