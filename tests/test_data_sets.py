@@ -38,7 +38,8 @@ try:
 except ImportError:
   HAVE_MUSIC21 = False
 requires_music21 = unittest.skipUnless(
-    HAVE_MUSIC21, 'music21 is not installed (make install, or pip install -c requirements/constraints.txt -e .[dev]; constraints-py312.txt on Python 3.12 / 3.13)')
+    HAVE_MUSIC21, 'music21 is not installed (make install, or pip install -c '
+    'requirements/constraints.txt -e .[dev]; constraints-py312.txt on Python 3.12 / 3.13)')
 requires_render = unittest.skipUnless(
     shutil.which('fluidsynth') and os.path.isfile(TIM),
     'fluidsynth or the TimGM6mb soundfont is missing (make system-test-deps)')
