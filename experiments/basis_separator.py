@@ -155,11 +155,10 @@ def prior_features(priors: Sequence[Any], prior_dirs: Sequence[str]) -> FeatureC
 
 
 def power_mean(images: np.ndarray, mixing: DbPowerSum, *, axis: int) -> np.ndarray:
-  """The mean over ``axis`` of unit-scale dB images taken in the power domain."""
-  span = mixing.max_db - mixing.min_db
-  power = 10.0 ** ((np.asarray(images, np.float64) * span + mixing.min_db) / 10.0)
-  db = 10.0 * np.log10(np.maximum(np.mean(power, axis=axis), 1e-300))
-  return ((db - mixing.min_db) / span).astype(np.float32)
+  """The mean over ``axis`` of unit-scale dB images taken in the power domain: the
+  mixing's power sum of them, split back into that many equal parts."""
+  images = np.moveaxis(np.asarray(images, np.float32), axis, 0)
+  return np.asarray(mixing.split(mixing(images), images.shape[0]), np.float32)
 
 
 def separate_image(separator: Separator, image: np.ndarray, *, patch_frames: int,
