@@ -102,19 +102,29 @@ class TrueFeatures:
     return {'voice': voice, 'noise': mixture - voice}
 
 
-def score_track(mixture: np.ndarray, sources: np.ndarray, estimates: np.ndarray) -> Dict:
-  """Scores of one track: ``estimates`` float ``[2, n]`` (voice, noise)."""
-  from pesq import pesq  # pylint: disable=g-import-not-at-top
-  from pystoi import stoi  # pylint: disable=g-import-not-at-top
-  from evaluation import audio_metrics, bss_eval  # pylint: disable=g-import-not-at-top
+def score_track(mixture: np.ndarray, sources: np.ndarray, estimates: np.ndarray, *,
+                quality: bool = True) -> Dict:
+  """Scores of one track: ``estimates`` float ``[2, n]`` (voice, noise).
+
+  PESQ / STOI (with ``quality``) come from ``evaluation.speech_quality``: NaN where a
+  pair cannot be scored, the reason under ``notes``.
+
+  Raises:
+    ParameterError: ``quality`` without the ``pesq`` / ``pystoi`` packages.
+  """
+  from evaluation import audio_metrics, bss_eval, speech_quality  # pylint: disable=g-import-not-at-top
   del mixture
   si = audio_metrics.si_sdr(estimates, sources)
   bss = bss_eval.bss_eval_v4(sources, estimates, sample_rate=RATE)
   sdr = bss_eval.nanmedian(bss.sdr, axis=1)
-  return {'si_sdr_voice': float(si[0]), 'si_sdr_noise': float(si[1]),
-          'sdr_voice': float(sdr[0]), 'sdr_noise': float(sdr[1]),
-          'pesq': float(pesq(RATE, sources[0], estimates[0], 'wb')),
-          'stoi': float(stoi(sources[0], estimates[0], RATE, extended=False))}
+  out = {'si_sdr_voice': float(si[0]), 'si_sdr_noise': float(si[1]),
+         'sdr_voice': float(sdr[0]), 'sdr_noise': float(sdr[1])}
+  if quality:
+    scores = speech_quality.speech_quality(sources[0], estimates[0], RATE)
+    out.update(pesq=scores['PESQ'], stoi=scores['STOI'])
+    if scores['notes']:
+      out['notes'] = scores['notes']
+  return out
 
 
 def run(tracks_dir: str, out_dir: str, methods: Sequence[str], *, n_tracks: int = 0,
@@ -124,7 +134,11 @@ def run(tracks_dir: str, out_dir: str, methods: Sequence[str], *, n_tracks: int 
   Returns:
     ``{method: {'tracks': {name: scores}, 'summary': {...}}}``.
   """
+  from evaluation import speech_quality  # pylint: disable=g-import-not-at-top
   tracks = read_tracks(tracks_dir, n_tracks)
+  missing = speech_quality.missing()
+  if missing:
+    log(missing)
   results = {}
   for spec in methods:
     from experiments import separators  # pylint: disable=g-import-not-at-top
@@ -145,10 +159,13 @@ def run(tracks_dir: str, out_dir: str, methods: Sequence[str], *, n_tracks: int 
         est = np.stack([out['voice'], out['noise']])
       seconds += time.perf_counter() - t0
       audio_s += len(mixture) / RATE
-      per_track[name] = score_track(mixture, sources, est.astype(np.float64))
-    keys = next(iter(per_track.values())).keys()
-    summary = {k: float(np.median([t[k] for t in per_track.values()]) if k.startswith('sdr')
-                        else np.mean([t[k] for t in per_track.values()])) for k in keys}
+      per_track[name] = score_track(mixture, sources, est.astype(np.float64),
+                                    quality=not missing)
+    keys = [k for k in next(iter(per_track.values())) if k != 'notes']
+    # NaN (a pair PESQ / STOI could not score; its reason is in the track's notes) is
+    # left out of the mean.
+    summary = {k: float(np.nanmedian([t[k] for t in per_track.values()]) if k.startswith('sdr')
+                        else np.nanmean([t[k] for t in per_track.values()])) for k in keys}
     summary['s_per_audio_s'] = seconds / max(audio_s, 1e-9)
     results[spec] = {'tracks': per_track, 'summary': summary}
     log(f'{spec}: ' + ', '.join(f'{k} {v:.3f}' for k, v in summary.items()))
@@ -166,8 +183,9 @@ def markdown(results: Dict[str, Any]) -> str:
            '| s / audio s |', '|---|---:|---:|---:|---:|---:|---:|---:|']
   for spec, r in results.items():
     s = r['summary']
+    quality = (f"{s['pesq']:.2f} | {s['stoi']:.3f}" if 'pesq' in s else ' | ')
     lines.append(f"| {spec} | {s['si_sdr_voice']:.1f} | {s['sdr_voice']:.1f} | "
-                 f"{s['pesq']:.2f} | {s['stoi']:.3f} | {s['si_sdr_noise']:.1f} | "
+                 f"{quality} | {s['si_sdr_noise']:.1f} | "
                  f"{s['sdr_noise']:.1f} | {s['s_per_audio_s']:.3f} |")
   return '\n'.join(lines) + '\n'
 
