@@ -133,12 +133,15 @@ def _esc(x) -> str:
   return html.escape(str(x), quote=True)
 
 
-def _fmt(v) -> str:
+_QUALITY = ('PESQ', 'STOI')
+
+
+def _fmt(v, metric: str = '') -> str:
   if v is None or (isinstance(v, float) and math.isnan(v)):
     return '&ndash;'
   if isinstance(v, float) and math.isinf(v):
     return '&infin;' if v > 0 else '&minus;&infin;'
-  return f'{v:.2f}'
+  return f'{v:.3f}' if metric == 'STOI' else f'{v:.2f}'
 
 
 def _media_cell(media: dict, caption: str = '') -> str:
@@ -155,9 +158,12 @@ def write_html(out_dir: str, *, rows: List[dict], plots: Dict[str, str], tracks:
   """Writes ``out_dir/report.html``; returns its path.
 
   ``metrics`` are the table's columns, keys of every row
-  (``evaluation.report.TABLE_METRICS``); ``notes`` are printed under the
-  table (``evaluation.report.coverage_notes``: tracks a median leaves out).
+  (``evaluation.report.row_metrics``: BSS Eval and SI-SDR, then PESQ / STOI
+  when the speech sources have them; blank for the other sources); ``notes``
+  are printed under the table (``evaluation.report.coverage_notes``: tracks a
+  median leaves out).
   """
+  quality = [m for m in metrics if m in _QUALITY]
   parts = ['<!DOCTYPE html>', '<html lang="en">', '<head>', '<meta charset="utf-8">',
            '<title>Separation report</title>', f'<style>{_CSS}</style>', '</head>', '<body>',
            '<h1>Separation report</h1>',
@@ -165,24 +171,32 @@ def write_html(out_dir: str, *, rows: List[dict], plots: Dict[str, str], tracks:
            f'{len(tracks)} track(s); BSS Eval v4 with {meta["window_s"]:g} s windows, '
            f'{meta["hop_s"]:g} s hop, {meta["filters_len"]}-tap filters; values are the '
            'median over tracks of the median over windows (silent windows skipped); SI-SDR '
-           'and SI-SDRi over whole tracks; all in dB. Tables: <a href="results.md">markdown'
+           'and SI-SDRi over whole tracks; all in dB' +
+           ('; PESQ (ITU-T P.862.2 wide band, MOS-LQO) and STOI of the speech sources, '
+            'median over tracks' if quality else '') +
+           (f'; {_esc(meta["quality_note"])}' if meta.get('quality_note') else '') +
+           '. Tables: <a href="results.md">markdown'
            '</a>, <a href="results.csv">csv</a>, <a href="results.json">json</a>.</p>']
   # Table; best value per source and metric in bold.
   parts.append('<h2>Results</h2><table><tr><th>method</th><th>source</th>' +
                ''.join(f'<th>{_esc(m)}</th>' for m in metrics) + '<th>tracks</th></tr>')
   best = {}
+  def shown(r, m):
+    return m not in _QUALITY or r.get('speech')
+
   for r in rows:
     for m in metrics:
       v = r[m]
-      if not math.isnan(v):
+      if shown(r, m) and not math.isnan(v):
         key = (r['source'], m)
         best[key] = max(best.get(key, -math.inf), v)
   def is_best(r, m):
-    return len(methods) > 1 and not math.isnan(r[m]) and r[m] == best.get((r['source'], m))
+    return (len(methods) > 1 and shown(r, m) and not math.isnan(r[m]) and
+            r[m] == best.get((r['source'], m)))
 
   for r in rows:
-    cells = ''.join(f'<td class="num{" best" if is_best(r, m) else ""}">{_fmt(r[m])}</td>'
-                    for m in metrics)
+    cells = ''.join(f'<td class="num{" best" if is_best(r, m) else ""}">'
+                    f'{_fmt(r[m], m) if shown(r, m) else ""}</td>' for m in metrics)
     parts.append(f'<tr><td>{_esc(r["method"])}</td><td>{_esc(r["source"])}</td>{cells}'
                  f'<td class="num">{r["n_tracks"]}</td></tr>')
   parts.append('</table>')
@@ -217,6 +231,8 @@ def write_html(out_dir: str, *, rows: List[dict], plots: Dict[str, str], tracks:
                    f'SIR {_fmt(float(scores["median"]["SIR"][j]))} &middot; '
                    f'SAR {_fmt(float(scores["median"]["SAR"][j]))} &middot; '
                    f'SI-SDR {_fmt(float(scores["SI-SDR"][j]))}')
+        if quality and source in scores.get('quality_sources', ()):
+          caption += ''.join(f' &middot; {m} {_fmt(float(scores[m][j]), m)}' for m in quality)
         cells.append('<td>' + _media_cell(media[method][source], caption) + '</td>')
       parts.append('<tr>' + ''.join(cells) + '</tr>')
     parts.append('</table>')

@@ -33,6 +33,9 @@ from common.errors import ParameterError
 
 PESQ_RATE = 16000
 METRICS = ('PESQ', 'STOI')
+# The sources scored as speech unless a caller names others: the voice of the voice +
+# noise layout (--task=speech-noise).
+DEFAULT_SPEECH_SOURCES = ('voice',)
 INSTALL = 'pip install pesq pystoi (the [quality] extra)'
 
 

@@ -7,8 +7,11 @@ later) are loaded once, oracles (``IBM1``, ``IRM2``, ...) are built per track
 from its true sources, and the mixture itself ("mixture-as-estimate": what not
 separating scores) runs beside them. Each method's estimates go to
 ``methods/<label>/<track>/<source>.wav``; ``evaluation.report`` then writes the
-table (median SDR / SIR / SAR / ISR / SI-SDR per method and source), box plots
-and ``report.html``. A finished (method, track) pair is skipped on a rerun.
+table (median SDR / SIR / SAR / ISR / SI-SDR per method and source; PESQ and
+STOI of the speech sources, ``voice`` by default, when the ``[quality]`` extra
+is installed), box plots and ``report.html``. A finished (method, track) pair
+is skipped on a rerun: it is neither separated nor scored again (the report's
+score cache is kept), so rerunning after a new metric only adds that metric.
 
 A method spec is ``NAME`` or ``NAME:key=value,key=value`` with the method's
 options (``basis:phase=misi``; ``unet:model_dir=runs/unet``); its label in the
@@ -31,6 +34,7 @@ import numpy as np
 
 from common.atomic import write_json_atomic
 from common.errors import ParameterError
+from evaluation import speech_quality
 from experiments import separators
 from pipeline import audio
 
@@ -80,6 +84,7 @@ class TrackEvalConfig:
       a spec's own options win.
     extra_estimates: ``(name, folder)`` pairs of estimates made elsewhere
       (``<track>/<source>.wav``), scored in the same table.
+    speech_sources: sources also scored with PESQ and STOI (``evaluation.report``).
   """
 
   references_dir: str
@@ -89,6 +94,7 @@ class TrackEvalConfig:
   task: Optional[str] = None
   method_options: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
   extra_estimates: Tuple[Tuple[str, str], ...] = ()
+  speech_sources: Tuple[str, ...] = speech_quality.DEFAULT_SPEECH_SOURCES
 
   def __post_init__(self):
     if not self.methods and not self.extra_estimates:
@@ -175,8 +181,13 @@ def separate_track(methods: _Methods, track, methods_dir: str, *, log=print) -> 
     timing[label] = time.time() - t0
     _write_track(folder, estimates, track.sample_rate, identity)
   folder = os.path.join(methods_dir, MIXTURE_METHOD, track.name)
-  _write_track(folder, {n: mixture for n in track.sources}, track.sample_rate,
-               {'method': MIXTURE_METHOD})
+  identity = {'method': MIXTURE_METHOD}
+  written = [os.path.join(folder, f'{n}.wav') for n in track.sources]
+  # Rewritten only when the reference mixture is newer (a rewrite would void the scores).
+  if not (_is_done(folder, identity) and all(
+      os.path.exists(p) and os.path.getmtime(p) >= os.path.getmtime(track.paths['mixture'])
+      for p in written)):
+    _write_track(folder, {n: mixture for n in track.sources}, track.sample_rate, identity)
   return timing
 
 
@@ -206,11 +217,22 @@ def run(config: TrackEvalConfig, *, log=print) -> Dict[str, Any]:
       timing.setdefault(name, {}).update(seconds)
       write_json_atomic(timing_path, timing)
   report_dir = os.path.join(config.out_dir, 'report')
-  shutil.rmtree(report_dir, ignore_errors=True)     # estimates may be new
+  # The page, tables and plots are written anew; the score cache (scores/, checked
+  # against each file's size and time) and the media (checked by time) are kept.
+  if os.path.isdir(report_dir):
+    for entry in os.listdir(report_dir):
+      if entry not in ('scores', 'media'):
+        path = os.path.join(report_dir, entry)
+        if os.path.isdir(path):
+          shutil.rmtree(path)
+        else:
+          os.remove(path)
   result = report.run(report.ReportConfig(
       references_dir=config.references_dir, out_dir=report_dir, tracks=tuple(tracks),
       estimates=tuple((m, os.path.join(methods_dir, m)) for m in methods.labels()) +
-      tuple(config.extra_estimates)))
+      tuple(config.extra_estimates), speech_sources=tuple(config.speech_sources)))
+  if result['quality_note']:
+    log(result['quality_note'])
   speed = {}
   for label in methods.labels()[:-1]:
     ratios = [timing[t][label] / durations[t] for t in tracks
@@ -222,6 +244,8 @@ def run(config: TrackEvalConfig, *, log=print) -> Dict[str, Any]:
       'n_tracks': len(tracks), 'methods': methods.labels(), 'rows': result['rows'],
       'tables': result['paths'], 'report_html': os.path.join(report_dir, 'report.html'),
       'seconds_per_audio_second_median': speed, 'cpu': compute.cpu_description(),
+      'quality_note': result['quality_note'], 'scored_now': result['computed'],
+      'scored_before': result['cached'], 'quality_added': result['quality_added'],
       'config': {k: list(v) if isinstance(v, tuple) else v
                  for k, v in dataclasses.asdict(config).items()},
       'wall_s': time.time() - t0}
