@@ -1,6 +1,7 @@
 """wav -> mel spectrogram -> wav: how much a mel representation keeps.
 
   python mel_to_wav.py --input=IN.wav --output=OUT.wav [--magnitude=nnls --phase=fgla]
+  python mel_to_wav.py --input=IN.wav --output=OUT.wav --method=vocoder
 
 Prints the spectral convergence against the original (and PESQ / STOI when
 the `pesq` / `pystoi` packages are installed); writes OUT.wav and OUT.png.
@@ -17,6 +18,10 @@ from commandline import cli_errors
 from pipeline.config import FeatureConfig
 
 FLAGS = flags.FLAGS
+flags.DEFINE_enum('method', 'inversion', ['inversion', 'vocoder'],
+                  'inversion: --magnitude + --phase; vocoder: the neural vocoder (--vocoder).')
+flags.DEFINE_string('vocoder', None, 'Vocoder folder (--method=vocoder); default the shipped '
+                    'one (assets/inversion/vocoder_speech).')
 flags.DEFINE_string('input', None, 'Audio file to rebuild.', required=True)
 flags.DEFINE_string('output', None, 'Wav to write.', required=True)
 flags.DEFINE_string('figure', None, "Spectrogram PNG; default OUTPUT with .png, '' for none.")
@@ -44,12 +49,26 @@ def main(argv):
       sample_rate=FLAGS.sample_rate, n_fft=FLAGS.n_fft, hop_length=FLAGS.hop_length,
       n_mels=FLAGS.n_mels, fmin=FLAGS.fmin, fmax=FLAGS.fmax,
       patch_samples=(FeatureConfig.patch_frames - 1) * FLAGS.hop_length)
+  if FLAGS.method == 'vocoder':
+    speak_with_vocoder(features)
+    return
   config = commands.MelToWavConfig(
       input=FLAGS.input, output=FLAGS.output, figure=FLAGS.figure, features=features,
       clip=FLAGS.clip, magnitude=FLAGS.magnitude, nnls_iter=FLAGS.nnls_iter,
       refiner=FLAGS.refiner, degli=FLAGS.degli,
       phase=FLAGS.phase, n_iter=FLAGS.n_iter, momentum=FLAGS.momentum, seed=FLAGS.seed)
   commands.run_mel_to_wav(config)
+
+
+def speak_with_vocoder(features):
+  from inversion import vocoder  # pylint: disable=g-import-not-at-top
+  from pipeline import audio  # pylint: disable=g-import-not-at-top
+  y, out, seconds = vocoder.speak_file(FLAGS.input, features=features, vocoder=FLAGS.vocoder)
+  scores = commands.quality_scores(y, out, features.sample_rate)
+  peak = max(1.0, float(abs(out).max()))
+  audio.write_wav(FLAGS.output, out / peak, features.sample_rate)
+  print(' '.join(f'{k.upper()} {scores[k]:.3f}' for k in ('pesq', 'stoi') if scores[k] is not None)
+        + f'; {seconds:.2f} s; wrote {FLAGS.output}', *scores['notes'], sep='\n')
 
 
 def run():

@@ -150,7 +150,13 @@ class Conv1D(tf.Module):
 
   def __call__(self, x):
     if self.pad:
-      x = tf.pad(x, [[0, 0], [self.pad, self.pad], [0, 0]], mode='REFLECT')
+      pads = [[0, 0], [self.pad, self.pad], [0, 0]]
+      n = x.shape[1]
+      if n is not None:
+        x = tf.pad(x, pads, mode='REFLECT' if n > self.pad else 'CONSTANT')
+      else:
+        x = tf.cond(tf.shape(x)[1] > self.pad, lambda: tf.pad(x, pads, mode='REFLECT'),
+                    lambda: tf.pad(x, pads))
     return tf.nn.conv1d(x, self.w, 1, 'VALID', dilations=self.dilation) + self.b
 
 
@@ -791,3 +797,26 @@ def export_run(workdir: str, export_dir: str, network: VocoderConfig, *,
 def json_roundtrip(d):
   import json  # pylint: disable=g-import-not-at-top
   return json.loads(json.dumps(d))
+
+
+def speak_file(path: str, *, features: FeatureConfig = FeatureConfig(),
+               vocoder: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray, float]:
+  """wav file -> its mel -> the vocoder: ``(reference, estimate, seconds)``.
+
+  Both float32 ``[n_samples]`` at ``features.sample_rate`` (the input is
+  resampled to it); ``seconds``: the mel -> waveform time (wall clock,
+  including the first call's tracing).
+
+  Raises:
+    ParameterError: an unreadable file, a vocoder of other features.
+  """
+  import time  # pylint: disable=g-import-not-at-top
+  from pipeline import audio  # pylint: disable=g-import-not-at-top
+  from pipeline.transforms import MelTransform  # pylint: disable=g-import-not-at-top
+  t = MelTransform(features)
+  y, _ = audio.load(path, sample_rate=features.sample_rate)
+  y = np.asarray(y, np.float32)
+  mel = t.spectrogram_to_mel(t.spectrogram(tf.constant(y)))
+  start = time.perf_counter()
+  out = mel_to_waveform(mel, vocoder=vocoder, features=features, length=y.size).numpy()
+  return y, out, time.perf_counter() - start

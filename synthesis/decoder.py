@@ -3,7 +3,10 @@
 * ``synthesis`` (mel): the project's mel inversion, the trained refiner (mel -> linear
   magnitude, ``inversion.mel_to_linear``, ``assets/inversion/refiner``) and phase
   retrieval (``inversion.phase``: fast Griffin-Lim by default);
-* ``synthesis-linear`` (B1): the predicted magnitude straight into phase retrieval.
+* ``synthesis-linear`` (B1): the predicted magnitude straight into phase retrieval;
+* ``synthesis`` with ``decoder='vocoder'``: the predicted mel spoken by the small neural
+  vocoder (``inversion.vocoder``, ``assets/inversion/vocoder_speech``); the magnitude and
+  phase options do not apply, and its waveform is not tied to the mixture's phase.
 
 Phase retrieval starts from the mixture's phase (``init='mixture'``, default: the
 estimate stays aligned with the voice in the mixture, which sample-level scores and the
@@ -23,6 +26,7 @@ from inversion import mel_to_linear, phase
 PHASES = ('fgla', 'gla', 'degli')
 INITS = ('mixture', 'random')
 MAGNITUDES = ('refiner', 'nnls', 'pinv')
+DECODERS = ('inversion', 'vocoder')
 DEFAULT_ITERATIONS = {'mel': 0, 'linear': 32}
 
 
@@ -42,6 +46,9 @@ class DecoderConfig:
     init: ``'mixture'`` (the mixture's phase) or ``'random'``.
     seed: int, the random initial phase.
     refiner: a refiner folder (None: the shipped one).
+    decoder: ``'inversion'`` (magnitude + phase retrieval) or ``'vocoder'`` (mel target
+      only: the neural vocoder speaks the predicted mel).
+    vocoder: a vocoder folder (None: the shipped one); ``decoder='vocoder'`` only.
   """
   magnitude: str = 'refiner'
   phase: str = 'fgla'
@@ -49,9 +56,12 @@ class DecoderConfig:
   init: str = 'mixture'
   seed: int = 0
   refiner: Optional[str] = None
+  decoder: str = 'inversion'
+  vocoder: Optional[str] = None
 
   def __post_init__(self):
-    for name, allowed in (('magnitude', MAGNITUDES), ('phase', PHASES), ('init', INITS)):
+    for name, allowed in (('magnitude', MAGNITUDES), ('phase', PHASES), ('init', INITS),
+                          ('decoder', DECODERS)):
       if getattr(self, name) not in allowed:
         raise ParameterError(f'synthesis {name} must be one of {list(allowed)}, got '
                              f'{getattr(self, name)!r}')
@@ -65,6 +75,14 @@ def prepare(model, config: DecoderConfig):
   tracing a ``tf.function`` (their variables must not be made inside the trace)."""
   from inversion import nets  # pylint: disable=g-import-not-at-top
   t = model.features.transform
+  if config.decoder == 'vocoder':
+    if model.config.target != 'mel':
+      raise ParameterError('synthesis decoder=vocoder speaks a mel target; '
+                           f'{model.config.method!r} predicts the linear magnitude')
+    from inversion import vocoder  # pylint: disable=g-import-not-at-top
+    with tf.init_scope():
+      vocoder.load_vocoder(config.vocoder, features=t.config)
+    return
   with tf.init_scope():
     if model.config.target == 'mel' and config.magnitude == 'refiner':
       nets.load_net(config.refiner, 'refiner', transform=t)
@@ -110,6 +128,11 @@ def separate(model, mixture, config: DecoderConfig):
   mixture = tf.convert_to_tensor(mixture, tf.float32)
   unit, gain = model.predict(mixture)
   scaled = mixture * gain[:, None]
-  voice = voice_from_magnitude(model, magnitude(model, unit, config), scaled, config)
+  if config.decoder == 'vocoder':
+    from inversion import vocoder  # pylint: disable=g-import-not-at-top
+    voice = vocoder.mel_to_waveform(model.features.to_magnitude_or_mel(unit),
+                                    vocoder=config.vocoder, length=tf.shape(mixture)[-1])
+  else:
+    voice = voice_from_magnitude(model, magnitude(model, unit, config), scaled, config)
   voice = voice / gain[:, None]
   return tf.stack([voice, mixture - voice], axis=1)

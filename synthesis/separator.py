@@ -10,8 +10,9 @@ under ``assets/separators/speech-noise/<method>/``.
 
 Options (keyword arguments of ``load_separator``, the fields of
 :class:`synthesis.decoder.DecoderConfig`): ``magnitude`` (mel -> magnitude, mel only),
-``phase``, ``n_iter``, ``init`` (``'mixture'`` or ``'random'``), ``seed``, ``refiner``;
-and ``chunk_s``.
+``phase``, ``n_iter``, ``init`` (``'mixture'`` or ``'random'``), ``seed``, ``refiner``,
+``decoder`` (``'inversion'`` or ``'vocoder'``: ``synthesis:decoder=vocoder``) and ``vocoder``
+(a vocoder folder); and ``chunk_s``.
 """
 
 import dataclasses
@@ -94,6 +95,8 @@ class SynthesisSeparator:
 
   def settings(self) -> Dict[str, Any]:
     out = dataclasses.asdict(self.decoder)
+    if out['decoder'] == 'inversion':   # the settings (and result keys) from before the vocoder
+      del out['decoder'], out['vocoder']
     if out['n_iter'] is None:
       out['n_iter'] = decoder.DEFAULT_ITERATIONS[self.config.target]
     return out
