@@ -1,6 +1,8 @@
 """The mel -> wav table: pinv / NNLS / refiner x GLA / FGLA / DeGLI, beside librosa.
 
   python mel_inversion_table.py --out_dir=out/mel_table --n_mels=80
+  python mel_inversion_table.py --out_dir=out/mel_table_96 --n_mels=96 --fmin=125 \
+      --fmax=7600 --vocoder_row            # + the neural vocoder (the priors' mel)
 
 Held-out clips of the test splits (`make data`, `make speech-data`); writes
 OUT_DIR/table.md, table.json and one example wav per group.
@@ -29,6 +31,9 @@ flags.DEFINE_list('n_iters', ['32', '100'], 'Phase iterations.')
 flags.DEFINE_boolean('librosa', True, 'Add librosa.feature.inverse.mel_to_audio rows.')
 flags.DEFINE_string('refiner', None, 'Refiner folder; default the shipped one.')
 flags.DEFINE_string('degli', None, 'DeGLI folder; default the shipped one.')
+flags.DEFINE_boolean('vocoder_row', False, 'Add the neural vocoder row (needs its mel: '
+                     '--n_mels=96 --fmin=125 --fmax=7600).')
+flags.DEFINE_string('vocoder', None, 'Vocoder folder; default the shipped one.')
 
 
 def main(argv):
@@ -39,7 +44,8 @@ def main(argv):
       n_mels=FLAGS.n_mels, fmin=FLAGS.fmin, fmax=FLAGS.fmax,
       magnitudes=tuple(FLAGS.magnitudes), phases=tuple(FLAGS.phases),
       n_iters=tuple(int(n) for n in FLAGS.n_iters), librosa=FLAGS.librosa,
-      refiner=FLAGS.refiner, degli=FLAGS.degli)
+      refiner=FLAGS.refiner, degli=FLAGS.degli, vocoder_row=FLAGS.vocoder_row,
+      vocoder=FLAGS.vocoder)
   mel_table.run(config)
 
 

@@ -9,6 +9,13 @@ Griffin-Lim) on the same mels. Each rebuilt waveform is scored against the
 original: spectral convergence of its STFT (dB, lower is better), PESQ (wide
 band) and STOI (``pesq`` / ``pystoi`` packages); medians over the clips of
 each group (speech, instruments) and over all, and the seconds per clip.
+With ``vocoder_row`` (mel features of the vocoder's, 96 bands 125-7,600 Hz) the
+neural vocoder (``inversion.vocoder``) is one more row.
+
+:func:`true_mel_scores`: the voice + noise tracks' clean voice mel decoded by the
+vocoder and by the project's refiner + phase retrieval, scored as
+``experiments/studies/synthesis_scores`` scores the separators (PESQ / STOI / SI-SDR
+/ SDR), with CPU and wall seconds per audio second (docs/vocoder.md).
 """
 
 import dataclasses
@@ -74,6 +81,8 @@ class MelTableConfig:
     librosa: add ``librosa.feature.inverse.mel_to_audio`` rows.
     refiner, degli: network folders (None: the shipped ones).
     seed: initial random phase.
+    vocoder_row: add the neural vocoder's row (its features must be these).
+    vocoder: vocoder folder (None: the shipped one).
   """
   out_dir: str
   groups: Tuple[Tuple[str, str], ...] = split_groups('test')
@@ -92,6 +101,8 @@ class MelTableConfig:
   refiner: Optional[str] = None
   degli: Optional[str] = None
   seed: int = 0
+  vocoder_row: bool = False
+  vocoder: Optional[str] = None
 
   def __post_init__(self):
     for m in self.magnitudes:
@@ -193,6 +204,8 @@ def run(config: MelTableConfig, *, log=print) -> Dict[str, Any]:
         log(_row_line(row, groups))
         _write_examples(config.out_dir, f"{mag_name}_{ph.replace('@', '_m')}{n_iter}", out,
                         groups, sr)
+  if config.vocoder_row:
+    rows.append(_vocoder_row(config, mel, waves, true_mags, t, groups, log))
   if config.librosa:
     try:
       import librosa  # pylint: disable=g-import-not-at-top
@@ -227,6 +240,125 @@ def run(config: MelTableConfig, *, log=print) -> Dict[str, Any]:
   with atomic_path(os.path.join(config.out_dir, 'table.md')) as tmp:
     with open(tmp, 'w', encoding='utf-8') as f:
       f.write(markdown(results))
+  return results
+
+
+def _vocoder_row(config, mel, waves, true_mags, t, groups, log):
+  """The neural vocoder on ``mel`` ``[n, n_frames, n_mels]``: one table row."""
+  from inversion import vocoder  # pylint: disable=g-import-not-at-top
+  length = waves.shape[1]
+  model, meta = vocoder.load_vocoder(config.vocoder, features=config.features())
+  vocoder.mel_to_waveform(mel[:1, :4], vocoder=config.vocoder)   # trace outside the timing
+  t0 = time.perf_counter()
+  out = vocoder.mel_to_waveform(mel, vocoder=config.vocoder, length=length).numpy()
+  seconds = time.perf_counter() - t0
+  row = {'magnitude': f"vocoder ({model.config.architecture}, step {meta.get('step')})",
+         'phase': '-', 'n_iter': 0, 'seconds_per_clip': seconds / len(waves),
+         'magnitude_sc_db': None}
+  row.update(score_row(waves, true_mags, out, t, config.sample_rate))
+  log(_row_line(row, groups))
+  _write_examples(config.out_dir, 'vocoder', out, groups, config.sample_rate)
+  return row
+
+
+class TrueMel:
+  """The clean voice's mel (the synthesis encoder's target, at its input level)
+  decoded by ``synthesis.decoder`` with ``decoder_config`` (``decoder='vocoder'``: the
+  neural vocoder); an oracle separator, the noise is the mixture minus the voice."""
+
+  def __init__(self, decoder_config, voice: np.ndarray):
+    from synthesis import decoder, encoder  # pylint: disable=g-import-not-at-top
+    self._decoder, self._encoder = decoder, encoder
+    self.model = encoder.SynthesisEncoder(encoder.named_config('cpu', target='mel'))
+    self.config = decoder_config
+    decoder.prepare(self.model, self.config)
+    self.voice = voice
+
+  def separate(self, mixture: np.ndarray, sample_rate: int) -> Dict[str, np.ndarray]:
+    del sample_rate
+    from inversion import vocoder  # pylint: disable=g-import-not-at-top
+    dec, model = self._decoder, self.model
+    mix = tf.constant(mixture[None].astype(np.float32))
+    scaled, gain = self._encoder.normalise(mix, model.config.level_db)
+    unit = model.features.target(tf.constant(self.voice[None].astype(np.float32)) *
+                                 gain[:, None])
+    if self.config.decoder == 'vocoder':
+      voice = vocoder.mel_to_waveform(model.features.to_magnitude_or_mel(unit),
+                                      vocoder=self.config.vocoder, length=mixture.size)
+    else:
+      voice = dec.voice_from_magnitude(model, dec.magnitude(model, unit, self.config), scaled,
+                                       self.config)
+    voice = (voice / gain[:, None]).numpy()[0]
+    return {'voice': voice, 'noise': mixture - voice}
+
+
+TRUE_MEL_ROWS = {
+    'true-mel': {},                                        # synthesis's default decoder
+    'true-mel:n_iter=32,init=random': {'n_iter': 32, 'init': 'random'},   # pure synthesis
+    'true-mel:decoder=vocoder': {'decoder': 'vocoder'},
+}
+
+
+def true_mel_scores(tracks_dir: str, out_dir: str, rows: Sequence[str] = tuple(TRUE_MEL_ROWS), *,
+                    vocoder: Optional[str] = None, n_tracks: int = 0,
+                    log=print) -> Dict[str, Any]:
+  """Scores mel -> wav decoders on the clean voices of voice + noise tracks.
+
+  Args:
+    tracks_dir: a voice + noise split or references folder
+      (``synthesis_scores.read_tracks``).
+    out_dir: folder for ``scores.json`` / ``scores.md`` and ``<row>_<track>.wav`` of the
+      first track.
+    rows: keys of :data:`TRUE_MEL_ROWS`.
+    vocoder: a vocoder folder (None: the shipped one).
+
+  Returns:
+    ``{row: {'tracks': {name: scores}, 'summary': {...}}}``; the summary has
+    ``cpu_s_per_audio_s`` (process CPU time, all threads) and ``s_per_audio_s`` (wall).
+  """
+  from experiments.studies import synthesis_scores as ss  # pylint: disable=g-import-not-at-top
+  from synthesis import decoder  # pylint: disable=g-import-not-at-top
+  unknown = sorted(set(rows) - set(TRUE_MEL_ROWS))
+  if unknown:
+    raise ParameterError(f'unknown rows {unknown}; choose from {list(TRUE_MEL_ROWS)}')
+  tracks = ss.read_tracks(tracks_dir, n_tracks)
+  os.makedirs(out_dir, exist_ok=True)
+  results = {}
+  for row in rows:
+    options = dict(TRUE_MEL_ROWS[row])
+    if options.get('decoder') == 'vocoder':
+      options['vocoder'] = vocoder
+    config = decoder.DecoderConfig(**options)
+    sep = TrueMel(config, tracks[0][2][0][:ss.RATE])
+    sep.separate(tracks[0][1][:ss.RATE], ss.RATE)   # trace outside the timing
+    per_track, wall, cpu, audio_s = {}, 0.0, 0.0, 0.0
+    for k, (name, mixture, sources) in enumerate(tracks):
+      sep.voice = sources[0]
+      w0, c0 = time.perf_counter(), time.process_time()
+      out = sep.separate(mixture, ss.RATE)
+      wall += time.perf_counter() - w0
+      cpu += time.process_time() - c0
+      audio_s += len(mixture) / ss.RATE
+      est = np.stack([out['voice'], out['noise']]).astype(np.float64)
+      per_track[name] = ss.score_track(mixture, sources, est)
+      if k == 0:
+        audio.write_wav(os.path.join(out_dir, f"{row.replace(':', '_').replace(',', '_')}_{name}.wav"),
+                        out['voice'] / max(1.0, float(np.abs(out['voice']).max())), ss.RATE)
+    keys = [k for k in next(iter(per_track.values())) if k != 'notes']
+    summary = {k: float(np.nanmedian([t[k] for t in per_track.values()]) if k.startswith('sdr')
+                        else np.nanmean([t[k] for t in per_track.values()])) for k in keys}
+    summary['s_per_audio_s'] = wall / audio_s
+    summary['cpu_s_per_audio_s'] = cpu / audio_s
+    results[row] = {'tracks': per_track, 'summary': summary}
+    log(f'{row}: ' + ', '.join(f'{k} {v:.3f}' for k, v in summary.items()))
+  doc = {'tracks_dir': tracks_dir, 'n_tracks': len(tracks), 'rows': list(rows),
+         'vocoder': vocoder, 'cpu': compute.cpu_description(),
+         'load_average': list(os.getloadavg()),
+         'date': datetime.datetime.now().isoformat(timespec='seconds'), 'results': results}
+  write_json_atomic(os.path.join(out_dir, 'scores.json'), doc)
+  with atomic_path(os.path.join(out_dir, 'scores.md')) as tmp:
+    with open(tmp, 'w', encoding='utf-8') as f:
+      f.write(ss.markdown(results))
   return results
 
 
