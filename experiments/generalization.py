@@ -16,8 +16,12 @@ the IRM2 oracle and the mixture itself separate each condition's tracks
 per condition); the matrix (method x condition, median and interquartile range
 of the SDR over tracks, per source) goes to ``matrix.md`` / ``matrix.json``, the
 heat map of the median SDR improvement over the mixture to ``matrix.png`` and
-an index page linking the condition reports to ``index.html``. Everything
-resumes: rendered sets, separated tracks and scores are kept.
+an index page linking the condition reports to ``index.html``. For speech-noise
+the voice also gets PESQ (wide band) and STOI tables (method x condition, median
+and interquartile range) and their heat map ``matrix_quality.png``, when the
+``[quality]`` extra (``pip install pesq pystoi``) is installed; without it one
+line says so. Everything resumes: rendered sets, separated tracks and scores are
+kept, so rerunning after a new metric only computes that metric.
 
   python evaluate_generalization.py --task=piano-violin --n_tracks=3 --out_dir=out/matrix
 """
@@ -34,6 +38,7 @@ import numpy as np
 
 from common.atomic import atomic_path, write_json_atomic
 from common.errors import ParameterError
+from evaluation.speech_quality import METRICS as QUALITY_METRICS
 from experiments import evaluate_tracks
 from experiments import separators
 
@@ -226,10 +231,66 @@ def matrix_rows(results: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
       key = (r['method'], r['source'])
       out = rows.setdefault(key, {'method': r['method'], 'source': r['source'],
                                   'cells': {}})
-      out['cells'][cond] = {'SDR': r['SDR'], 'SDRi': r['SDR'] - mixture[r['source']],
-                            'quartiles': r.get('quartiles', {}).get('SDR'),
-                            'SI-SDR': r['SI-SDR'], 'n_tracks': r['n_tracks'], 'text': _cell(r)}
+      cell = out['cells'][cond] = {
+          'SDR': r['SDR'], 'SDRi': r['SDR'] - mixture[r['source']],
+          'quartiles': r.get('quartiles', {}).get('SDR'),
+          'SI-SDR': r['SI-SDR'], 'n_tracks': r['n_tracks'], 'text': _cell(r)}
+      if r.get('speech'):
+        for metric in QUALITY_METRICS:
+          q = r.get('quartiles', {}).get(metric, [float('nan')] * 2)
+          digits = 3 if metric == 'STOI' else 2
+          cell[metric] = {'median': r[metric], 'quartiles': q,
+                          'text': f"{r[metric]:.{digits}f} [{q[0]:.{digits}f}, "
+                                  f"{q[1]:.{digits}f}]"}
   return list(rows.values())
+
+
+def quality_markdown(rows: List[Dict[str, Any]], conditions: Sequence[Condition]) -> str:
+  """PESQ and STOI tables (method x condition) of the speech sources; '' if none."""
+  speech = [r for r in rows if any(QUALITY_METRICS[0] in c for c in r['cells'].values())]
+  if not speech:
+    return ''
+  lines = []
+  for metric, title in (('PESQ', 'PESQ (ITU-T P.862.2 wide band, MOS-LQO)'),
+                        ('STOI', 'STOI')):
+    lines += ['', f'{title} of the speech source(s), median over tracks [25th, 75th '
+              'percentile]:', '',
+              '| method | source | ' + ' | '.join(c.title for c in conditions) + ' |',
+              '|---|---|' + '---:|' * len(conditions)]
+    for r in speech:
+      cells = [r['cells'].get(c.name, {}).get(metric, {}).get('text', '') for c in conditions]
+      lines.append(f"| {r['method']} | {r['source']} | " + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def quality_heat_map(path: str, rows: List[Dict[str, Any]], conditions: Sequence[Condition]):
+  """Median PESQ and STOI of the speech sources, method x condition, side by side."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  speech = [r for r in rows if any(QUALITY_METRICS[0] in c for c in r['cells'].values())]
+  fig, axes = plt.subplots(1, 2, figsize=(2.0 + 3.6 * len(conditions),
+                                          1.1 + 0.42 * len(speech)), squeeze=False)
+  for ax, metric, (lo, hi) in zip(axes[0], QUALITY_METRICS, ((1.0, 4.5), (0.5, 1.0))):
+    values = np.array([[r['cells'].get(c.name, {}).get(metric, {}).get('median', np.nan)
+                        for c in conditions] for r in speech], np.float64)
+    im = ax.imshow(values, cmap='viridis', vmin=lo, vmax=hi, aspect='auto')
+    ax.set_xticks(range(len(conditions)), [c.title.replace(', ', ',\n') for c in conditions],
+                  fontsize=8)
+    ax.set_yticks(range(len(speech)), [f"{r['method']} / {r['source']}" for r in speech],
+                  fontsize=8)
+    for i in range(values.shape[0]):
+      for j in range(values.shape[1]):
+        if np.isfinite(values[i, j]):
+          ax.text(j, i, f'{values[i, j]:.2f}', ha='center', va='center', fontsize=8,
+                  color='white' if values[i, j] < lo + 0.6 * (hi - lo) else 'black')
+    fig.colorbar(im, ax=ax)
+    ax.set_title(f'median {metric}' + (' (wide band)' if metric == 'PESQ' else ''),
+                 fontsize=9)
+  fig.tight_layout()
+  with atomic_path(path, suffix='.tmp.png') as tmp:
+    fig.savefig(tmp, dpi=110)
+  plt.close(fig)
 
 
 def markdown(rows: List[Dict[str, Any]], conditions: Sequence[Condition], *, header: str) -> str:
@@ -271,12 +332,16 @@ def heat_map(path: str, rows: List[Dict[str, Any]], conditions: Sequence[Conditi
   plt.close(fig)
 
 
-def index_page(path: str, config: MatrixConfig, conditions: Sequence[Condition], table: str):
+def index_page(path: str, config: MatrixConfig, conditions: Sequence[Condition], table: str,
+               *, quality_png: bool = False):
   links = '\n'.join(
       f'<li><a href="eval/{c.name}/report/report.html">{html.escape(c.title)}</a></li>'
       for c in conditions)
+  quality = ('<p><img src="matrix_quality.png" alt="PESQ and STOI heat map"></p>'
+             if quality_png else '')
   body = (f'<h1>Generalisation matrix: {html.escape(config.task)}</h1>'
-          f'<p><img src="matrix.png" alt="heat map"></p><pre>{html.escape(table)}</pre>'
+          f'<p><img src="matrix.png" alt="heat map"></p>{quality}'
+          f'<pre>{html.escape(table)}</pre>'
           f'<h2>Listen, condition by condition</h2><ul>{links}</ul>')
   with atomic_path(path) as tmp:
     with open(tmp, 'w', encoding='utf-8') as f:
@@ -304,16 +369,25 @@ def run(config: MatrixConfig, *, log=print) -> Dict[str, Any]:
       speed.setdefault(label, []).append(value)
   header = (f'{config.task}: {config.n_tracks} track(s) per condition; '
             f'CPU {compute.cpu_description()}')
-  table = markdown(rows, conditions, header=header)
+  table = markdown(rows, conditions, header=header) + quality_markdown(rows, conditions)
+  notes = sorted({s['quality_note'] for s in results.values() if s.get('quality_note')})
+  for note in notes:
+    log(note)
+    table += '\n' + note + '\n'
+  quality_png = bool(quality_markdown(rows, conditions))
   doc = {'task': config.task, 'n_tracks': config.n_tracks, 'methods': list(specs),
          'conditions': [dataclasses.asdict(c) for c in conditions], 'rows': rows,
          'seconds_per_audio_second': {k: float(np.median(v)) for k, v in speed.items()},
-         'cpu': compute.cpu_description(), 'wall_s': time.time() - t0}
+         'cpu': compute.cpu_description(), 'wall_s': time.time() - t0,
+         'quality_notes': notes}
   write_json_atomic(os.path.join(config.out_dir, 'matrix.json'), doc)
   with atomic_path(os.path.join(config.out_dir, 'matrix.md')) as tmp:
     with open(tmp, 'w', encoding='utf-8') as f:
       f.write(table)
   heat_map(os.path.join(config.out_dir, 'matrix.png'), rows, conditions)
-  index_page(os.path.join(config.out_dir, 'index.html'), config, conditions, table)
+  if quality_png:
+    quality_heat_map(os.path.join(config.out_dir, 'matrix_quality.png'), rows, conditions)
+  index_page(os.path.join(config.out_dir, 'index.html'), config, conditions, table,
+             quality_png=quality_png)
   log(table)
   return doc
