@@ -2,7 +2,7 @@
 
   python mel_inversion_table.py --out_dir=out/mel_table --n_mels=80
   python mel_inversion_table.py --out_dir=out/mel_table_96 --n_mels=96 --fmin=125 \
-      --fmax=7600 --vocoder_row            # + the neural vocoder (the priors' mel)
+      --fmax=7600 --vocoder_row --groups=speech   # + the neural vocoder (the priors' mel)
 
 Held-out clips of the test splits (`make data`, `make speech-data`); writes
 OUT_DIR/table.md, table.json and one example wav per group.
@@ -19,6 +19,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('out_dir', 'out/mel_table', 'Output folder.')
 flags.DEFINE_enum('split', 'test', ['test', 'validation'],
                   'Held-out clips: test (the table), or validation (to choose settings on).')
+flags.DEFINE_list('groups', ['speech', 'piano', 'violin'],
+                  'Groups of held-out clips to use (speech: out/speech, the others out/data/render).')
 flags.DEFINE_integer('n_per_group', 6, 'Clips per group (speech, piano, violin).')
 flags.DEFINE_float('duration_s', 3.0, 'Seconds per clip.')
 flags.DEFINE_integer('n_mels', 80, 'Mel bands.')
@@ -38,8 +40,13 @@ flags.DEFINE_string('vocoder', None, 'Vocoder folder; default the shipped one.')
 
 def main(argv):
   del argv
+  known = [g for g, _ in mel_table.split_groups(FLAGS.split)]
+  if not FLAGS.groups or set(FLAGS.groups) - set(known):
+    from common.errors import ParameterError  # pylint: disable=g-import-not-at-top
+    raise ParameterError(f'--groups must name some of {known}, got {FLAGS.groups}')
   config = mel_table.MelTableConfig(
-      out_dir=FLAGS.out_dir, groups=mel_table.split_groups(FLAGS.split),
+      out_dir=FLAGS.out_dir,
+      groups=tuple(g for g in mel_table.split_groups(FLAGS.split) if g[0] in FLAGS.groups),
       n_per_group=FLAGS.n_per_group, duration_s=FLAGS.duration_s,
       n_mels=FLAGS.n_mels, fmin=FLAGS.fmin, fmax=FLAGS.fmax,
       magnitudes=tuple(FLAGS.magnitudes), phases=tuple(FLAGS.phases),

@@ -453,7 +453,8 @@ def load_vocoder(path: Optional[str] = None, *, features: Optional[FeatureConfig
     _CACHE[key] = (model, meta)
   model, meta = _CACHE[key]
   if features is not None:
-    diff = model.config.features.differences(features)
+    diff = {k: v for k, v in model.config.features.differences(features).items()
+            if k not in ('patch_frames', 'patch_samples')}   # patches: not the vocoder's concern
     if diff:
       raise ParameterError(f'the vocoder in {path} was trained on other mel features '
                            f'({diff}); train one for these (train_vocoder.py)')
