@@ -7,6 +7,9 @@ fine-tunes a noise-conditioned family of flows for BASIS.
   python train_glow.py --mode=sample --prior=priors/glow_mnist --out=grid.png
   python train_glow.py --mode=finetune_noise --init_from=priors/glow_mnist \
       --workdir=priors/glow_mnist_family --steps_per_sigma=2000
+  python train_glow.py --mode=finetune_noise --init_from=priors/glow_mnist \
+      --init_family=priors/glow_mnist_family --score_matching_weight=100 \
+      --workdir=priors/glow_mnist_family_dsm --steps_per_sigma=500
 
 Rerunning a train (or finetune_noise) command with the same --workdir
 resumes. Metrics report train/test bits per dimension. --prior is a prior
@@ -60,6 +63,14 @@ def define_flags(fv=flags.FLAGS):
                        flag_values=fv)
   flags.DEFINE_integer('steps_per_sigma', 1000, 'finetune_noise: steps per noise level.',
                        flag_values=fv)
+  flags.DEFINE_float('score_matching_weight', 0.0,
+                     'finetune_noise: adds this times the denoising score-matching loss '
+                     'mean((z + sigma grad log p)^2) to the bits/dim (0: likelihood only). '
+                     'BASIS uses only the score; see docs/flows.md.', flag_values=fv)
+  flags.DEFINE_string('init_family', None,
+                      'finetune_noise: start each level from this family\'s member of the '
+                      'same sigma (it must have the levels asked for) instead of the level '
+                      'below; --init_from still names the clean prior.', flag_values=fv)
   flags.adopt_module_key_flags(flag_groups, flag_values=fv)   # --help lists them
 
 

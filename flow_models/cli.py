@@ -63,6 +63,10 @@ class GlowRunConfig(TrainingRunConfig):
     temperature: latent standard deviation of sample grids.
     n_grid: samples in the preview grid at each evaluation.
     steps_per_sigma: finetune_noise: steps per noise level.
+    score_matching_weight: finetune_noise: weight of the denoising
+      score-matching loss added to the bits/dim (0: likelihood only).
+    init_family: finetune_noise: a family whose member of each sigma starts
+      that level (None: the level below, the first from ``init_from``).
   """
 
   MODES: ClassVar[Tuple[str, ...]] = ('train', 'sample', 'export', 'finetune_noise')
@@ -85,6 +89,8 @@ class GlowRunConfig(TrainingRunConfig):
   temperature: float = 0.7
   n_grid: int = 36
   steps_per_sigma: int = 1000
+  score_matching_weight: float = 0.0
+  init_family: Optional[str] = None
 
   def __post_init__(self):
     super().__post_init__()
@@ -102,6 +108,15 @@ class GlowRunConfig(TrainingRunConfig):
                              '--workdir (the family folder)')
       checks.check_positive(self, 'batch_size', 'steps_per_sigma', 'num_levels',
                                 'learning_rate')
+    if not (np.isfinite(self.score_matching_weight) and self.score_matching_weight >= 0):
+      raise ParameterError('--score_matching_weight must be a finite number >= 0, got '
+                           f'{self.score_matching_weight!r}')
+    if self.mode != 'finetune_noise':
+      for name in ('init_family',) + (('score_matching_weight',)
+                                       if self.score_matching_weight else ()):
+        if getattr(self, name):
+          raise ParameterError(f'--{name} is a --mode=finetune_noise flag '
+                               f'(--mode={self.mode})')
 
   def flow_config(self, image_shape):
     """The GlowConfig / RealNVPConfig asked for, for images of ``image_shape``.
@@ -199,6 +214,7 @@ def finetune_noise(config: GlowRunConfig):
       config.init_from, config.workdir, sigmas, train_data=train_ds, eval_data=test_ds,
       loop_config=_loop_config(config, config.steps_per_sigma),
       learning_rate=config.learning_rate, warmup_steps=config.warmup_steps,
+      score_matching_weight=config.score_matching_weight, init_family=config.init_family,
       n_grid=config.n_grid, temperature=config.temperature, colormap=_colormap(config),
       strategy=get_strategy(config.strategy), extra={'command': config.command})
   print(f"family of {len(family['levels'])} flows (sigma {family['sigmas'][0]:.4g} .. "

@@ -48,6 +48,11 @@ class FlowTrainConfig:
     warmup_steps: linear learning-rate warm-up.
     noise_sigma: float >= 0; > 0 trains on ``x + N(0, sigma^2)`` (one member
       of a noise-conditioned family), in data units.
+    score_matching_weight: float >= 0; with ``noise_sigma > 0`` adds this
+      times the denoising score-matching loss ``mean((z + sigma s(x))^2)``
+      (``s = grad_x log p``, ``x = x0 + sigma z``; it equals Tweedie's
+      ``MSE / sigma^2`` of ``basis.denoising_error``) to the bits/dim: BASIS
+      uses only the score, which likelihood training leaves rough.
     num_bins: 256 for 8-bit images (bits/dim of the dequantised data, the
       ``-D log 256`` Jacobian counted), None for continuous data (mel
       patches: bits/dim of the density in [0, 1] units).
@@ -63,6 +68,7 @@ class FlowTrainConfig:
   optimizer: str = 'adamax'
   warmup_steps: int = 0
   noise_sigma: float = 0.0
+  score_matching_weight: float = 0.0
   num_bins: Optional[int] = 256
   n_grid: int = 36
   temperature: float = 0.7
@@ -74,6 +80,14 @@ class FlowTrainConfig:
       raise ParameterError(f'flow must be a GlowConfig or RealNVPConfig, got {self.flow!r}')
     if not self.noise_sigma >= 0:
       raise ParameterError(f'noise_sigma must be >= 0, got {self.noise_sigma!r}')
+    if not (np.isfinite(self.score_matching_weight) and self.score_matching_weight >= 0):
+      raise ParameterError('score_matching_weight must be a finite number >= 0, got '
+                           f'{self.score_matching_weight!r}')
+    if self.score_matching_weight > 0 and not self.noise_sigma > 0:
+      raise ParameterError(
+          f'score_matching_weight={self.score_matching_weight} needs noise_sigma > 0 '
+          '(denoising score matching trains the score of the noisy data: a member of a '
+          'noise family, train_glow.py --mode=finetune_noise)')
     if self.noise_sigma > 0 and self.flow.preprocessing == 'logit':
       raise ParameterError(
           f'noise_sigma={self.noise_sigma}: noisy data leaves [0, 1], where logit '
@@ -88,10 +102,13 @@ class FlowTrainConfig:
 
   def description(self) -> Dict[str, Any]:
     """What defines the model and its data (compared on resume)."""
-    return {'model': self.model_name, 'flow': self.flow.to_dict(),
-            'image_shape': [int(v) for v in self.image_shape],
-            'noise_sigma': float(self.noise_sigma), 'num_bins': self.num_bins,
-            'dataset': self.dataset}
+    out = {'model': self.model_name, 'flow': self.flow.to_dict(),
+           'image_shape': [int(v) for v in self.image_shape],
+           'noise_sigma': float(self.noise_sigma), 'num_bins': self.num_bins,
+           'dataset': self.dataset}
+    if self.score_matching_weight > 0:   # absent (0) in the runs that predate it
+      out['score_matching_weight'] = float(self.score_matching_weight)
+    return out
 
 
 def flow_config(model: str, **kwargs) -> FlowConfig:
@@ -125,6 +142,7 @@ def config_from_description(desc: Dict[str, Any]) -> FlowTrainConfig:
   return FlowTrainConfig(flow=flow_config(desc['model'], **desc['flow']),
                          image_shape=tuple(desc['image_shape']),
                          noise_sigma=float(desc.get('noise_sigma', 0.0)),
+                         score_matching_weight=float(desc.get('score_matching_weight', 0.0)),
                          num_bins=desc.get('num_bins', 256),
                          dataset=desc.get('dataset', {}))
 

@@ -39,26 +39,45 @@ from training.prior_io import read_json as _read_json
 
 
 def make_objective(distribution, config: FlowTrainConfig, *, training: bool) -> Callable:
-  """``(batch, seed) -> (loss, metrics)``: mean bits per dimension.
+  """``(batch, seed) -> (loss, metrics)``: mean bits per dimension (+ score matching).
 
   ``batch`` is float32 ``[batch, height, width, channels]`` in data units;
-  with ``config.noise_sigma > 0`` the function adds ``N(0, sigma^2)`` noise
-  drawn from ``seed``. ``training`` selects batch statistics in the coupling
-  networks' batch norms.
+  with ``config.noise_sigma > 0`` the function adds ``sigma z``, ``z ~ N(0, I)``
+  drawn from ``seed``. With ``config.score_matching_weight = w > 0`` the loss
+  is ``bits/dim + w * mean((z + sigma grad_x log p(x))^2)``: denoising score
+  matching (Vincent 2011) in the scale of Tweedie's ``MSE / sigma^2``
+  (``basis.denoising_error``), reported as ``denoising_mse_ratio``; its
+  gradient goes through ``grad_x log p`` (a second-order tape). ``training``
+  selects batch statistics in the coupling networks' batch norms.
   """
   d = model_lib.num_dims(distribution)
   sigma = float(config.noise_sigma)
+  weight = float(getattr(config, 'score_matching_weight', 0.0))
 
   def objective(batch, seed):
     x = tf.cast(batch, distribution.dtype)
+    z = None
     if sigma > 0:
-      x = x + sigma * tf.random.stateless_normal(tf.shape(x), seed, dtype=x.dtype)
+      z = tf.random.stateless_normal(tf.shape(x), seed, dtype=x.dtype)
+      x = x + sigma * z
     with model_lib.training_mode(distribution, training):
-      log_prob = distribution.log_prob(x)
+      if weight > 0:
+        with tf.GradientTape() as tape:
+          tape.watch(x)
+          log_prob = distribution.log_prob(x)
+        score = tape.gradient(log_prob, x)
+      else:
+        log_prob = distribution.log_prob(x)
     bpd = tf.reduce_mean(preprocessing.bits_per_dim(log_prob, d, num_bins=config.num_bins))
     nll = -tf.reduce_mean(log_prob) / d
-    return tf.cast(bpd, tf.float32), {'bits_per_dim': tf.cast(bpd, tf.float32),
-                                      'nll_nats_per_dim': tf.cast(nll, tf.float32)}
+    metrics = {'bits_per_dim': tf.cast(bpd, tf.float32),
+               'nll_nats_per_dim': tf.cast(nll, tf.float32)}
+    loss = bpd
+    if weight > 0:
+      dsm = tf.reduce_mean(tf.square(z + sigma * score))
+      metrics['denoising_mse_ratio'] = tf.cast(dsm, tf.float32)
+      loss = bpd + weight * dsm
+    return tf.cast(loss, tf.float32), metrics
 
   return objective
 
@@ -137,6 +156,7 @@ def finetune_noise(base_prior: str, family_dir: str, sigmas: Sequence[float], *,
                    train_data: tf.data.Dataset, loop_config: loop.LoopConfig,
                    eval_data: Optional[tf.data.Dataset] = None,
                    learning_rate: Optional[float] = None, warmup_steps: Optional[int] = None,
+                   score_matching_weight: float = 0.0, init_family: Optional[str] = None,
                    n_grid: int = 36, temperature: float = 0.7,
                    colormap: Optional[str] = None,
                    strategy: Optional[tf.distribute.Strategy] = None,
@@ -160,6 +180,12 @@ def finetune_noise(base_prior: str, family_dir: str, sigmas: Sequence[float], *,
     eval_data: clean test batches (noisy at the level's sigma in evaluation).
     learning_rate, warmup_steps: override the base prior's optimiser
       settings (None: Adamax at 1e-3 / the base's, no warm-up).
+    score_matching_weight: weight of the denoising score-matching loss added
+      to the bits/dim (:func:`make_objective`; 0: likelihood only).
+    init_family: a family folder; each level starts from its member of the
+      same sigma (it must have every level asked for) instead of the level
+      below. With ``score_matching_weight`` this refines a likelihood-trained
+      family into one whose scores denoise.
     n_grid, temperature, colormap: preview grids.
     strategy: a ``tf.distribute.Strategy``.
     extra: json-able additions to every export's config.
@@ -169,8 +195,9 @@ def finetune_noise(base_prior: str, family_dir: str, sigmas: Sequence[float], *,
     The family description (also ``family_dir/family.json``).
 
   Raises:
-    ParameterError: bad sigmas, a base prior with logit preprocessing, or a
-      family folder holding a different family.
+    ParameterError: bad sigmas, a base prior with logit preprocessing, a
+      family folder holding a different family, or an ``init_family``
+      without the levels asked for.
   """
   sig = np.asarray(sigmas, np.float64).reshape(-1)
   if len(sig) < 1 or np.any(~np.isfinite(sig)) or np.any(sig <= 0):
@@ -185,9 +212,12 @@ def finetune_noise(base_prior: str, family_dir: str, sigmas: Sequence[float], *,
   if previous is not None and not np.allclose(previous['sigmas'], sig, rtol=1e-9):
     raise ParameterError(f'{family_dir} holds a family for sigmas {previous["sigmas"]}, '
                          f'not {sig.tolist()}; use another folder')
+  starts = _init_family_members(init_family, sig) if init_family else None
   entries = []
   source = os.path.abspath(base_prior)
   for i, sigma in enumerate(sig):
+    if starts is not None:
+      source = starts[i]
     name = f'sigma_{i:02d}'
     out = os.path.join(family_dir, name)
     done = os.path.exists(os.path.join(out, PRIOR_CONFIG)) and _finished(
@@ -196,7 +226,8 @@ def finetune_noise(base_prior: str, family_dir: str, sigmas: Sequence[float], *,
       log(f'[{i + 1}/{len(sig)}] sigma={sigma:.4g}: already exported in {out}')
     else:
       config = dataclasses.replace(
-          base, noise_sigma=float(sigma), n_grid=n_grid, temperature=temperature,
+          base, noise_sigma=float(sigma), score_matching_weight=float(score_matching_weight),
+          n_grid=n_grid, temperature=temperature,
           learning_rate=base.learning_rate if learning_rate is None else learning_rate,
           warmup_steps=0 if warmup_steps is None else warmup_steps)
       workdir = os.path.join(family_dir, 'runs', name)
@@ -207,15 +238,50 @@ def finetune_noise(base_prior: str, family_dir: str, sigmas: Sequence[float], *,
               config, colormap=colormap, init_from=source, continue_steps=False),
           train_data, dataclasses.replace(loop_config, workdir=workdir),
           eval_data=eval_data, strategy=strategy)
-      add_bits_per_dim(workdir, metrics)
+      if score_matching_weight > 0:
+        metrics = _name_objective(workdir, metrics)
+      else:
+        add_bits_per_dim(workdir, metrics)
       export_prior(workdir, out, extra=dict(extra or {}, fine_tuned_from=source))
     entries.append({'sigma': float(sigma), 'prior': name})
+    description = {k: base_meta.get(k) for k in ('model', 'flow', 'image_shape', 'num_bins',
+                                                 'dataset')}
+    if score_matching_weight > 0:
+      description['score_matching_weight'] = float(score_matching_weight)
+    if init_family:
+      description['init_family'] = os.path.relpath(os.path.abspath(init_family),
+                                                   os.path.abspath(family_dir))
     family_lib.write_family(family_dir, entries, sigmas=sig, base_prior=base_prior,
-        steps_per_sigma=loop_config.total_steps, description={
-            k: base_meta.get(k) for k in ('model', 'flow', 'image_shape', 'num_bins',
-                                          'dataset')})
+        steps_per_sigma=loop_config.total_steps, description=description)
     source = os.path.abspath(out)
   return family_lib.read_family(family_dir)
+
+
+def _init_family_members(init_family: str, sigmas: np.ndarray):
+  """Absolute member folders of ``init_family`` for each of ``sigmas`` (ascending)."""
+  doc = family_lib.read_family(init_family)
+  have = {float(e['sigma']): os.path.abspath(os.path.join(init_family, e['prior']))
+          for e in doc['levels']}
+  out = []
+  for sigma in sigmas:
+    match = [folder for level, folder in have.items() if np.isclose(level, sigma, rtol=1e-6)]
+    if not match:
+      raise ParameterError(
+          f'--init_family {init_family} has no member for sigma {sigma:.6g} (its levels: '
+          f'{sorted(round(v, 6) for v in have)}); ask for its levels with --sigma_max, '
+          '--sigma_min and --num_levels')
+    out.append(match[0])
+  return out
+
+
+def _name_objective(workdir: str, metrics: Dict[str, Any]) -> Dict[str, Any]:
+  """With score matching the loop's loss is bits/dim + w * DSM: named so."""
+  metrics = dict(metrics)
+  for old, new in (('train_loss', 'train_objective'), ('eval_loss', 'test_objective')):
+    if old in metrics:
+      metrics[new] = metrics[old]
+  atomic.write_json_atomic(os.path.join(workdir, 'metrics.json'), metrics)
+  return metrics
 
 
 def _finished(prior_dir, sigma, steps) -> bool:

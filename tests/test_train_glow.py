@@ -156,6 +156,25 @@ class TrainGlowScriptTest(tf.test.TestCase):
                         '--sigma_min=0.1', '--steps_per_sigma=1', *TINY)
     self.assertEqual(again.stdout.count('already exported'), 2)
 
+  def test_score_matching_refines_a_family_level_by_level(self):
+    refined = os.path.join(self.root, 'family_dsm')
+    _run_script('--mode=finetune_noise', f'--init_from={self.prior}',
+                f'--init_family={self.family}', '--score_matching_weight=10',
+                f'--workdir={refined}', '--num_levels=2', '--sigma_max=0.5',
+                '--sigma_min=0.1', '--steps_per_sigma=1', *TINY)
+    doc = _read_json(os.path.join(refined, 'family.json'))
+    self.assertTrue(doc['complete'])
+    self.assertEqual(doc['description']['score_matching_weight'], 10.0)
+    for i in range(2):
+      member = _read_json(os.path.join(refined, f'sigma_{i:02d}', 'config.json'))
+      # Each level starts from the other family's member of its own sigma.
+      self.assertEqual(member['fine_tuned_from'],
+                       os.path.abspath(os.path.join(self.family, f'sigma_{i:02d}')))
+      self.assertEqual(member['score_matching_weight'], 10.0)
+      self.assertIn('train_objective', member['metrics'])
+      self.assertNotIn('train_bits_per_dim', member['metrics'])
+    FlowFamilyPrior(refined).validate_sigmas([0.5, 0.1])
+
   def test_run_basis_sep_separates_with_the_family(self):
     # The family's levels (stored ascending) become the schedule, largest first.
     out = os.path.join(self.root, 'basis_flow')
@@ -276,6 +295,91 @@ class PriorFolderTest(tf.test.TestCase):
     self.assertLess(losses[-1], losses[0] - 0.05)
     eval_loss, metrics = task.eval_fn(x, tf.constant([0, 0]))
     self.assertAllClose(metrics['bits_per_dim'], eval_loss)
+
+
+class ScoreMatchingTest(tf.test.TestCase):
+  """--score_matching_weight: denoising score matching added to bits/dim."""
+
+  def test_the_loss_is_bits_per_dim_plus_weight_times_tweedies_error_ratio(self):
+    sigma, weight = 0.2, 7.0
+    task = train_lib.make_task(_tiny_config(noise_sigma=sigma, score_matching_weight=weight),
+                               init_batch=_batch())
+    x0, seed = _batch(3, n=4), tf.constant([5, 6])
+    loss, metrics = task.eval_fn(x0, seed)
+    # The same noise, drawn here, and the score by a separate tape.
+    z = tf.random.stateless_normal(tf.shape(x0), seed)
+    x = x0 + sigma * z
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      log_prob = task.model.log_prob(x)
+    score = tape.gradient(log_prob, x)
+    ratio = np.mean(np.square((x + sigma ** 2 * score - x0).numpy())) / sigma ** 2
+    self.assertAllClose(metrics['denoising_mse_ratio'], ratio, rtol=1e-4)
+    self.assertAllClose(loss, metrics['bits_per_dim'] + weight * ratio, rtol=1e-5)
+
+  def test_training_on_score_matching_alone_lowers_the_denoising_error(self):
+    # A tiny weight on bits/dim is impossible to set apart, so compare the
+    # error ratio itself before and after steps that follow its gradient.
+    config = _tiny_config(noise_sigma=0.3, score_matching_weight=100.0, learning_rate=3e-3)
+    task = train_lib.make_task(config, init_batch=_batch())
+    variables = task.model.trainable_variables
+    x = _batch(2)
+
+    @tf.function
+    def step(seed):
+      with tf.GradientTape() as tape:
+        loss, metrics = task.loss_fn(x, seed)
+      grads = tape.gradient(loss, variables)
+      task.optimizer.apply_gradients(zip(grads, variables))
+      return metrics['denoising_mse_ratio']
+
+    def ratio():
+      return np.mean([float(task.eval_fn(x, tf.constant([9, i]))[1]['denoising_mse_ratio'])
+                      for i in range(4)])
+
+    before = ratio()
+    for i in range(30):
+      step(tf.constant([0, i]))
+    self.assertLess(ratio(), before - 0.05)
+
+  def test_bad_weights_give_parameter_errors(self):
+    with self.assertRaisesRegex(ParameterError, 'finite number >= 0'):
+      _tiny_config(noise_sigma=0.1, score_matching_weight=-1.0)
+    with self.assertRaisesRegex(ParameterError, 'finite number >= 0'):
+      _tiny_config(noise_sigma=0.1, score_matching_weight=float('nan'))
+    with self.assertRaisesRegex(ParameterError, 'needs noise_sigma > 0'):
+      _tiny_config(score_matching_weight=1.0)
+
+  def test_the_weight_is_in_the_description_only_when_used(self):
+    self.assertNotIn('score_matching_weight', _tiny_config(noise_sigma=0.1).description())
+    desc = _tiny_config(noise_sigma=0.1, score_matching_weight=3.0).description()
+    self.assertEqual(desc['score_matching_weight'], 3.0)
+    self.assertEqual(train_lib.config_from_description(desc).score_matching_weight, 3.0)
+
+  def test_cli_rejects_finetune_flags_in_other_modes(self):
+    from flow_models import cli  # pylint: disable=g-import-not-at-top
+    with self.assertRaisesRegex(ParameterError, '--init_family is a --mode=finetune_noise'):
+      cli.GlowRunConfig(mode='train', workdir='w', init_family='f')
+    with self.assertRaisesRegex(ParameterError,
+                                '--score_matching_weight is a --mode=finetune_noise'):
+      cli.GlowRunConfig(mode='train', workdir='w', score_matching_weight=1.0)
+
+  def test_an_init_family_without_the_levels_asked_for_is_a_parameter_error(self):
+    root = self.create_tempdir().full_path
+    config = _tiny_config()
+    dist = train_lib.build_model(config)
+    model_lib.initialize(dist, _batch())
+    _write_prior(os.path.join(root, 'clean'), config, dist)
+    from flow_models import family as family_lib  # pylint: disable=g-import-not-at-top
+    family_lib.write_family(os.path.join(root, 'fam'), [{'sigma': 0.5, 'prior': 'sigma_00'}],
+                            sigmas=[0.5])
+    from training import loop  # pylint: disable=g-import-not-at-top
+    with self.assertRaisesRegex(ParameterError, 'has no member for sigma 0.1'):
+      train_lib.finetune_noise(os.path.join(root, 'clean'), os.path.join(root, 'out'),
+                               [0.1, 0.5], train_data=tf.data.Dataset.from_tensors(_batch()),
+                               loop_config=loop.LoopConfig(workdir='x', total_steps=1),
+                               init_family=os.path.join(root, 'fam'))
+    self.assertFalse(os.path.exists(os.path.join(root, 'out', 'sigma_00')))
 
 
 if __name__ == '__main__':
