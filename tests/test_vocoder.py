@@ -142,6 +142,27 @@ class VocoderNetworkTest(tf.test.TestCase):
       vocoder.load_vocoder(out_dir)
 
 
+class SynthesisDecoderOptionTest(tf.test.TestCase):
+
+  def test_synthesis_decoder_vocoder_speaks_the_predicted_mel(self):
+    from synthesis import decoder, encoder  # pylint: disable=g-import-not-at-top
+    root = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, root)
+    folder = os.path.join(root, 'voc')
+    vocoder.export_vocoder(folder, vocoder.Vocoder(TINY), {})
+    model = encoder.SynthesisEncoder(encoder.named_config('cpu', target='mel'))
+    config = decoder.DecoderConfig(decoder='vocoder', vocoder=folder)
+    mixture = _voiceish(0.5, 180, 0)[None]
+    out = decoder.separate(model, mixture, config)
+    self.assertEqual(out.shape, (1, 2, mixture.shape[1]))
+    self.assertAllClose(out[:, 0] + out[:, 1], mixture, atol=1e-6)   # noise = mixture - voice
+    linear = encoder.SynthesisEncoder(encoder.named_config('cpu', target='linear'))
+    with self.assertRaisesRegex(ParameterError, 'decoder=vocoder speaks a mel target'):
+      decoder.separate(linear, mixture, config)
+    with self.assertRaisesRegex(ParameterError, 'decoder must be one of'):
+      decoder.DecoderConfig(decoder='wavenet')
+
+
 class ShippedVocoderTest(tf.test.TestCase):
 
   def test_shipped_vocoder_keeps_the_pitch_of_a_tone(self):
