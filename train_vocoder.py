@@ -34,6 +34,8 @@ flags.DEFINE_integer('batch_size', 16, 'Segments per step.')
 flags.DEFINE_integer('segment_frames', 16, 'Mel frames per segment (x hop_length samples).')
 flags.DEFINE_float('learning_rate', 5e-4, 'Adam learning rate.')
 flags.DEFINE_list('gain_db', ['-15', '10'], 'Random segment gain range, dB.')
+flags.DEFINE_integer('tones', 0, 'Synthetic tone clips (steady / gliding sines with a few '
+                     'harmonics) added to the training clips.')
 flags.DEFINE_integer('max_files', 2000, 'At most this many files per folder or pattern.')
 flags.DEFINE_integer('seed', 0, 'Seed.')
 flags.DEFINE_integer('eval_every', 500, 'Steps between evaluations.')
@@ -67,7 +69,8 @@ def main(argv):
       workdir=FLAGS.workdir, train_data=tuple(FLAGS.train_data),
       eval_data=tuple(FLAGS.eval_data), network=net, init=FLAGS.init, steps=FLAGS.steps,
       batch_size=FLAGS.batch_size, segment_frames=FLAGS.segment_frames,
-      learning_rate=FLAGS.learning_rate, gain_db=gain, max_files=FLAGS.max_files,
+      learning_rate=FLAGS.learning_rate, gain_db=gain, tones=FLAGS.tones,
+      max_files=FLAGS.max_files,
       seed=FLAGS.seed, eval_every=FLAGS.eval_every, checkpoint_every=FLAGS.checkpoint_every)
   vocoder.train(config, export_dir=FLAGS.export_dir)
 

@@ -511,6 +511,9 @@ class VocoderTrainConfig:
       hop_length`` samples).
     learning_rate: float > 0, Adam.
     gain_db: ``(low, high)``, random gain of the segments, dB.
+    tones: int >= 0, synthetic tone clips added to the training clips
+      (:func:`tone_clips`: steady and gliding sines with a few harmonics; speech
+      alone teaches nothing about an isolated partial).
     max_files: int > 0, at most this many files per pattern.
     seed: int, initialisation and data order.
     eval_every, checkpoint_every, log_every: loop cadence, steps.
@@ -526,6 +529,7 @@ class VocoderTrainConfig:
   segment_frames: int = 16
   learning_rate: float = 5e-4
   gain_db: Tuple[float, float] = (-15.0, 10.0)
+  tones: int = 0
   max_files: int = 2000
   seed: int = 0
   eval_every: int = 500
@@ -544,6 +548,8 @@ class VocoderTrainConfig:
       raise ParameterError('--train_data names no data (give wav folders or glob patterns)')
     if os.path.isfile(self.workdir):
       raise ParameterError(f'--workdir={self.workdir} is a file, not a folder')
+    if isinstance(self.tones, bool) or not isinstance(self.tones, int) or self.tones < 0:
+      raise ParameterError(f'--tones must be an int >= 0, got {self.tones!r}')
     if self.gain_db[0] > self.gain_db[1]:
       raise ParameterError(f'--gain_db low must be <= high, got {list(self.gain_db)}')
 
@@ -628,9 +634,6 @@ def load_clips(sources, features: FeatureConfig, *, flag: str):
     ParameterError: unreadable or silent audio, a TFRecord of another schema.
   """
   from pipeline import audio  # pylint: disable=g-import-not-at-top
-  from pipeline.transforms import MelTransform  # pylint: disable=g-import-not-at-top
-  t = MelTransform(features)
-  hop = features.hop_length
   raw = []
   for kind, path in sources:
     if kind == 'tfrecord':
@@ -641,6 +644,39 @@ def load_clips(sources, features: FeatureConfig, *, flag: str):
         raise ParameterError(f'--{flag}: audio file {path!r} is silent (every sample is 0); '
                              'leave it out of the data')
       raw.append(np.asarray(y, np.float32))
+  return clips_with_mels(raw, features)
+
+
+def tone_clips(n: int, *, sample_rate: int, duration_s: float = 4.08, seed: int = 0):
+  """``n`` synthetic tone clips, float32 ``[duration_s * sample_rate]`` each.
+
+  Each: a fundamental log-uniform in 60-3,000 Hz, steady or gliding (up to an
+  octave either way), with 0-3 harmonics at random levels (-30..0 dB), an RMS
+  of -35..-15 dBFS, faded in and out over 50 ms.
+  """
+  rng = np.random.default_rng([seed, 0x70E5])
+  t = np.arange(int(round(duration_s * sample_rate))) / sample_rate
+  out = []
+  for _ in range(n):
+    f0 = np.exp(rng.uniform(np.log(60.0), np.log(3000.0)))
+    glide = rng.uniform(-1.0, 1.0) if rng.random() < 0.5 else 0.0
+    freq = f0 * 2.0 ** (glide * t / t[-1])
+    phase = 2 * np.pi * np.cumsum(freq) / sample_rate
+    y = np.sin(phase + rng.uniform(0, 2 * np.pi))
+    for k in range(2, 2 + rng.integers(0, 4)):
+      if f0 * k * 2 ** max(glide, 0) < 0.45 * sample_rate:
+        y += 10 ** (rng.uniform(-30, 0) / 20) * np.sin(k * phase + rng.uniform(0, 2 * np.pi))
+    fade = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.05)
+    y *= fade * 10 ** (rng.uniform(-35, -15) / 20) / np.sqrt(np.mean(y ** 2))
+    out.append(y.astype(np.float32))
+  return out
+
+
+def clips_with_mels(raw, features: FeatureConfig):
+  """``(waveforms, mels)`` of :func:`load_clips` for waveforms ``raw`` (float32 ``[n]`` each)."""
+  from pipeline.transforms import MelTransform  # pylint: disable=g-import-not-at-top
+  t = MelTransform(features)
+  hop = features.hop_length
   waves, mels = [], []
   for y in raw:
     n_frames = 1 + max(y.size, hop) // hop
@@ -682,7 +718,8 @@ def _description(config: VocoderTrainConfig, n_train: int) -> Dict[str, Any]:
           'train_data': list(config.train_data), 'n_train_clips': n_train,
           'segment_frames': config.segment_frames, 'batch_size': config.batch_size,
           'gain_db': list(config.gain_db), 'seed': config.seed,
-          'loss': 'multi-resolution STFT (full band + PQMF sub-bands)'}
+          'loss': 'multi-resolution STFT (full band + PQMF sub-bands)',
+          **({'tones': config.tones} if config.tones else {})}   # runs from before the option
 
 
 def _start_from(model: Vocoder, init: str):
@@ -731,6 +768,10 @@ def train(config: VocoderTrainConfig, *, export_dir: str = '') -> Dict[str, Any]
   eval_src = (list_sources(config.eval_data, config.max_files, flag='eval_data')
               if config.eval_data else [])
   waves, mels = load_clips(train_src, features, flag='train_data')
+  if config.tones:
+    tw, tm = clips_with_mels(tone_clips(config.tones, sample_rate=features.sample_rate,
+                                        seed=config.seed), features)
+    waves, mels = waves + tw, mels + tm
   eval_waves, eval_mels = (load_clips(eval_src, features, flag='eval_data') if eval_src
                            else ([], []))
   print(f'vocoder: {len(waves)} training clips, {len(eval_waves)} held-out, read in '
