@@ -7,10 +7,13 @@
 Renders each condition's test set (held-out pieces or voices; nothing is
 downloaded), separates it with every method (default: each method with a
 shipped model for --task, then the IRM2 oracle, beside the mixture itself),
-scores BSS Eval v4 and SI-SDR, and writes matrix.md / .json (median SDR and
-its interquartile range per method, source and condition), matrix.png (the
-heat map of SDR improvement over the mixture) and index.html (each
-condition's report with players). Rerunning resumes. docs/generalization.md.
+scores BSS Eval v4 and SI-SDR (and the voice's PESQ and STOI for speech-noise,
+with `pip install pesq pystoi`), and writes matrix.md / .json (median SDR and
+its interquartile range per method, source and condition; PESQ / STOI tables),
+matrix.png (the heat map of SDR improvement over the mixture; matrix_quality.png
+for PESQ / STOI) and index.html (each condition's report with players).
+Rerunning resumes: nothing separated or scored before is done again.
+docs/generalization.md.
 """
 
 import commandline.startup  # first: quiet start-up; --help and flag names before TensorFlow
