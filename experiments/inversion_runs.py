@@ -6,7 +6,6 @@ The absl mains only map flags onto :class:`MelToWavConfig` /
 """
 
 import dataclasses
-import importlib.util
 import json
 import os
 from typing import Dict, Optional
@@ -56,27 +55,28 @@ def _check_phase_name(name: str) -> phase.Method:
 def quality_scores(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> Dict:
   """PESQ (wide band) and STOI when the PyPI packages ``pesq`` / ``pystoi`` are installed.
 
+  The project's one implementation (:mod:`evaluation.speech_quality`: PESQ reference
+  first, other rates resampled to 16 kHz; a pair it cannot score is None with a note).
+
   Args:
     reference, estimate: float ``[n_samples]`` at ``sample_rate`` Hz.
-    sample_rate: int, Hz (PESQ needs 16000 or 8000).
+    sample_rate: int, Hz.
 
   Returns:
     ``{'pesq': float or None, 'stoi': float or None, 'notes': [str]}``.
   """
+  from evaluation import speech_quality  # pylint: disable=g-import-not-at-top
   out = {'pesq': None, 'stoi': None, 'notes': []}
-  if importlib.util.find_spec('pesq') is None:
-    out['notes'].append('PESQ not computed: pip install pesq')
-  elif sample_rate not in (8000, 16000):
-    out['notes'].append(f'PESQ not computed: needs 8 or 16 kHz, got {sample_rate} Hz')
-  else:
-    from pesq import pesq  # pylint: disable=g-import-not-at-top
-    mode = 'wb' if sample_rate == 16000 else 'nb'
-    out['pesq'] = float(pesq(sample_rate, reference, estimate, mode))
-  if importlib.util.find_spec('pystoi') is None:
-    out['notes'].append('STOI not computed: pip install pystoi')
-  else:
-    from pystoi import stoi  # pylint: disable=g-import-not-at-top
-    out['stoi'] = float(stoi(reference, estimate, sample_rate, extended=False))
+  for key, fn, package in (('pesq', speech_quality.pesq_wb, 'pesq'),
+                           ('stoi', speech_quality.stoi, 'pystoi')):
+    if speech_quality._import(package) is None:  # pylint: disable=protected-access
+      out['notes'].append(f'{key.upper()} not computed: pip install {package}')
+      continue
+    value, why = fn(reference, estimate, sample_rate)
+    if why:
+      out['notes'].append(f'{key.upper()} not computed: {why}')
+    else:
+      out[key] = float(value)
   return out
 
 

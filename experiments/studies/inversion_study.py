@@ -261,24 +261,19 @@ def plain_sdr(estimate, reference) -> np.ndarray:
 
 def pesq_scores(estimates: np.ndarray, references: np.ndarray,
                 sample_rate: int) -> np.ndarray:
-  """Wide-band PESQ per clip (``pesq`` package), NaN where it cannot score.
+  """Wide-band PESQ per clip (:func:`evaluation.speech_quality.pesq_wb`), NaN where it
+  cannot score.
 
   Args:
     estimates, references: float ``[n_clips, n_samples]``.
-    sample_rate: 16000 (wide band) or 8000 (narrow band) Hz.
+    sample_rate: Hz (other rates than 16000 are resampled to it).
 
   Returns:
     float64 ``[n_clips]``.
   """
-  from pesq import pesq as pesq_fn  # pylint: disable=g-import-not-at-top
-  mode = 'wb' if sample_rate == 16000 else 'nb'
-  out = np.full(references.shape[0], np.nan)
-  for i, (ref, est) in enumerate(zip(references, estimates)):
-    try:
-      out[i] = pesq_fn(sample_rate, ref.astype(np.float64), est.astype(np.float64), mode)
-    except Exception:  # pylint: disable=broad-except  (pesq: NoUtterancesError, ...)
-      out[i] = np.nan
-  return out
+  from evaluation import speech_quality  # pylint: disable=g-import-not-at-top
+  return np.asarray([speech_quality.pesq_wb(ref, est, sample_rate)[0]
+                     for ref, est in zip(references, estimates)], np.float64)
 
 
 def speech_scores(estimates: np.ndarray, references: np.ndarray, *, sample_rate: int,
