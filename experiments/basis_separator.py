@@ -51,6 +51,104 @@ STEP_CHECK_PATCHES = 4      # patches the step-size check probes per prior
 # most 2 x 96 x 940 floats (a 30 s chunk) are under 25 MB.
 _MEL_MEMO: 'collections.OrderedDict[str, np.ndarray]' = collections.OrderedDict()
 _MEL_MEMO_SIZE = 32
+# Level-normalised scoring (issue 23 item 3; docs/generalization.md "Unequal levels").
+LEVEL_MODES = ('off', 'two_pass')
+# The median power-mean level (dB) of the shipped priors' training patches
+# (out/music/tfr/{piano,violin}/train: piano -6.5, violin -6.1; quartiles about
+# -10 .. -3 dB; experiments/studies/level_study.py --mode=typical measures it).
+PRIOR_LEVEL_DB = -6.3
+
+
+def patch_levels_db(image: np.ndarray, features: FeatureConfig) -> np.ndarray:
+  """Power-mean level of each non-overlapping patch of a unit-scale mel image.
+
+  Args:
+    image: float ``[..., n_mels, n_frames, 1]`` in the unit scale of ``features``.
+    features: the :class:`FeatureConfig` whose dB range the image uses.
+
+  Returns:
+    float64 ``[..., n_patches]``: ``10 log10(mean power)`` of each patch of
+    ``features.patch_frames`` frames (a last, shorter patch is kept), dB. A
+    gain of G dB adds G to it exactly as long as nothing is clipped.
+  """
+  min_db, max_db = features.db_range
+  db = np.asarray(image, np.float64)[..., 0] * (max_db - min_db) + min_db
+  n_frames, width = db.shape[-1], features.patch_frames
+  levels = []
+  for start in range(0, n_frames, width):
+    part = db[..., start:start + width]
+    peak = part.max(axis=(-2, -1), keepdims=True)      # log-mean-exp, overflow-free
+    mean = np.mean(10.0 ** ((part - peak) / 10.0), axis=(-2, -1))
+    levels.append(10.0 * np.log10(mean) + peak[..., 0, 0])
+  return np.stack(levels, axis=-1)
+
+
+def track_level_db(image: np.ndarray, features: FeatureConfig) -> np.ndarray:
+  """The level of a mel image (or ``[K, ...]`` images): the median of its patch levels, dB."""
+  return np.median(patch_levels_db(image, features), axis=-1)
+
+
+class LevelShiftedPrior:
+  """A prior scored at the patch shifted by a level offset: ``s(x + offset, sigma)``.
+
+  In the unit scale of dB features a gain of G dB adds ``G / (max_db - min_db)``
+  (above the floor), so evaluating a prior trained at a typical level on
+  ``x + offset`` makes it a prior over level-normalised patches, while the
+  mixing model keeps the unshifted ``x``. Gaussian noise commutes with the
+  shift, so the noise-smoothed score shifts exactly too. Only the floor
+  breaks it: a bin at the floor (``x`` = 0) of a source raised by ``offset``
+  sits at ``offset`` instead of 0, a value the prior saw as a real, very quiet
+  bin (about 1 % of its training bins are at the floor). Nothing is clipped.
+
+  Args:
+    prior: any object with ``score(x, sigma)``; its other attributes pass through.
+
+  Attributes:
+    offset: a scalar ``tf.Variable`` (unit scale), read at run time by
+      compiled steps, set with :meth:`set_offset`.
+  """
+
+  def __init__(self, prior):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    self.prior = prior
+    self.offset = tf.Variable(0.0, dtype=tf.float32, trainable=False)
+
+  def set_offset(self, offset: float):
+    self.offset.assign(float(offset))
+
+  def score(self, x, sigma):
+    """``prior.score(x + offset, sigma)``, the shape and dtype of the prior's score."""
+    return self.prior.score(x + self.offset, sigma)
+
+  def __getattr__(self, name):
+    return getattr(self.__dict__['prior'], name)
+
+
+class LevelSplitSeparator(Separator):
+  """A :class:`Separator` whose warm start splits the mixture by the sources' levels.
+
+  Source k starts at ``m + 10 log10(w_k)`` dB with ``w_k`` its share of the
+  power (``start_shares``; equal shares give the usual split), plus noise.
+  """
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.start_shift = np.zeros(self.num_sources, np.float32)
+
+  def set_start_shares(self, shares_db: Optional[Sequence[float]], span_db: float):
+    """Sources' levels in dB (any common reference), or None for equal shares."""
+    if shares_db is None:
+      self.start_shift = np.zeros(self.num_sources, np.float32)
+      return
+    levels = np.asarray(shares_db, np.float64)
+    w_db = levels - 10.0 * np.log10(np.sum(10.0 ** ((levels - levels.max()) / 10.0))) \
+        - levels.max()
+    self.start_shift = ((w_db + 10.0 * np.log10(self.num_sources)) / span_db).astype(np.float32)
+
+  def warm_start(self, mixture, seed):
+    xs = super().warm_start(mixture, seed)
+    shift = np.reshape(self.start_shift, (-1,) + (1,) * (len(xs.shape) - 1))
+    return xs + shift
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +189,17 @@ class BasisOptions:
       patches and warn when the step size is near the stability limit.
     mel_cache_dir: keep the separated mel images there by key (so another
       phase method of the same separation reuses them); None: no cache.
+    level_normalise: level-normalised scoring (docs/generalization.md,
+      "Unequal levels"): each prior is scored at its source shifted to
+      ``prior_level_db`` (:class:`LevelShiftedPrior`) while the mixing sees
+      the unshifted source. 'off': no shift; 'two_pass': the sources' levels
+      are measured on a first, unshifted separation and a second one runs
+      with them; 'given': the levels set by
+      :meth:`BasisSeparator.set_source_levels` (an oracle, for studies).
+    level_start: with ``level_normalise``, the warm start splits the mixture
+      by the sources' levels instead of equally.
+    prior_level_db: the typical power-mean patch level of the priors'
+      training data, dB (:func:`track_level_db`).
   """
 
   hop_frames: int = 48
@@ -111,8 +220,16 @@ class BasisOptions:
   input_peak: Optional[float] = 0.3
   check_step: bool = True
   mel_cache_dir: Optional[str] = None
+  level_normalise: str = 'off'
+  level_start: bool = True
+  prior_level_db: float = PRIOR_LEVEL_DB
 
   def __post_init__(self):
+    if self.level_normalise not in LEVEL_MODES + ('given',):
+      raise ParameterError(f'level_normalise must be one of {list(LEVEL_MODES)}, got '
+                           f'{self.level_normalise!r}')
+    if not np.isfinite(self.prior_level_db):
+      raise ParameterError(f'prior_level_db must be finite, got {self.prior_level_db!r}')
     for name in ('batch_size', 'hop_frames', 'chains') + (
         ('steps_per_sigma',) if np.ndim(self.steps_per_sigma) == 0
         and self.steps_per_sigma is not None else ()):
@@ -248,7 +365,13 @@ class BasisSeparator:
     self.input_peak = options.input_peak
     self.sigmas = np.sort(np.asarray(self.priors[0].sigmas, np.float64))[::-1]
     self.mixing = DbPowerSum.from_features(self.features)
-    self.separator = Separator(self.priors, sigmas=self.sigmas, mixing=self.mixing,
+    self._given_levels: Optional[Tuple[float, ...]] = None
+    scored = self.priors
+    separator_class = Separator
+    if options.level_normalise != 'off':
+      scored = [LevelShiftedPrior(p) for p in self.priors]
+      separator_class = LevelSplitSeparator
+    self.separator = separator_class(scored, sigmas=self.sigmas, mixing=self.mixing,
                                clip=(0.0, 1.0), likelihood_scale=options.likelihood_scale,
                                **options.separator_options(self.sigmas, self.mixing,
                                                            self.kind))
@@ -282,6 +405,11 @@ class BasisSeparator:
     opts = dataclasses.asdict(self.options)
     opts.pop('mel_cache_dir')
     opts.pop('check_step')
+    if opts['level_normalise'] == 'off':     # the keys of separations made before the option
+      for name in ('level_normalise', 'level_start', 'prior_level_db'):
+        opts.pop(name)
+    elif opts['level_normalise'] == 'given':
+      opts['source_levels_db'] = self._given_levels
     return {'method': 'basis', 'sources': list(self.sources),
             'prior_fingerprints': list(self._fingerprints),
             'options': opts, 'precision': self.precision, 'magnitude': self.magnitude,
@@ -345,6 +473,61 @@ class BasisSeparator:
     self.stats['inversion_s'] += time.time() - t1
     return dict(zip(self.sources, waves))
 
+  def set_source_levels(self, levels_db: Optional[Sequence[float]]):
+    """The sources' levels for ``level_normalise='given'`` (dB, :func:`track_level_db`
+    of each true source as the separator sees it), or None to unset.
+
+    Raises:
+      ParameterError: another mode, or not one finite level per source.
+    """
+    if self.options.level_normalise != 'given':
+      raise ParameterError(f"set_source_levels needs level_normalise='given', not "
+                           f'{self.options.level_normalise!r}')
+    if levels_db is not None:
+      levels_db = tuple(float(v) for v in levels_db)
+      if len(levels_db) != len(self.sources) or not np.all(np.isfinite(levels_db)):
+        raise ParameterError(f'give one finite level per source {self.sources}, got '
+                             f'{levels_db}')
+    self._given_levels = levels_db
+
+  def _apply_levels(self, levels_db: Optional[Sequence[float]]):
+    """Shifts each prior to ``prior_level_db`` from its source's level (None: no shift)."""
+    min_db, max_db = self.features.db_range
+    for k, prior in enumerate(self.separator.priors):
+      offset = 0.0 if levels_db is None else (
+          (self.options.prior_level_db - levels_db[k]) / (max_db - min_db))
+      prior.set_offset(offset)
+    self.separator.set_start_shares(
+        levels_db if self.options.level_start else None, max_db - min_db)
+
+  def _separate_levelled(self, image: np.ndarray) -> np.ndarray:
+    """The separation of ``image`` with the level mode of the options."""
+    def run(levels):
+      if self.options.level_normalise != 'off':
+        self._apply_levels(levels)
+      images, stats = separate_image(self.separator, image,
+                                     patch_frames=self.features.patch_frames,
+                                     hop_frames=self.options.hop_frames,
+                                     batch_size=self.options.batch_size,
+                                     seed=self.options.seed,
+                                     chains=self.options.chains, log=self.log)
+      self.stats['n_patches'] += int(stats['n_patches'])
+      return images
+
+    mode = self.options.level_normalise
+    if mode == 'off':
+      return run(None)
+    if mode == 'given':
+      if self._given_levels is None:
+        raise ParameterError("level_normalise='given' needs set_source_levels(...) first")
+      levels = self._given_levels
+    else:                                     # two_pass: the levels of a first separation
+      levels = tuple(float(v) for v in track_level_db(run(None), self.features))
+    self.stats['source_levels_db'] = dict(zip(self.sources, levels))
+    self.log('source levels (dB, power mean): ' + ', '.join(
+        f'{n} {v:.1f}' for n, v in zip(self.sources, levels)))
+    return run(levels)
+
   def _mel_key(self, image: np.ndarray) -> str:
     ident = self.identity()
     for name in ('phase', 'phase_iterations', 'magnitude', 'refiner'):
@@ -364,13 +547,8 @@ class BasisSeparator:
     if self.options.check_step and not self._step_check:
       self._check_step(image)
     t0 = time.time()
-    images, stats = separate_image(self.separator, image,
-                                   patch_frames=self.features.patch_frames,
-                                   hop_frames=self.options.hop_frames,
-                                   batch_size=self.options.batch_size, seed=self.options.seed,
-                                   chains=self.options.chains, log=self.log)
+    images = self._separate_levelled(image)
     self.stats['separation_s'] += time.time() - t0
-    self.stats['n_patches'] += int(stats['n_patches'])
     fraction = clipped_fraction(images, self.separator.clip)
     self.stats['clipped_fraction'] = max(self.stats['clipped_fraction'], fraction)
     if fraction > SATURATION_LIMIT:

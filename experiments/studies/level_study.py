@@ -1,0 +1,138 @@
+"""Level-normalised scoring at unequal levels (issue 23 item 3; docs/generalization.md).
+
+Three measurements:
+
+- ``typical``: the power-mean level of the priors' training patches (what
+  ``experiments.basis_separator.PRIOR_LEVEL_DB`` holds);
+- ``oracle``: BASIS with each prior scored at its source shifted to that level,
+  the shift taken from the true sources (``level_normalise='given'``), on a
+  references folder; estimates are written as ``<out_dir>/<track>/<source>.wav``
+  for ``evaluate_separation.py --estimates=NAME=<out_dir>``;
+- ``levels``: the sources' true levels beside those of given estimate folders
+  (how far a separation's level estimate is from the truth).
+
+  python -m experiments.studies.level_study --mode=typical
+  python -m experiments.studies.level_study --mode=oracle \\
+      --references=out/level/references --out_dir=out/level_oracle/estimates
+  python evaluate_separation.py --references=out/level/references \\
+      --estimates=BASIS-oracle-level=out/level_oracle/estimates --out_dir=out/level_oracle
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from common.atomic import write_json_atomic
+from pipeline import audio
+
+SOURCES = ('piano', 'violin')
+TRAIN_DIRS = {s: f'out/music/tfr/{s}/train' for s in SOURCES}
+
+
+def typical_levels(train_dirs: Dict[str, str] = TRAIN_DIRS) -> Dict[str, Dict[str, float]]:
+  """Percentiles of the power-mean level (dB) of each source's training patches."""
+  from pipeline.tfrecords import patch_dataset  # pylint: disable=g-import-not-at-top
+  from pipeline.config import FeatureConfig  # pylint: disable=g-import-not-at-top
+  from experiments.basis_separator import patch_levels_db  # pylint: disable=g-import-not-at-top
+  out = {}
+  for name, folder in train_dirs.items():
+    ds = patch_dataset(folder, split='all', shuffle_buffer=0, batch_size=256)
+    patches = np.concatenate([b.numpy() for b in ds])
+    levels = patch_levels_db(patches, FeatureConfig())[:, 0]
+    out[name] = {f'p{q}': float(np.percentile(levels, q)) for q in (5, 25, 50, 75, 95)}
+    out[name]['floor_fraction'] = float(np.mean(patches <= 0.01))
+    out[name]['n_patches'] = int(len(patches))
+  return out
+
+
+def source_levels(track_dir: str, transform, sources: Sequence[str], *,
+                  input_peak: Optional[float]) -> np.ndarray:
+  """The true sources' levels (dB) as the separator sees them (the seam's input gain applied)."""
+  from experiments.basis_separator import track_level_db  # pylint: disable=g-import-not-at-top
+  gain = 1.0
+  if input_peak:
+    mixture, _ = audio.load(os.path.join(track_dir, 'mixture.wav'))
+    peak = float(np.max(np.abs(mixture)))
+    gain = input_peak / peak if peak > 0 else 1.0
+  out = []
+  for name in sources:
+    y, _ = audio.load(os.path.join(track_dir, f'{name}.wav'))
+    image = transform.waveform_to_unit(np.asarray(y * gain, np.float32)).numpy()
+    out.append(float(track_level_db(image, transform.config)))
+  return np.asarray(out)
+
+
+def oracle(references: str, out_dir: str, *, level_start: bool = True,
+           tracks: Optional[Sequence[str]] = None, log=print, **options) -> Dict:
+  """Separates every track with the true levels; writes estimates and ``levels.json``."""
+  from experiments.separators import load_separator  # pylint: disable=g-import-not-at-top
+  sep = load_separator('basis', task='piano-violin', log=None, level_normalise='given',
+                       level_start=level_start, **options)
+  model = sep.model
+  names = sorted(tracks or os.listdir(references))
+  record = {}
+  for track in names:
+    track_dir = os.path.join(references, track)
+    levels = source_levels(track_dir, model.transform, model.sources,
+                           input_peak=model.input_peak)
+    model.set_source_levels(levels)
+    mixture, rate = audio.load(os.path.join(track_dir, 'mixture.wav'))
+    t0 = time.time()
+    est = sep.separate(mixture, rate)
+    seconds = time.time() - t0
+    os.makedirs(os.path.join(out_dir, track), exist_ok=True)
+    for name, y in est.items():
+      audio.write_wav(os.path.join(out_dir, track, f'{name}.wav'), y, rate, subtype='FLOAT')
+    record[track] = {'levels_db': dict(zip(model.sources, levels.tolist())),
+                     'seconds': seconds, 'audio_s': len(mixture) / rate}
+    log(f'{track}: levels {np.round(levels, 1).tolist()} dB, {seconds:.0f} s')
+  write_json_atomic(os.path.join(out_dir, 'levels.json'), record)
+  return record
+
+
+def estimate_levels(references: str, estimates: Dict[str, str], *, log=print) -> Dict:
+  """True source levels and each estimate folder's levels, per track (dB)."""
+  from pipeline.config import FeatureConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.transforms import MelTransform  # pylint: disable=g-import-not-at-top
+  transform = MelTransform(FeatureConfig())
+  out = {}
+  for track in sorted(os.listdir(references)):
+    row = {'true': source_levels(os.path.join(references, track), transform, SOURCES,
+                                 input_peak=0.3).round(2).tolist()}
+    for label, folder in estimates.items():
+      if os.path.isdir(os.path.join(folder, track)):
+        row[label] = source_levels(os.path.join(folder, track), transform, SOURCES,
+                                   input_peak=None).round(2).tolist()
+    out[track] = row
+    log(f'{track}: {row}')
+  return out
+
+
+def main(argv):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--mode', choices=('typical', 'oracle', 'levels'), required=True)
+  parser.add_argument('--references', default='out/level/references')
+  parser.add_argument('--out_dir', default='out/level_oracle/estimates')
+  parser.add_argument('--level_start', type=int, default=1)
+  parser.add_argument('--estimates', action='append', default=[], help='NAME=DIR (levels)')
+  parser.add_argument('--option', action='append', default=[], help='basis option key=value')
+  args = parser.parse_args(argv[1:])
+  if args.mode == 'typical':
+    print(json.dumps(typical_levels(), indent=1))
+  elif args.mode == 'oracle':
+    options = {}
+    for item in args.option:
+      key, value = item.split('=', 1)
+      options[key] = json.loads(value)
+    oracle(args.references, args.out_dir, level_start=bool(args.level_start), **options)
+  else:
+    estimate_levels(args.references, dict(e.split('=', 1) for e in args.estimates))
+
+
+if __name__ == '__main__':
+  main(sys.argv)
