@@ -36,6 +36,8 @@ flags.DEFINE_float('learning_rate', 5e-4, 'Adam learning rate.')
 flags.DEFINE_list('gain_db', ['-15', '10'], 'Random segment gain range, dB.')
 flags.DEFINE_integer('tones', 0, 'Synthetic tone clips (steady / gliding sines with a few '
                      'harmonics) added to the training clips.')
+flags.DEFINE_boolean('sc_per_item', False, 'Spectral convergence per segment (each weighs '
+                     'the same) instead of over the batch.')
 flags.DEFINE_integer('max_files', 2000, 'At most this many files per folder or pattern.')
 flags.DEFINE_integer('seed', 0, 'Seed.')
 flags.DEFINE_integer('eval_every', 500, 'Steps between evaluations.')
@@ -70,6 +72,7 @@ def main(argv):
       eval_data=tuple(FLAGS.eval_data), network=net, init=FLAGS.init, steps=FLAGS.steps,
       batch_size=FLAGS.batch_size, segment_frames=FLAGS.segment_frames,
       learning_rate=FLAGS.learning_rate, gain_db=gain, tones=FLAGS.tones,
+      sc_per_item=FLAGS.sc_per_item,
       max_files=FLAGS.max_files,
       seed=FLAGS.seed, eval_every=FLAGS.eval_every, checkpoint_every=FLAGS.checkpoint_every)
   vocoder.train(config, export_dir=FLAGS.export_dir)

@@ -349,22 +349,29 @@ def _stft_mag(x, n_fft, hop, win):
                             _LOG_FLOOR))
 
 
-def multi_resolution_stft_loss(target, estimate, resolutions) -> Tuple[tf.Tensor, tf.Tensor]:
+def multi_resolution_stft_loss(target, estimate, resolutions, *, per_item: bool = False
+                               ) -> Tuple[tf.Tensor, tf.Tensor]:
   """``(spectral convergence, log-magnitude L1)``, each the mean over resolutions.
 
   Args:
     target, estimate: float32 ``[batch, n_samples]``.
     resolutions: ``(n_fft, hop_length, win_length)`` triples.
+    per_item: spectral convergence per item, then the mean (every item weighs the
+      same, a quiet one too); otherwise over the whole batch (the papers').
   """
   sc, mag = [], []
   for n_fft, hop, win in resolutions:
     t, e = _stft_mag(target, n_fft, hop, win), _stft_mag(estimate, n_fft, hop, win)
-    sc.append(tf.norm(t - e) / tf.norm(t))
+    if per_item:
+      sc.append(tf.reduce_mean(tf.norm(t - e, axis=[-2, -1]) / tf.norm(t, axis=[-2, -1])))
+    else:
+      sc.append(tf.norm(t - e) / tf.norm(t))
     mag.append(tf.reduce_mean(tf.abs(tf.math.log(t) - tf.math.log(e))))
   return tf.add_n(sc) / len(sc), tf.add_n(mag) / len(mag)
 
 
-def vocoder_loss(model: Vocoder, mel, waveform) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
+def vocoder_loss(model: Vocoder, mel, waveform, *, sc_per_item: bool = False
+                 ) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
   """``(loss, metrics)`` of the vocoder on aligned ``mel`` and ``waveform``.
 
   Args:
@@ -373,21 +380,21 @@ def vocoder_loss(model: Vocoder, mel, waveform) -> Tuple[tf.Tensor, Dict[str, tf
 
   The full-band multi-resolution STFT loss, plus for the multi-band model the
   sub-band one on the PQMF analysis of the waveform (the two averaged, as in
-  the multi-band MelGAN paper).
+  the multi-band MelGAN paper). ``sc_per_item``: see :func:`multi_resolution_stft_loss`.
   """
   bands = model.sub_bands(mel)
   if model.pqmf is None:
     estimate = bands[..., 0]
   else:
     estimate = model.pqmf.synthesis(bands)
-  sc, mag = multi_resolution_stft_loss(waveform, estimate, FULL_BAND_STFTS)
+  sc, mag = multi_resolution_stft_loss(waveform, estimate, FULL_BAND_STFTS, per_item=sc_per_item)
   metrics = {'sc': sc, 'log_mag': mag}
   loss = sc + mag
   if model.pqmf is not None:
     target_bands = model.pqmf.analysis(waveform)
     flat = lambda b: tf.reshape(tf.transpose(b, [0, 2, 1]), [-1, tf.shape(b)[1]])
     sub_sc, sub_mag = multi_resolution_stft_loss(flat(target_bands), flat(bands),
-                                                 SUB_BAND_STFTS)
+                                                 SUB_BAND_STFTS, per_item=sc_per_item)
     metrics.update(sub_sc=sub_sc, sub_log_mag=sub_mag)
     loss = 0.5 * (loss + sub_sc + sub_mag)
   return loss, metrics
@@ -514,6 +521,7 @@ class VocoderTrainConfig:
     tones: int >= 0, synthetic tone clips added to the training clips
       (:func:`tone_clips`: steady and gliding sines with a few harmonics; speech
       alone teaches nothing about an isolated partial).
+    sc_per_item: spectral convergence per segment (:func:`vocoder_loss`).
     max_files: int > 0, at most this many files per pattern.
     seed: int, initialisation and data order.
     eval_every, checkpoint_every, log_every: loop cadence, steps.
@@ -530,6 +538,7 @@ class VocoderTrainConfig:
   learning_rate: float = 5e-4
   gain_db: Tuple[float, float] = (-15.0, 10.0)
   tones: int = 0
+  sc_per_item: bool = False
   max_files: int = 2000
   seed: int = 0
   eval_every: int = 500
@@ -719,7 +728,9 @@ def _description(config: VocoderTrainConfig, n_train: int) -> Dict[str, Any]:
           'segment_frames': config.segment_frames, 'batch_size': config.batch_size,
           'gain_db': list(config.gain_db), 'seed': config.seed,
           'loss': 'multi-resolution STFT (full band + PQMF sub-bands)',
-          **({'tones': config.tones} if config.tones else {})}   # runs from before the option
+          # only when used: runs from before these options resume
+          **({'tones': config.tones} if config.tones else {}),
+          **({'sc_per_item': True} if config.sc_per_item else {})}
 
 
 def _start_from(model: Vocoder, init: str):
@@ -792,7 +803,8 @@ def train(config: VocoderTrainConfig, *, export_dir: str = '') -> Dict[str, Any]
     opt = optim.Adam(model.trainable_variables,
                      optim.OptimizerConfig(learning_rate=config.learning_rate))
     return loop_lib.Task(model=model, optimizer=opt,
-                         loss_fn=lambda batch, seed: vocoder_loss(model, *batch),
+                         loss_fn=lambda batch, seed: vocoder_loss(
+                             model, *batch, sc_per_item=config.sc_per_item),
                          description=description)
 
   loop_config = loop_lib.LoopConfig(
