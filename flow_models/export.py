@@ -171,7 +171,8 @@ def export_prior(workdir: str, out_dir: str, *,
   metrics = {}
   if os.path.exists(metrics_path):
     metrics = {k: v for k, v in _read_json(metrics_path, 'metrics').items()
-               if k in ('train_bits_per_dim', 'test_bits_per_dim', 'steps_per_sec')}
+               if k in ('train_bits_per_dim', 'test_bits_per_dim', 'train_objective',
+                        'test_objective', 'steps_per_sec')}
   meta = dict(desc, step=step, elapsed_s=elapsed, source_checkpoint=os.path.basename(latest),
               num_parameters=utils.num_parameters(distribution), metrics=metrics,
               **(extra or {}))

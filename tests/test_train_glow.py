@@ -175,6 +175,25 @@ class TrainGlowScriptTest(tf.test.TestCase):
       self.assertNotIn('train_bits_per_dim', member['metrics'])
     FlowFamilyPrior(refined).validate_sigmas([0.5, 0.1])
 
+  def test_the_flow_prior_study_scores_a_family_once(self):
+    from experiments.studies import flow_prior  # pylint: disable=g-import-not-at-top
+    out = os.path.join(self.root, 'study')
+    said = []
+    row = flow_prior.candidate('tiny', self.family, 'hard', out, n_pairs=2, log=said.append)
+    self.assertLen(said, 2)            # the level figures, then the separation
+    self.assertEqual([round(v['sigma'], 6) for v in row['levels']], [0.5, 0.1])
+    for level in row['levels']:
+      self.assertTrue(np.isfinite(level['mse_ratio']))
+      self.assertBetween(level['test_bits_per_dim'], 1.0, 20.0)
+    self.assertTrue(np.isfinite(row['mean_psnr_db']))
+    self.assertEqual(row['calls_per_source'], 2 * 20 + 1)
+    table = flow_prior.markdown([row])
+    self.assertIn('| tiny | hard | 2 |', table)
+    said.clear()
+    self.assertEqual(flow_prior.candidate('tiny', self.family, 'hard', out, n_pairs=2,
+                                          log=said.append), row)
+    self.assertEmpty(said)             # a rerun reads both from the cache
+
   def test_run_basis_sep_separates_with_the_family(self):
     # The family's levels (stored ascending) become the schedule, largest first.
     out = os.path.join(self.root, 'basis_flow')
