@@ -52,7 +52,7 @@ STEP_CHECK_PATCHES = 4      # patches the step-size check probes per prior
 _MEL_MEMO: 'collections.OrderedDict[str, np.ndarray]' = collections.OrderedDict()
 _MEL_MEMO_SIZE = 32
 # Level-normalised scoring (issue 23 item 3; docs/generalization.md "Unequal levels").
-LEVEL_MODES = ('off', 'two_pass')
+LEVEL_MODES = ('off', 'estimate')
 # The median power-mean level (dB) of the shipped priors' training patches
 # (out/music/tfr/{piano,violin}/train: piano -6.5, violin -6.1; quartiles about
 # -10 .. -3 dB; experiments/studies/level_study.py --mode=typical measures it).
@@ -192,10 +192,13 @@ class BasisOptions:
     level_normalise: level-normalised scoring (docs/generalization.md,
       "Unequal levels"): each prior is scored at its source shifted to
       ``prior_level_db`` (:class:`LevelShiftedPrior`) while the mixing sees
-      the unshifted source. 'off': no shift; 'two_pass': the sources' levels
-      are measured on a first, unshifted separation and a second one runs
-      with them; 'given': the levels set by
+      the unshifted source. 'off': no shift; 'estimate': the sources' levels
+      are measured on a first, unshifted separation and each of the next
+      ``level_passes`` - 1 separations runs with the levels of the one
+      before; 'given': the levels set by
       :meth:`BasisSeparator.set_source_levels` (an oracle, for studies).
+    level_passes: separations with ``level_normalise='estimate'`` (each
+      costs a whole separation).
     level_start: with ``level_normalise``, the warm start splits the mixture
       by the sources' levels instead of equally.
     prior_level_db: the typical power-mean patch level of the priors'
@@ -221,6 +224,7 @@ class BasisOptions:
   check_step: bool = True
   mel_cache_dir: Optional[str] = None
   level_normalise: str = 'off'
+  level_passes: int = 2
   level_start: bool = True
   prior_level_db: float = PRIOR_LEVEL_DB
 
@@ -230,7 +234,7 @@ class BasisOptions:
                            f'{self.level_normalise!r}')
     if not np.isfinite(self.prior_level_db):
       raise ParameterError(f'prior_level_db must be finite, got {self.prior_level_db!r}')
-    for name in ('batch_size', 'hop_frames', 'chains') + (
+    for name in ('batch_size', 'hop_frames', 'chains', 'level_passes') + (
         ('steps_per_sigma',) if np.ndim(self.steps_per_sigma) == 0
         and self.steps_per_sigma is not None else ()):
       if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) <= 0:
@@ -406,7 +410,7 @@ class BasisSeparator:
     opts.pop('mel_cache_dir')
     opts.pop('check_step')
     if opts['level_normalise'] == 'off':     # the keys of separations made before the option
-      for name in ('level_normalise', 'level_start', 'prior_level_db'):
+      for name in ('level_normalise', 'level_passes', 'level_start', 'prior_level_db'):
         opts.pop(name)
     elif opts['level_normalise'] == 'given':
       opts['source_levels_db'] = self._given_levels
@@ -511,9 +515,15 @@ class BasisSeparator:
                                      batch_size=self.options.batch_size,
                                      seed=self.options.seed,
                                      chains=self.options.chains, log=self.log)
-      self.stats['n_patches'] += int(stats['n_patches'])
+      self._patches_last = int(stats['n_patches'])
       return images
 
+    images = self._run_level_mode(run)
+    self.stats['n_patches'] += self._patches_last
+    return images
+
+  def _run_level_mode(self, run) -> np.ndarray:
+    """``run(levels)`` once (off, given) or ``level_passes`` times (estimate)."""
     mode = self.options.level_normalise
     if mode == 'off':
       return run(None)
@@ -521,12 +531,16 @@ class BasisSeparator:
       if self._given_levels is None:
         raise ParameterError("level_normalise='given' needs set_source_levels(...) first")
       levels = self._given_levels
-    else:                                     # two_pass: the levels of a first separation
-      levels = tuple(float(v) for v in track_level_db(run(None), self.features))
-    self.stats['source_levels_db'] = dict(zip(self.sources, levels))
-    self.log('source levels (dB, power mean): ' + ', '.join(
-        f'{n} {v:.1f}' for n, v in zip(self.sources, levels)))
-    return run(levels)
+      self.stats['source_levels_db'] = [dict(zip(self.sources, levels))]
+      return run(levels)
+    images = run(None)                        # estimate: each pass uses the last one's levels
+    for _ in range(self.options.level_passes - 1):
+      levels = tuple(float(v) for v in track_level_db(images, self.features))
+      self.stats.setdefault('source_levels_db', []).append(dict(zip(self.sources, levels)))
+      self.log('source levels (dB, power mean): ' + ', '.join(
+          f'{n} {v:.1f}' for n, v in zip(self.sources, levels)))
+      images = run(levels)
+    return images
 
   def _mel_key(self, image: np.ndarray) -> str:
     ident = self.identity()

@@ -16,6 +16,9 @@ Three measurements:
       --references=out/level/references --out_dir=out/level_oracle/estimates
   python evaluate_separation.py --references=out/level/references \\
       --estimates=BASIS-oracle-level=out/level_oracle/estimates --out_dir=out/level_oracle
+  python -m experiments.studies.level_study --mode=table \\
+      --column=shipped=out/level/eval/report:BASIS-wiener \\
+      --column=oracle=out/level_oracle:BASIS-oracle-level
 """
 
 import argparse
@@ -67,13 +70,25 @@ def source_levels(track_dir: str, transform, sources: Sequence[str], *,
   return np.asarray(out)
 
 
-def oracle(references: str, out_dir: str, *, level_start: bool = True,
+def oracle(references: str, out_dir: str, *, level_start: bool = True, shift: bool = True,
            tracks: Optional[Sequence[str]] = None, log=print, **options) -> Dict:
-  """Separates every track with the true levels; writes estimates and ``levels.json``."""
+  """Separates every track with the true levels; writes estimates and ``levels.json``.
+
+  ``shift=False`` keeps the priors unshifted (only the level split of the warm
+  start uses the levels): the ablation of the score shift.
+  """
   from experiments.separators import load_separator  # pylint: disable=g-import-not-at-top
   sep = load_separator('basis', task='piano-violin', log=None, level_normalise='given',
                        level_start=level_start, **options)
   model = sep.model
+  if not shift:
+    apply = model._apply_levels                       # pylint: disable=protected-access
+
+    def apply_without_shift(levels):
+      apply(levels)
+      for prior in model.separator.priors:
+        prior.set_offset(0.0)
+    model._apply_levels = apply_without_shift         # pylint: disable=protected-access
   names = sorted(tracks or os.listdir(references))
   record = {}
   for track in names:
@@ -113,12 +128,66 @@ def estimate_levels(references: str, estimates: Dict[str, str], *, log=print) ->
   return out
 
 
+def loud_table(columns: Dict[str, str]) -> str:
+  """Markdown: per track, the loud and quiet source's SDR (median over windows) per column.
+
+  Args:
+    columns: ``{label: 'REPORT_DIR:METHOD'}``: an ``evaluate_separation.py``
+      output folder and a method of it (its ``scores/<method>/<track>.json``).
+      The mixture's row comes from the first folder. The loud source is the one
+      not named by the track's ``_quiet_<source>`` suffix.
+  """
+  where = {label: spec.rsplit(':', 1) for label, spec in columns.items()}
+
+  def scores(report_dir, method, track):
+    path = os.path.join(report_dir, 'scores', method, f'{track}.json')
+    if not os.path.exists(path):
+      return None
+    with open(path) as f:
+      doc = json.load(f)
+    return dict(zip(doc['sources'], doc['median']['SDR']))
+
+  first = next(iter(where.values()))[0]
+  mix_dir = os.path.join(first, 'scores', 'mixture-as-estimate')
+  tracks = sorted(t[:-5] for t in os.listdir(mix_dir) if t.endswith('.json'))
+  labels = ['mixture'] + list(where)
+  lines = ['| track | loud | ' + ' | '.join(f'{m} loud / quiet' for m in labels) + ' |',
+           '|---|---|' + '---:|' * len(labels)]
+  loud_all = {m: [] for m in labels}
+  quiet_all = {m: [] for m in labels}
+  above = {m: 0 for m in labels}
+  for track in tracks:
+    quiet = track.rsplit('_quiet_', 1)[-1]
+    mix = scores(first, 'mixture-as-estimate', track)
+    loud = [n for n in mix if n != quiet][0]
+    cells = []
+    for m in labels:
+      sdr = mix if m == 'mixture' else scores(*where[m], track)
+      if sdr is None:
+        cells.append('')
+        continue
+      loud_all[m].append(sdr[loud])
+      quiet_all[m].append(sdr[quiet])
+      above[m] += int(m != 'mixture' and sdr[loud] >= mix[loud])
+      cells.append(f'{sdr[loud]:.2f} / {sdr[quiet]:.2f}')
+    lines.append(f'| {track} | {loud} | ' + ' | '.join(cells) + ' |')
+  lines.append('| median | | ' + ' | '.join(
+      f'{np.median(loud_all[m]):.2f} / {np.median(quiet_all[m]):.2f}' if loud_all[m] else ''
+      for m in labels) + ' |')
+  lines.append('| loud >= mixture | | ' + ' | '.join(
+      f'{above[m]} / {len(loud_all[m])}' for m in labels) + ' |')
+  return '\n'.join(lines)
+
+
 def main(argv):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--mode', choices=('typical', 'oracle', 'levels'), required=True)
+  parser.add_argument('--mode', choices=('typical', 'oracle', 'levels', 'table'), required=True)
+  parser.add_argument('--column', action='append', default=[],
+                      help='table: LABEL=REPORT_DIR:METHOD, once per column')
   parser.add_argument('--references', default='out/level/references')
   parser.add_argument('--out_dir', default='out/level_oracle/estimates')
   parser.add_argument('--level_start', type=int, default=1)
+  parser.add_argument('--shift', type=int, default=1, help='oracle: 0 leaves the scores unshifted')
   parser.add_argument('--estimates', action='append', default=[], help='NAME=DIR (levels)')
   parser.add_argument('--option', action='append', default=[], help='basis option key=value')
   args = parser.parse_args(argv[1:])
@@ -129,7 +198,10 @@ def main(argv):
     for item in args.option:
       key, value = item.split('=', 1)
       options[key] = json.loads(value)
-    oracle(args.references, args.out_dir, level_start=bool(args.level_start), **options)
+    oracle(args.references, args.out_dir, level_start=bool(args.level_start),
+           shift=bool(args.shift), **options)
+  elif args.mode == 'table':
+    print(loud_table(dict(c.split('=', 1) for c in args.column)))
   else:
     estimate_levels(args.references, dict(e.split('=', 1) for e in args.estimates))
 
