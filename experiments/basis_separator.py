@@ -104,21 +104,29 @@ class LevelShiftedPrior:
     prior: any object with ``score(x, sigma)``; its other attributes pass through.
 
   Attributes:
-    offset: a scalar ``tf.Variable`` (unit scale), read at run time by
-      compiled steps, set with :meth:`set_offset`.
+    offset: a float32 ``[n]`` ``tf.Variable`` (unit scale): one offset for
+      every patch (``n`` = 1) or one per patch of the next batch (the first
+      ``batch`` are used), read at run time by compiled steps, set with
+      :meth:`set_offset`.
   """
 
   def __init__(self, prior):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     self.prior = prior
-    self.offset = tf.Variable(0.0, dtype=tf.float32, trainable=False)
+    self.offset = tf.Variable([0.0], dtype=tf.float32, trainable=False,
+                              shape=tf.TensorShape([None]))
 
-  def set_offset(self, offset: float):
-    self.offset.assign(float(offset))
+  def set_offset(self, offset):
+    """A float, or float ``[batch]`` (one per patch of the next batch)."""
+    self.offset.assign(np.asarray(offset, np.float32).reshape(-1))
 
   def score(self, x, sigma):
     """``prior.score(x + offset, sigma)``, the shape and dtype of the prior's score."""
-    return self.prior.score(x + self.offset, sigma)
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    offset = self.offset[:tf.shape(x)[0]]              # [1] or [batch]
+    offset = tf.reshape(offset, [-1] + [1] * (x.shape.rank - 1))
+    # The offset's length is not static; x's static shape is kept.
+    return self.prior.score(tf.ensure_shape(x + offset, x.shape), sigma)
 
   def __getattr__(self, name):
     return getattr(self.__dict__['prior'], name)
@@ -135,19 +143,21 @@ class LevelSplitSeparator(Separator):
     super().__init__(*args, **kwargs)
     self.start_shift = np.zeros(self.num_sources, np.float32)
 
-  def set_start_shares(self, shares_db: Optional[Sequence[float]], span_db: float):
-    """Sources' levels in dB (any common reference), or None for equal shares."""
+  def set_start_shares(self, shares_db, span_db: float):
+    """Sources' levels in dB (any common reference): ``[K]``, or ``[K, batch]`` (one per
+    patch of the next batch); None for equal shares."""
     if shares_db is None:
       self.start_shift = np.zeros(self.num_sources, np.float32)
       return
     levels = np.asarray(shares_db, np.float64)
-    w_db = levels - 10.0 * np.log10(np.sum(10.0 ** ((levels - levels.max()) / 10.0))) \
-        - levels.max()
+    top = levels.max(axis=0, keepdims=True)
+    w_db = levels - top - 10.0 * np.log10(np.sum(10.0 ** ((levels - top) / 10.0), axis=0))
     self.start_shift = ((w_db + 10.0 * np.log10(self.num_sources)) / span_db).astype(np.float32)
 
   def warm_start(self, mixture, seed):
     xs = super().warm_start(mixture, seed)
-    shift = np.reshape(self.start_shift, (-1,) + (1,) * (len(xs.shape) - 1))
+    shift = np.reshape(self.start_shift, self.start_shift.shape
+                       + (1,) * (len(xs.shape) - self.start_shift.ndim))
     return xs + shift
 
 

@@ -27,6 +27,15 @@ class LevelShiftedPriorTest(tf.test.TestCase):
       expected = -(x + offset - mu) / (var + sigma ** 2)
       self.assertAllClose(prior.score(x, sigma), expected, rtol=1e-5, atol=1e-5)  # float32
 
+  def test_one_offset_per_patch(self):
+    prior = LevelShiftedPrior(GaussianPrior(np.zeros((2, 2, 1)), variance=0.0))
+    prior.set_offset([0.1, 0.2, 0.3])
+    x = tf.zeros((3, 2, 2, 1))
+    # variance 0: the score is -(x + offset) / sigma^2
+    self.assertAllClose(prior.score(x, 1.0)[:, 0, 0, 0], [-0.1, -0.2, -0.3])
+    # a shorter batch (the separator's one-example check) uses the first offsets
+    self.assertAllClose(prior.score(x[:1], 1.0)[:, 0, 0, 0], [-0.1])
+
   def test_offset_zero_is_the_prior_and_attributes_pass_through(self):
     inner = GaussianPrior(np.zeros((2, 2, 1)), variance=1.0)
     prior = LevelShiftedPrior(inner)

@@ -110,6 +110,92 @@ def oracle(references: str, out_dir: str, *, level_start: bool = True, shift: bo
   return record
 
 
+class _PatchLevels:
+  """A compiled separator that shifts every patch by its own (true) levels.
+
+  ``experiments.basis_separator.separate_image`` hands it batches of patches
+  (chains as copies, the last batch padded with copies); each item is found
+  among the track's patches by its bytes, and before the call every prior's
+  offset and the warm-start split are set per item.
+  """
+
+  def __init__(self, model, patches: np.ndarray, levels_db: np.ndarray, *,
+               level_start: bool, shift: bool, min_offset_db: float = -30.0,
+               max_offset_db: float = 30.0):
+    self.model = model
+    self.separator = model.separator
+    self.index = {np.ascontiguousarray(p).tobytes(): i for i, p in enumerate(patches)}
+    self.levels = np.asarray(levels_db, np.float64)               # [K, n_patches]
+    self.level_start, self.shift = level_start, shift
+    self.bounds = (min_offset_db, max_offset_db)
+
+  def __getattr__(self, name):
+    return getattr(self.__dict__['separator'], name)
+
+  def __call__(self, mixtures, **kwargs):
+    idx = [self.index[np.ascontiguousarray(m).tobytes()] for m in np.asarray(mixtures)]
+    levels = self.levels[:, idx]                                  # [K, batch]
+    target = self.model.options.prior_level_db
+    min_db, max_db = self.model.features.db_range
+    offsets = np.clip(target - levels, *self.bounds) / (max_db - min_db)
+    for k, prior in enumerate(self.separator.priors):
+      prior.set_offset(offsets[k] if self.shift else 0.0)
+    self.separator.set_start_shares(target - offsets * (max_db - min_db)
+                                    if self.level_start else None, max_db - min_db)
+    return self.separator(mixtures, **kwargs)
+
+
+def oracle_per_patch(references: str, out_dir: str, *, level_start: bool = True,
+                     shift: bool = True, tracks: Optional[Sequence[str]] = None, log=print,
+                     **options) -> Dict:
+  """As :func:`oracle`, with each patch's own true levels (not the track's median)."""
+  from experiments import patching  # pylint: disable=g-import-not-at-top
+  from experiments.basis_separator import (images_to_waveforms,  # pylint: disable=g-import-not-at-top
+                                           patch_levels_db, separate_image)
+  from experiments.separators import load_separator  # pylint: disable=g-import-not-at-top
+  sep = load_separator('basis', task='piano-violin', log=None, level_normalise='given',
+                       **options)
+  model = sep.model
+  opts = model.options
+  width = model.features.patch_frames
+  record = {}
+  for track in sorted(tracks or os.listdir(references)):
+    track_dir = os.path.join(references, track)
+    mixture, rate = audio.load(os.path.join(track_dir, 'mixture.wav'))
+    gain = opts.input_peak / float(np.max(np.abs(mixture))) if opts.input_peak else 1.0
+    x = np.asarray(mixture * gain, np.float32)
+    image = model.transform.waveform_to_unit(x).numpy()
+    patches, _, _ = patching.split_into_patches(image, patch_frames=width,
+                                                hop_frames=opts.hop_frames)
+    levels = []
+    for name in model.sources:
+      y, _ = audio.load(os.path.join(track_dir, f'{name}.wav'))
+      ref = model.transform.waveform_to_unit(np.asarray(y * gain, np.float32)).numpy()
+      ref_patches, _, _ = patching.split_into_patches(ref, patch_frames=width,
+                                                      hop_frames=opts.hop_frames)
+      levels.append(patch_levels_db(ref_patches, model.features)[:, 0])
+    levels = np.stack(levels)
+    t0 = time.time()
+    images, _ = separate_image(
+        _PatchLevels(model, patches, levels, level_start=level_start, shift=shift), image,
+        patch_frames=width, hop_frames=opts.hop_frames, batch_size=opts.batch_size,
+        seed=opts.seed, chains=opts.chains, log=lambda line: None)
+    waves = images_to_waveforms(images, x, model.transform, magnitude=model.magnitude,
+                                phase=opts.phase, phase_iterations=opts.phase_iterations,
+                                refiner=opts.refiner) / np.float32(gain)
+    seconds = time.time() - t0
+    os.makedirs(os.path.join(out_dir, track), exist_ok=True)
+    for name, y in zip(model.sources, waves):
+      audio.write_wav(os.path.join(out_dir, track, f'{name}.wav'), y[:len(mixture)], rate,
+                      subtype='FLOAT')
+    record[track] = {'patch_levels_db': {n: v.round(2).tolist()
+                                         for n, v in zip(model.sources, levels)},
+                     'seconds': seconds}
+    log(f'{track}: patch levels {np.round(levels, 1).tolist()} dB, {seconds:.0f} s')
+  write_json_atomic(os.path.join(out_dir, 'levels.json'), record)
+  return record
+
+
 def estimate_levels(references: str, estimates: Dict[str, str], *, log=print) -> Dict:
   """True source levels and each estimate folder's levels, per track (dB)."""
   from pipeline.config import FeatureConfig  # pylint: disable=g-import-not-at-top
@@ -181,7 +267,8 @@ def loud_table(columns: Dict[str, str]) -> str:
 
 def main(argv):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--mode', choices=('typical', 'oracle', 'levels', 'table'), required=True)
+  parser.add_argument('--mode', choices=('typical', 'oracle', 'oracle_patch', 'levels', 'table'),
+                      required=True)
   parser.add_argument('--column', action='append', default=[],
                       help='table: LABEL=REPORT_DIR:METHOD, once per column')
   parser.add_argument('--references', default='out/level/references')
@@ -193,12 +280,13 @@ def main(argv):
   args = parser.parse_args(argv[1:])
   if args.mode == 'typical':
     print(json.dumps(typical_levels(), indent=1))
-  elif args.mode == 'oracle':
+  elif args.mode in ('oracle', 'oracle_patch'):
     options = {}
     for item in args.option:
       key, value = item.split('=', 1)
       options[key] = json.loads(value)
-    oracle(args.references, args.out_dir, level_start=bool(args.level_start),
+    run = oracle if args.mode == 'oracle' else oracle_per_patch
+    run(args.references, args.out_dir, level_start=bool(args.level_start),
            shift=bool(args.shift), **options)
   elif args.mode == 'table':
     print(loud_table(dict(c.split('=', 1) for c in args.column)))
