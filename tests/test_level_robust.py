@@ -2,12 +2,14 @@
 level split of the warm start and the option."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from basis.mixing import DbPowerSum
 from basis.priors import GaussianPrior
 from common.errors import ParameterError
-from experiments.basis_separator import (BasisOptions, LevelShiftedPrior, LevelSplitSeparator,
+from experiments.basis_separator import (DEFAULT_PRIOR_DIRS, BasisOptions, BasisSeparator,
+                                         LevelShiftedPrior, LevelSplitSeparator,
                                          patch_levels_db, track_level_db)
 from pipeline.config import FeatureConfig
 
@@ -103,6 +105,39 @@ class LevelOptionTest(tf.test.TestCase):
   def test_raises_on_non_finite_prior_level(self):
     with self.assertRaisesRegex(ParameterError, 'prior_level_db must be finite'):
       BasisOptions(prior_level_db=float('nan'))
+
+
+class LevelSeparatorTest(tf.test.TestCase):
+
+  def _separator(self, **options):
+    # One Langevin step per level: the plumbing, not the quality.
+    opts = BasisOptions(steps_per_sigma=1, check_step=False, magnitude='pinv',
+                        precision='float32', **options)
+    return BasisSeparator(DEFAULT_PRIOR_DIRS, ('piano', 'violin'), options=opts, log=None)
+
+  def test_off_keeps_the_identity_of_earlier_separations(self):
+    ident = self._separator().identity()['options']
+    for name in ('level_normalise', 'level_passes', 'level_start', 'prior_level_db'):
+      self.assertNotIn(name, ident)
+
+  @pytest.mark.slow     # two separations of a 1 s mixture: about 14 s on a shared 2-core CPU
+  def test_estimate_measures_levels_then_separates_again(self):
+    sep = self._separator(level_normalise='estimate')
+    mixture = 0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    out = sep.separate(mixture, 16000)
+    self.assertEqual({k: v.shape for k, v in out.items()},
+                     {'piano': (16000,), 'violin': (16000,)})
+    self.assertLen(sep.stats['source_levels_db'], 1)       # levels before the second pass
+    self.assertEqual(sep.stats['n_patches'], 1)             # counted once, not per pass
+    offsets = [float(p.offset.numpy()[0]) for p in sep.separator.priors]
+    self.assertNotAllClose(offsets, [0.0, 0.0])
+
+  def test_given_needs_levels(self):
+    sep = self._separator(level_normalise='given')
+    with self.assertRaisesRegex(ParameterError, 'needs set_source_levels'):
+      sep.separate(np.full(16000, 0.1, np.float32), 16000)
+    with self.assertRaisesRegex(ParameterError, 'one finite level per source'):
+      sep.set_source_levels([0.0])
 
 
 if __name__ == '__main__':
