@@ -149,6 +149,7 @@ class Conv1D(tf.Module):
     self.pad = dilation * (kernel - 1) // 2
 
   def __call__(self, x):
+    n_in = tf.shape(x)[1]
     if self.pad:
       pads = [[0, 0], [self.pad, self.pad], [0, 0]]
       n = x.shape[1]
@@ -157,7 +158,26 @@ class Conv1D(tf.Module):
       else:
         x = tf.cond(tf.shape(x)[1] > self.pad, lambda: tf.pad(x, pads, mode='REFLECT'),
                     lambda: tf.pad(x, pads))
+    if self.dilation > 1 and not native_dilation():
+      # Shifted products: TensorFlow's plain CPU kernels (oneDNN off) have no
+      # gradient for dilated convolutions.
+      d = self.dilation
+      return tf.add_n([tf.einsum('btc,cd->btd', x[:, j * d:j * d + n_in], self.w[j])
+                       for j in range(self.w.shape[0])]) + self.b
     return tf.nn.conv1d(x, self.w, 1, 'VALID', dilations=self.dilation) + self.b
+
+
+# None: TensorFlow's dilated convolution where oneDNN runs (it has the gradient), shifted
+# products elsewhere; True / False force a path (tests). Read when a function is traced.
+NATIVE_DILATION = None
+
+
+def native_dilation() -> bool:
+  """Whether :class:`Conv1D` uses ``tf.nn.conv1d(..., dilations=d)``."""
+  if NATIVE_DILATION is not None:
+    return bool(NATIVE_DILATION)
+  from common import compute  # pylint: disable=g-import-not-at-top
+  return compute.onednn_enabled()
 
 
 class ConvTranspose1D(tf.Module):

@@ -82,6 +82,28 @@ class VocoderNetworkTest(tf.test.TestCase):
     err = tf.norm(y[:, 64:-64] - x[:, 64:-64]) / tf.norm(x[:, 64:-64])
     self.assertLess(float(err), 0.01)   # measured 6e-4 (-64 dB)
 
+  def test_dilated_conv_paths_agree_and_have_gradients(self):
+    conv = vocoder.Conv1D(4, 5, 3, dilation=9, seed=3)
+    x = tf.random.stateless_normal([2, 40, 4], [5, 6])
+    outs = []
+    from common import compute  # pylint: disable=g-import-not-at-top
+    for native in (True, False):
+      if native and not compute.onednn_enabled():   # no native dilated gradient there
+        continue
+      old, vocoder.NATIVE_DILATION = vocoder.NATIVE_DILATION, native
+      try:
+        with tf.GradientTape() as tape:
+          y = conv(x)
+          loss = tf.reduce_sum(y ** 2)
+        grad = tape.gradient(loss, conv.w)
+        self.assertIsNotNone(grad)
+        outs.append(y)
+      finally:
+        vocoder.NATIVE_DILATION = old
+    self.assertEqual(outs[-1].shape, (2, 40, 5))
+    if len(outs) == 2:   # oneDNN on: both paths ran
+      self.assertAllClose(outs[0], outs[1], atol=1e-5)   # float32 rounding
+
   def test_raises_on_hop_mismatch_and_wrong_band_count(self):
     with self.assertRaisesRegex(ParameterError, 'hop_length 512'):
       vocoder.VocoderConfig(upsample_rates=(4, 4, 4))
