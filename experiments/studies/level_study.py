@@ -1,24 +1,28 @@
 """Level-normalised scoring at unequal levels (issue 23 item 3; docs/generalization.md).
 
-Three measurements:
+Modes:
 
 - ``typical``: the power-mean level of the priors' training patches (what
   ``experiments.basis_separator.PRIOR_LEVEL_DB`` holds);
 - ``oracle``: BASIS with each prior scored at its source shifted to that level,
   the shift taken from the true sources (``level_normalise='given'``), on a
   references folder; estimates are written as ``<out_dir>/<track>/<source>.wav``
-  for ``evaluate_separation.py --estimates=NAME=<out_dir>``;
+  for ``evaluate_separation.py --estimates=NAME=<out_dir>``. ``--shift=0``
+  keeps the scores unshifted (the level split of the warm start only),
+  ``--level_start=0`` the split equal (the shift only);
+- ``oracle_patch``: the same with each patch's own true levels;
 - ``levels``: the sources' true levels beside those of given estimate folders
-  (how far a separation's level estimate is from the truth).
+  (how far a separation's level estimate is from the truth);
+- ``table``: the loud and quiet source's SDR per track from report folders.
 
   python -m experiments.studies.level_study --mode=typical
   python -m experiments.studies.level_study --mode=oracle \\
       --references=out/level/references --out_dir=out/level_oracle/estimates
   python evaluate_separation.py --references=out/level/references \\
-      --estimates=BASIS-oracle-level=out/level_oracle/estimates --out_dir=out/level_oracle
+      --estimates=BASIS-oracle-level=out/level_oracle/estimates --out_dir=out/level_oracle/report
   python -m experiments.studies.level_study --mode=table \\
-      --column=shipped=out/level/eval/report:BASIS-wiener \\
-      --column=oracle=out/level_oracle:BASIS-oracle-level
+      --column=shipped=out/level_shipped/report:BASIS-wiener \\
+      --column=oracle=out/level_oracle/report:BASIS-oracle-level
 """
 
 import argparse
