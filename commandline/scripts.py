@@ -34,6 +34,7 @@ SCRIPTS = {
     'select_priors': 'select_priors',
     'evaluate_generalization': 'evaluate_generalization',
     'train_separator': 'train_separator',
+    'train_vocoder': 'train_vocoder',
 }
 
 # The project's packages (setup.py installs them beside the script modules).

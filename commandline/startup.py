@@ -149,6 +149,9 @@ def describe_flags(flag_values=None) -> Dict[str, Any]:
     the names of the others absl also accepts (absl's, TensorFlow's).
   """
   from absl import flags  # pylint: disable=g-import-not-at-top
+  # absl.logging defines --verbosity (listed by every command) when first imported; a
+  # command whose imports do not reach it would otherwise list it only by chance.
+  from absl import logging as _  # pylint: disable=g-import-not-at-top,unused-import
   fv = flag_values if flag_values is not None else flags.FLAGS
   described, other_names = {}, set()
   for module, flag_list in fv.flags_by_module_dict().items():

@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The tests that broke without oneDNN (dilated convolutions and their
 # gradients in the score network and the NCSN training script).
 FILES = ('tests/test_dilated_conv.py', 'tests/test_score_network.py',
-         'tests/test_train_ncsn_script.py')
+         'tests/test_train_ncsn_script.py', 'tests/test_vocoder.py')
 
 
 @pytest.mark.slow

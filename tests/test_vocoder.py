@@ -190,10 +190,10 @@ class ShippedVocoderTest(tf.test.TestCase):
   # Issue 25 item 5. The shipped vocoder (about 70 min of CPU training, no discriminator)
   # does not pass: it answers a pure tone with near silence (output RMS 1-2 % of the
   # tone's, the strongest bin a 4 kHz sub-band artefact), also after 150 synthetic tone
-  # clips were added to its data (docs/vocoder.md). Not strict: a better-trained vocoder
-  # that passes should drop this marker.
+  # clips were added to its data (docs/vocoder.md). Strict: a vocoder that passes turns
+  # this into a failure, so whoever ships a better one must drop the marker (issue 25).
   @pytest.mark.xfail(reason='the shipped vocoder renders pure tones as near silence '
-                            '(docs/vocoder.md)', strict=False)
+                            '(docs/vocoder.md)', strict=True)
   def test_shipped_vocoder_keeps_the_pitch_of_a_tone(self):
     t = MelTransform(FeatureConfig())
     for f0 in (220.0, 440.0):
