@@ -193,6 +193,10 @@ class TrainGlowScriptTest(tf.test.TestCase):
     self.assertEqual(flow_prior.candidate('tiny', self.family, 'hard', out, n_pairs=2,
                                           log=said.append), row)
     self.assertEmpty(said)             # a rerun reads both from the cache
+    blend = flow_prior.blend_preference(self.prior, n_pairs=20)
+    self.assertTrue(np.isfinite(blend['mean_nats']))
+    self.assertBetween(blend['blend_preferred'], 0.0, 1.0)
+    self.assertEqual(blend['sigma'], 0.0)
 
   def test_run_basis_sep_separates_with_the_family(self):
     # The family's levels (stored ascending) become the schedule, largest first.
