@@ -49,6 +49,11 @@ SAMPLERS: Dict[str, Dict] = {
                       denoise=True),
     'hard_2e-5': dict(sampler='fast', constraint='hard', steps_per_sigma=20, step_size=2e-5,
                       denoise=True),
+    'hard_4e-5': dict(sampler='fast', constraint='hard', steps_per_sigma=20, step_size=4e-5,
+                      denoise=True),
+    # 1,001 calls: five times the steps at the larger stable delta.
+    'hard_2e-5_x5': dict(sampler='fast', constraint='hard', steps_per_sigma=100,
+                         step_size=2e-5, denoise=True),
 }
 
 
