@@ -54,6 +54,9 @@ SAMPLERS: Dict[str, Dict] = {
     # 1,001 calls: five times the steps at the larger stable delta.
     'hard_2e-5_x5': dict(sampler='fast', constraint='hard', steps_per_sigma=100,
                          step_size=2e-5, denoise=True),
+    # 5,001 calls: does mixing time, not the prior, hold the chains at blends?
+    'hard_2e-5_x25': dict(sampler='fast', constraint='hard', steps_per_sigma=500,
+                          step_size=2e-5, denoise=True),
 }
 
 
