@@ -289,7 +289,12 @@ class TrainVocoderScriptTest(tf.test.TestCase):
     record = os.path.join(self.root, 'x.tfrecord')
     with tf.io.TFRecordWriter(record) as w:
       w.write(b'not a proto at all \xff\xfe')
-    proc = _run_script(f'--workdir={self.root}/run', f'--train_data={record}')
+    # Valid evaluation clips of its own: the default --eval_data is local data a clean
+    # clone does not have (its error would come first).
+    clips = os.path.join(self.root, 'clips')
+    _write_clips(clips, n=2, seconds=0.8)
+    proc = _run_script(f'--workdir={self.root}/run', f'--train_data={record}',
+                       f'--eval_data={clips}')
     self._assert_one_line(proc, r'--train_data: .* not tf.train.Example|--train_data: .*features')
 
   def test_mismatched_checkpoint_and_init(self):
