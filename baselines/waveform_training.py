@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from baselines import convtasnet, export, separation_losses, unet
+from common import checks
 from common.errors import ParameterError
 
 TASK_SOURCES = {'speech-noise': ('voice', 'noise'), 'piano-violin': ('piano', 'violin')}
@@ -272,11 +273,8 @@ class SeparatorTrainConfig:
     if self.loss and self.loss not in separation_losses.LOSSES:
       raise ParameterError(f'--loss must be one of {list(separation_losses.LOSSES)}, got '
                            f'{self.loss!r}')
-    for name in ('steps', 'val_clips', 'keep_checkpoints', 'checkpoint_every', 'eval_every',
-                 'log_every'):
-      v = getattr(self, name)
-      if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise ParameterError(f'--{name} must be a positive int, got {v!r}')
+    checks.check_positive_ints(self, 'steps', 'val_clips', 'keep_checkpoints', 'checkpoint_every',
+                               'eval_every', 'log_every')
     if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or \
         self.batch_size < 0:
       raise ParameterError(f'--batch_size must be a positive int (0: the model\'s default), '

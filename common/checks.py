@@ -85,6 +85,19 @@ def check_positive(flags, *names: str):
       raise ParameterError(f'--{name} must be > 0, got {value!r}')
 
 
+def check_positive_ints(config, *names: str):
+  """Raises ParameterError unless each named field is an int > 0 (a bool is not an int).
+
+  Args:
+    config: an object with the fields (a run config: the flags of the same names).
+    names: field names; the message names them as flags (``--steps``).
+  """
+  for name in names:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+      raise ParameterError(f'--{name} must be a positive int, got {value!r}')
+
+
 def check_output_dir(path: str, flag: str = 'out_dir'):
   """Fails at start when the output folder cannot be a folder.
 

@@ -52,7 +52,7 @@ def make_objective(distribution, config: FlowTrainConfig, *, training: bool) -> 
   """
   d = model_lib.num_dims(distribution)
   sigma = float(config.noise_sigma)
-  weight = float(getattr(config, 'score_matching_weight', 0.0))
+  weight = float(config.score_matching_weight)
 
   def objective(batch, seed):
     x = tf.cast(batch, distribution.dtype)

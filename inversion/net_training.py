@@ -33,6 +33,7 @@ from inversion import nets
 from inversion import stft as stft_lib
 from pipeline import audio
 from pipeline.config import FeatureConfig
+from common import checks
 from common.errors import ParameterError
 from pipeline.transforms import MelTransform, nnls_mel_inverse, nnls_step
 
@@ -91,10 +92,7 @@ class NetTrainConfig:
   def __post_init__(self):
     if self.kind not in nets.KINDS:
       raise ParameterError(f'kind must be one of {list(nets.KINDS)}, got {self.kind!r}')
-    for name in ('steps', 'batch_size', 'crop_frames', 'max_files'):
-      v = getattr(self, name)
-      if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise ParameterError(f'--{name} must be a positive int, got {v!r}')
+    checks.check_positive_ints(self, 'steps', 'batch_size', 'crop_frames', 'max_files')
     if not self.learning_rate > 0:
       raise ParameterError(f'--learning_rate must be > 0, got {self.learning_rate!r}')
     if not self.train_data:

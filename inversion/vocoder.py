@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import assets
+from common import checks
 from common.errors import ParameterError
 from pipeline.config import FeatureConfig
 
@@ -567,10 +568,7 @@ class VocoderTrainConfig:
   progress: bool = True
 
   def __post_init__(self):
-    for name in ('steps', 'batch_size', 'segment_frames', 'max_files'):
-      v = getattr(self, name)
-      if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise ParameterError(f'--{name} must be a positive int, got {v!r}')
+    checks.check_positive_ints(self, 'steps', 'batch_size', 'segment_frames', 'max_files')
     if not self.learning_rate > 0:
       raise ParameterError(f'--learning_rate must be > 0, got {self.learning_rate!r}')
     if not self.train_data:
