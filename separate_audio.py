@@ -6,13 +6,19 @@
       --phase=misi
   python separate_audio.py --input=MIX.wav --out_dir=D --model_dir=MY_TRAINED_MODEL
   python separate_audio.py --input=MIX.wav --prior_dir=A --prior_dir=B --names=a,b --out_dir=D
+  python separate_audio.py --input=MIX.wav --out_dir=D --task=speech-noise \
+      --method=synthesis:decoder=vocoder
 
 Any length, rate and channel count: the separator seam (experiments/separators.py)
 resamples to the model's rate and back, separates the channel mean (or each
 channel: --channels=each) in chunks with cross-fades, and writes float32
 DIR/<source>.wav at the input's rate and level, separation.json and a
-spectrogram figure. Methods and tasks: --method (basis; more as they ship),
---task (piano-violin, speech-noise). Rerunning an interrupted command resumes.
+spectrogram figure. Methods and tasks: --method (a registered method, with its
+options as in evaluate_separation.py --methods: NAME[:key=value,...], e.g.
+synthesis:decoder=vocoder or basis:sampler=paper), --task (piano-violin,
+speech-noise). The basis flags below set the same options as a basis spec; an
+option set both ways is an error. separation.json records the options; a rerun
+resumes an interrupted command, and separates again where the options changed.
 See docs/audio_separation.md and docs/separators.md.
 """
 
@@ -34,9 +40,11 @@ from inversion import phase
 FLAGS = flags.FLAGS
 flag_groups.define_config_flags(
     separate_files.SeparateFilesConfig, enums={'channels': separators.CHANNEL_MODES},
-    help={'method': f'Separation method, one of {separators.methods()} (oracles need the '
-                    'true sources: evaluation only). Default: the one --model_dir names, '
-                    'else basis.',
+    help={'method': f'Separation method NAME[:key=value,...], NAME one of '
+                    f'{separators.methods()} (oracles need the true sources: evaluation '
+                    'only), with the method\'s options (synthesis:decoder=vocoder, '
+                    'basis:sampler=paper; an option also set by a flag is an error). '
+                    'Default: the one --model_dir names, else basis.',
           'out_dir': 'Output folder: <source>.wav (a folder input: <file stem>/<source>.wav), '
                      'separation.json, spectrograms.png.'})
 FLAGS.set_default('out_dir', 'out/separate_audio')
@@ -71,35 +79,56 @@ flags.adopt_module_key_flags(flag_groups)   # --help lists the sampler flags
 flag_groups.define_precision_flags()
 
 
-def _method_options():
-  """The basis options the command line set (the model folder's are the defaults)."""
+def _method_options(method):
+  """The basis options the flags set (the model folder's are the defaults).
+
+  Args:
+    method: the method name of --method, or None.
+
+  Returns:
+    ``(options, given_as)``: ``given_as`` names the flag of each option given on the
+    command line (``precision`` without --precision / --bfloat16 is a default that a
+    method spec may override).
+  """
   basis_names = BASIS_FLAGS + SAMPLER_FLAGS + ('prior_dir', 'names')
   given = flag_groups.explicit_flags(basis_names)
-  method = FLAGS.method or ('basis' if not FLAGS.model_dir else None)
+  method = method or ('basis' if not FLAGS.model_dir else None)
   if given and method not in (None, 'basis'):
     raise ParameterError(f'--{sorted(given)[0]} applies to --method=basis only')
   if method not in (None, 'basis'):
-    return {}
+    return {}, {}
   options = {k: v for k, v in given.items() if k not in ('level_steps', 'names', 'prior_dir')}
+  given_as = {k: f'--{k}' for k in options}
   if 'level_steps' in given:
     options['steps_per_sigma'] = parse_level_steps(FLAGS.level_steps)
+    given_as['steps_per_sigma'] = '--level_steps'
   if FLAGS.input_peak == 0:
     options['input_peak'] = None
   options['precision'] = (FLAGS.precision if FLAGS.bfloat16 is None
                           else 'bfloat16' if FLAGS.bfloat16 else 'float32')
+  for name in flag_groups.explicit_flags(('precision', 'bfloat16')):
+    given_as['precision'] = f'--{name}'
   if FLAGS.prior_dir:
     options['prior_dirs'] = tuple(FLAGS.prior_dir)
     options['names'] = tuple(FLAGS.names) if FLAGS.names else None
+    given_as['prior_dirs'] = '--prior_dir'
+    if FLAGS.names:
+      given_as['names'] = '--names'
   elif FLAGS.names:
     raise ParameterError('--names goes with --prior_dir (the task names the shipped sources)')
-  return options
+  return options, given_as
 
 
 def main(argv):
   if len(argv) > 1:
     raise ParameterError(f'unexpected arguments: {argv[1:]}')
-  options = _method_options()
-  config = flag_groups.config_from_flags(separate_files.SeparateFilesConfig, FLAGS)
+  spec = FLAGS.method or None
+  method = separators.parse_spec(spec)[0] if spec else None
+  options, given_as = _method_options(method)
+  if spec:
+    method, options = separators.merge_options(spec, options, given_as=given_as)
+  config = flag_groups.config_from_flags(separate_files.SeparateFilesConfig, FLAGS,
+                                         method=method)
   if options.get('prior_dirs') and config.model_dir:
     raise ParameterError('give --prior_dir or --model_dir, not both')
   separate_files.run(config, method_options=options)

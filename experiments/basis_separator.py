@@ -615,9 +615,11 @@ def from_model_folder(model_dir: Optional[str], doc: Optional[Dict[str, Any]], *
     ParameterError: a folder without ``priors``, unknown options.
   """
   defaults = dict((doc or {}).get('options') or {})
-  unknown = sorted(set(options) - {f.name for f in dataclasses.fields(BasisOptions)})
+  fields = [f.name for f in dataclasses.fields(BasisOptions)]
+  unknown = sorted(set(options) - set(fields))
   if unknown:
-    raise ParameterError(f'unknown basis options {unknown}')
+    raise ParameterError(f'unknown basis options {unknown} (it takes prior_dirs, names, '
+                         f'{", ".join(fields)})')
   if defaults.get('refiner') and model_dir:      # a folder's refiner is relative to it
     defaults['refiner'] = _resolve(model_dir, defaults['refiner'])
   defaults.update({k: v for k, v in options.items() if v is not None})

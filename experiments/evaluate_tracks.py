@@ -43,40 +43,13 @@ DEFAULT_ORACLES = ('IBM1', 'IRM1', 'IRM2')
 DONE = 'done.json'
 
 
-def parse_value(text: str):
-  """A spec's option value: an int, float, bool, None or the string itself."""
-  for kind in (int, float):
-    try:
-      return kind(text)
-    except ValueError:
-      pass
-  return {'true': True, 'false': False, 'none': None}.get(text.lower(), text)
-
-
-def parse_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
-  """``'basis:phase=misi,sampler=paper'`` -> ``('basis', {'phase': 'misi', 'sampler': 'paper'})``.
-
-  Raises:
-    ParameterError: an unknown method or a malformed option.
-  """
-  name, _, rest = spec.partition(':')
-  separators.get_method(name)
-  options = {}
-  for item in filter(None, rest.split(',')):
-    key, eq, value = item.partition('=')
-    if not eq or not key.strip():
-      raise ParameterError(f'method spec {spec!r}: options are key=value, got {item!r}')
-    options[key.strip()] = parse_value(value.strip())
-  return name, options
-
-
 @dataclasses.dataclass(frozen=True)
 class TrackEvalConfig:
   """Attributes:
     references_dir: ``<track>/mixture.wav`` + ``<track>/<source>.wav``.
     out_dir: ``methods/<label>/<track>/<source>.wav``, ``report/``, ``summary.json``.
     tracks: track names (default: every track, sorted).
-    methods: method specs (``parse_spec``), models and oracles alike; the
+    methods: method specs (``separators.parse_spec``), models and oracles alike; the
       mixture-as-estimate is always added.
     task: the task whose shipped models the model methods load (None: the default).
     method_options: ``{method name: options}`` given to every spec of that
@@ -100,7 +73,7 @@ class TrackEvalConfig:
     if not self.methods and not self.extra_estimates:
       raise ParameterError('methods is empty: give at least one method')
     for spec in self.methods:
-      parse_spec(spec)
+      separators.parse_spec(spec)
 
 
 def _label(spec_name: str, options: Dict[str, Any]) -> str:
@@ -135,7 +108,7 @@ class _Methods:
   def __init__(self, config: TrackEvalConfig, log):
     self.specs: List[Tuple[str, str, Dict[str, Any]]] = []
     for spec in config.methods:
-      name, options = parse_spec(spec)
+      name, options = separators.parse_spec(spec)
       options = {**dict(config.method_options.get(name) or {}), **options}
       self.specs.append((_label(name, options), name, options))
     labels = [label for label, _, _ in self.specs]

@@ -50,8 +50,9 @@ class SeparateFilesConfig:
   Attributes:
     input: a mixture audio file, or a folder of them (searched recursively).
     out_dir: the output folder.
-    method: a registered method (``experiments.separators.methods()``); None:
-      the one ``model_dir`` names, else basis.
+    method: a method spec ``NAME[:key=value,...]`` (``separators.parse_spec``:
+      a registered method and its options, ``'synthesis:decoder=vocoder'``); None:
+      the method ``model_dir`` names, else basis.
     task: the source set and shipped model (piano-violin, speech-noise); None:
       piano-violin unless ``model_dir`` is given.
     model_dir: a trained model folder (with separator.json) instead of the shipped one.
@@ -82,6 +83,8 @@ class SeparateFilesConfig:
                            f'got {self.channels!r}')
     if self.task is not None:
       separators.check_task(self.task)
+    if self.method is not None:
+      separators.parse_spec(self.method)
 
 
 def _file_sha(path: str) -> str:
@@ -164,8 +167,15 @@ def _publish(folder: str, staged: Dict[str, str], record: Dict[str, Any]):
 
 
 def separate_one(separation: separators.Separation, input_path: str, folder: str, *,
-                 config: SeparateFilesConfig, task: Optional[str], log=print) -> Dict[str, Any]:
-  """Separates one file into ``folder``; returns its record (``separation.json``)."""
+                 config: SeparateFilesConfig, task: Optional[str],
+                 options: Optional[Dict[str, Any]] = None, log=print) -> Dict[str, Any]:
+  """Separates one file into ``folder``; returns its record (``separation.json``).
+
+  A record there of the same input and ``separation.identity()`` (which holds the
+  model and the options its output depends on) is reused (``config.resume``);
+  any other is replaced. ``options`` (the method options given) are recorded as
+  ``method_options``.
+  """
   t0 = time.time()
   sha = _file_sha(input_path)
   identity = separation.identity()
@@ -175,6 +185,9 @@ def separate_one(separation: separators.Separation, input_path: str, folder: str
       all(os.path.exists(p) for p in done.get('sources', {}).values())):
     log(f'{input_path}: done in an earlier run ({folder})')
     return dict(done, resumed=True)
+  if config.resume and done and done.get('input_sha256') == sha:
+    log(f'{input_path}: {folder} holds a separation with other settings or options; '
+        'separating again (it is replaced)')
   check_targets(folder, separation.sources, input_path)
   y, rate = audio.load(input_path, mono=False)
   y = y[0] if y.shape[0] == 1 else y
@@ -213,7 +226,7 @@ def separate_one(separation: separators.Separation, input_path: str, folder: str
       'sample_rate': rate, 'channels': channels, 'output_channels': (
           channels if config.channels == 'each' else 1),
       'model_sample_rate': separation.sample_rate, 'method': separation.label,
-      'task': task, 'sources': written, 'peaks': peaks, 'figure': figure,
+      'method_options': _json_safe(options or {}), 'task': task, 'sources': written, 'peaks': peaks, 'figure': figure,
       'identity': identity, 'chunks': dict(separation.stats),
       'model_stats': _json_safe(getattr(model, 'stats', {})),
       'settings': _json_safe(model.settings()) if hasattr(model, 'settings') else None,
@@ -247,10 +260,18 @@ def run(config: SeparateFilesConfig, *, method_options: Optional[Dict[str, Any]]
         log=print) -> Dict[str, Any]:
   """Separates ``config.input`` (a file or a folder); returns the summary.
 
+  Args:
+    config: the run; ``config.method`` may carry options (``'basis:phase=misi'``).
+    method_options: more options of the method (keyword arguments of
+      ``separators.load_separator``).
+    log: progress lines.
+
   Raises:
     ParameterError: bad input, a method or task without a shipped model, an
-      output that would overwrite what this command did not write; in folder
-      mode, after trying every file, the count of files that failed.
+      option both in ``config.method`` and ``method_options``, an option the
+      method does not take, an output that would overwrite what this command
+      did not write; in folder mode, after trying every file, the count of
+      files that failed.
   """
   check_output_dir(config.out_dir)
   inputs = list_inputs(config.input)
@@ -259,10 +280,12 @@ def run(config: SeparateFilesConfig, *, method_options: Optional[Dict[str, Any]]
     raise ParameterError(f'--out_dir {config.out_dir} lies inside the --input folder; its '
                          'outputs would be read as inputs on a rerun: choose another folder')
   cache_dir = os.path.join(config.out_dir, CACHE) if config.resume else None
+  method, options = (separators.merge_options(config.method, method_options)
+                     if config.method is not None else (None, dict(method_options or {})))
   separation = separators.load_separator(
-      config.method, task=config.task, model_dir=config.model_dir, channels=config.channels,
+      method, task=config.task, model_dir=config.model_dir, channels=config.channels,
       chunk_s=config.chunk_s, overlap_s=config.overlap_s, cache_dir=cache_dir, log=log,
-      **(method_options or {}))
+      **options)
   task = config.task or (None if config.model_dir else separators.DEFAULT_TASK)
   records: Dict[str, Any] = {}
   failures: List[str] = []
@@ -272,7 +295,7 @@ def run(config: SeparateFilesConfig, *, method_options: Optional[Dict[str, Any]]
       log(f'[{i + 1}/{len(inputs)}] {path}')
     try:
       records[stem or os.path.basename(path)] = separate_one(
-          separation, path, folder, config=config, task=task, log=log)
+          separation, path, folder, config=config, task=task, options=options, log=log)
     except ParameterError as e:
       if len(inputs) == 1:
         raise

@@ -129,6 +129,82 @@ def get_method(name: str) -> Method:
   return _METHODS[name]
 
 
+def parse_value(text: str):
+  """A spec's option value: an int, float, bool, None or the string itself."""
+  for kind in (int, float):
+    try:
+      return kind(text)
+    except ValueError:
+      pass
+  return {'true': True, 'false': False, 'none': None}.get(text.lower(), text)
+
+
+def parse_options(text: str, *, where: str) -> Dict[str, Any]:
+  """``'phase=misi,sampler=paper'`` -> ``{'phase': 'misi', 'sampler': 'paper'}``.
+
+  Args:
+    text: comma-separated ``key=value`` items (empty: no options); values go
+      through :func:`parse_value`.
+    where: what the text came from, to start the error messages.
+
+  Raises:
+    ParameterError: an item without ``=`` or a key, or a key given twice.
+  """
+  options: Dict[str, Any] = {}
+  for item in filter(None, text.split(',')):
+    key, eq, value = item.partition('=')
+    key = key.strip()
+    if not eq or not key:
+      raise ParameterError(f'{where}: options are key=value, got {item!r}')
+    if key in options:
+      raise ParameterError(f'{where}: option {key!r} is given twice')
+    options[key] = parse_value(value.strip())
+  return options
+
+
+def parse_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
+  """A method spec ``NAME[:key=value,...]`` -> ``(name, options)``.
+
+  ``'basis:phase=misi,sampler=paper'`` -> ``('basis', {'phase': 'misi', 'sampler': 'paper'})``;
+  ``'synthesis:decoder=vocoder'`` -> ``('synthesis', {'decoder': 'vocoder'})``. Which
+  keys a method takes is its loader's to check (:func:`load_separator`).
+
+  Raises:
+    ParameterError: an unknown method or a malformed option.
+  """
+  name, _, rest = spec.partition(':')
+  get_method(name)
+  return name, parse_options(rest, where=f'method spec {spec!r}')
+
+
+def merge_options(spec: str, given: Optional[Dict[str, Any]] = None, *,
+                  given_as: Optional[Dict[str, str]] = None) -> Tuple[str, Dict[str, Any]]:
+  """The name and options of a method spec, with options given another way added.
+
+  Args:
+    spec: ``NAME[:key=value,...]`` (:func:`parse_spec`).
+    given: options given beside the spec (a script's flags, ``method_options``).
+    given_as: ``{key: how it was given}`` (``{'phase': '--phase'}``) for the keys of
+      ``given`` that were given explicitly; None: all of them were (``method_options``).
+      A key of ``given`` not in it is a default, which the spec overrides.
+
+  Returns:
+    ``(name, options)``: ``given`` updated with the spec's options.
+
+  Raises:
+    ParameterError: from :func:`parse_spec`; an option both in the spec and given
+      explicitly (naming both, even when the values agree).
+  """
+  name, options = parse_spec(spec)
+  given = dict(given or {})
+  for key in options:
+    if key in given and (given_as is None or key in given_as):
+      where = f'as {given_as[key]}' if given_as is not None else 'in method_options'
+      raise ParameterError(f'option {key!r} is given twice: in the method spec {spec!r} and '
+                           f'{where}; give it once')
+  return name, {**given, **options}
+
+
 def _lazy(target: str) -> Callable[..., Any]:
   """``'module:function'`` -> a callable that imports it on first use."""
   module, _, attr = target.partition(':')

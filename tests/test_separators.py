@@ -199,6 +199,58 @@ class RegistryTest(tf.test.TestCase):
       separators.unregister_method('toy-bad')
 
 
+class MethodSpecTest(tf.test.TestCase):
+  """``NAME[:key=value,...]``: one parser for evaluate_separation and separate_audio."""
+
+  def test_spec_values_are_converted(self):
+    self.assertEqual(separators.parse_spec('basis'), ('basis', {}))
+    self.assertEqual(
+        separators.parse_spec('synthesis:decoder=vocoder, n_iter=3,seed=1.5,refiner=none,'
+                              'check_step=false'),
+        ('synthesis', {'decoder': 'vocoder', 'n_iter': 3, 'seed': 1.5, 'refiner': None,
+                       'check_step': False}))
+
+  def test_malformed_specs_are_refused_naming_them(self):
+    with self.assertRaisesRegex(ParameterError, "unknown method 'nope'; registered"):
+      separators.parse_spec('nope:phase=misi')
+    with self.assertRaisesRegex(ParameterError, "method spec 'basis:phase': options are "
+                                "key=value, got 'phase'"):
+      separators.parse_spec('basis:phase')
+    with self.assertRaisesRegex(ParameterError, "options are key=value, got '=misi'"):
+      separators.parse_spec('basis:=misi')
+    with self.assertRaisesRegex(ParameterError, "option 'phase' is given twice"):
+      separators.parse_spec('basis:phase=misi,phase=wiener')
+
+  def test_an_option_given_twice_names_both_places(self):
+    with self.assertRaisesRegex(ParameterError, "option 'phase' is given twice: in the method "
+                                "spec 'basis:phase=misi' and as --phase; give it once"):
+      separators.merge_options('basis:phase=misi', {'phase': 'misi'},
+                               given_as={'phase': '--phase'})
+    with self.assertRaisesRegex(ParameterError, 'and in method_options'):
+      separators.merge_options('basis:phase=misi', {'phase': 'wiener'})
+    # A default (not in given_as) is overridden by the spec; other options are kept.
+    self.assertEqual(
+        separators.merge_options('basis:precision=float32',
+                                 {'precision': 'auto', 'sampler': 'paper'},
+                                 given_as={'sampler': '--sampler'}),
+        ('basis', {'precision': 'float32', 'sampler': 'paper'}))
+
+  def test_unknown_option_keys_list_the_methods_options(self):
+    with self.assertRaisesRegex(ParameterError, r"unknown basis options \['bogus'\] \(it takes "
+                                r'prior_dirs, names, .*sampler'):
+      separators.load_separator('basis', prior_dirs=('a', 'b'),
+                                **separators.parse_spec('basis:bogus=1')[1])
+    with self.assertRaisesRegex(ParameterError, r"unknown synthesis options \['colour'\] \(it "
+                                'takes chunk_s, .*decoder, vocoder'):
+      separators.load_separator('synthesis', task='speech-noise', colour='red')
+
+  def test_a_bad_option_value_is_refused_by_the_method(self):
+    _, options = separators.parse_spec('synthesis:decoder=banana')
+    with self.assertRaisesRegex(ParameterError, "synthesis decoder must be one of "
+                                r"\['inversion', 'vocoder'\], got 'banana'"):
+      separators.load_separator('synthesis', task='speech-noise', **options)
+
+
 class ToyMethodTest(tf.test.TestCase):
   """A separator registered here shows up in the evaluation table with no edit elsewhere."""
 
@@ -262,6 +314,34 @@ class ToyMethodTest(tf.test.TestCase):
     self.assertEqual(summary['n_files'], 3)
     self.assertLen([l for l in lines if 'done in an earlier run' in l], 3)
     self.assertFalse(os.path.exists(os.path.join(out, '.cache')))
+
+  def test_spec_options_are_recorded_and_a_rerun_with_others_separates_again(self):
+    tmp = self.create_tempdir().full_path
+    mix = os.path.join(tmp, 'mix.wav')
+    sf.write(mix, _noise(0.5, 8000), 8000, subtype='FLOAT')
+    out = os.path.join(tmp, 'out')
+    loud = separate_files.SeparateFilesConfig(input=mix, out_dir=out,
+                                              method='toy-half:gain_low=2', figure=False)
+    record = separate_files.run(loud, log=lambda s: None)['records']['mix.wav']
+    self.assertEqual(record['method_options'], {'gain_low': 2})
+    self.assertEqual(record['method'], 'toy-loud')
+    low_loud = sf.read(os.path.join(out, 'low.wav'))[0]
+    # Other options: separated again, not resumed from the first run's outputs.
+    lines = []
+    plain = dataclass_replace(loud, method='toy-half')
+    record = separate_files.run(plain, log=lines.append)['records']['mix.wav']
+    self.assertEqual(record['method_options'], {})
+    self.assertTrue(any('other settings or options; separating again' in l for l in lines))
+    self.assertFalse(record.get('resumed'))
+    self.assertAllClose(sf.read(os.path.join(out, 'low.wav'))[0], low_loud / 2, atol=1e-6)
+    # The same options: resumed.
+    lines = []
+    self.assertTrue(separate_files.run(plain, log=lines.append)['records']['mix.wav']['resumed'])
+    # An option in the spec and in method_options.
+    with self.assertRaisesRegex(ParameterError, "option 'gain_low' is given twice"):
+      separate_files.run(loud, method_options={'gain_low': 3}, log=lambda s: None)
+    with self.assertRaisesRegex(ParameterError, "method spec 'toy-half:gain_low'"):
+      separate_files.SeparateFilesConfig(input=mix, out_dir=out, method='toy-half:gain_low')
 
   def test_each_files_record_holds_its_own_model_stats(self):
     class Counting(HalfSplit):
@@ -358,12 +438,53 @@ class CommandLineTest(tf.test.TestCase):
         (['--method=IRM2'], 'IRM2 is an oracle'),
         (['--method=IRM2', '--phase=misi'], '--phase applies to --method=basis only'),
         (['--names=a,b'], '--names goes with --prior_dir'),
+        (['--method=basis:phase=misi', '--phase=misi'], "option 'phase' is given twice: in "
+         "the method spec 'basis:phase=misi' and as --phase; give it once"),
+        (['--method=basis:precision=float32', '--bfloat16'], "option 'precision' is given "
+         "twice: in the method spec 'basis:precision=float32' and as --bfloat16"),
+        (['--method=basis:phase'], "method spec 'basis:phase': options are key=value"),
+        (['--method=synthesis:colour=red', '--task=speech-noise'],
+         "unknown synthesis options ['colour'] (it takes chunk_s, magnitude, phase"),
+        (['--method=synthesis:decoder=banana', '--task=speech-noise'],
+         "synthesis decoder must be one of ['inversion', 'vocoder'], got 'banana'"),
     ]
     for args, message in cases:
       proc = self._run(f'--input={mix}', f'--out_dir={tmp}/o', *args)
       self.assertEqual(proc.returncode, 2, (args, proc.stderr[-500:]))
       self.assertIn(f'separate_audio: error: {message}', proc.stderr)
       self.assertNotIn('Traceback', proc.stderr)
+
+  def test_a_method_spec_runs_synthesis_with_the_vocoder_end_to_end(self):
+    tmp = self.create_tempdir().full_path
+    mix = os.path.join(tmp, 'mix.wav')
+    sf.write(mix, _noise(1.5, 16000), 16000)
+    out = os.path.join(tmp, 'out')
+    args = (f'--input={mix}', f'--out_dir={out}', '--task=speech-noise', '--nofigure')
+
+    def record():
+      with open(os.path.join(out, 'separation.json'), encoding='utf-8') as f:
+        return json.load(f)
+
+    proc = self._run(*args, '--method=synthesis:decoder=vocoder')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+    doc = record()
+    self.assertEqual(doc['method_options'], {'decoder': 'vocoder'})
+    self.assertEqual(doc['identity']['model']['decoder'], 'vocoder')
+    self.assertEqual(doc['settings']['decoder'], 'vocoder')
+    for name in ('voice', 'noise'):
+      y, rate = sf.read(os.path.join(out, f'{name}.wav'))
+      self.assertEqual((rate, y.shape), (16000, (24000,)))
+      self.assertTrue(np.all(np.isfinite(y)))
+    vocoded = sf.read(os.path.join(out, 'voice.wav'))[0]
+    # The default decoder into the same folder: separated again, not resumed.
+    proc = self._run(*args, '--method=synthesis')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+    self.assertIn('other settings or options; separating again', proc.stdout + proc.stderr)
+    doc = record()
+    self.assertEqual(doc['method_options'], {})
+    self.assertNotIn('decoder', doc['identity']['model'])       # the inversion decoder
+    self.assertGreater(np.max(np.abs(sf.read(os.path.join(out, 'voice.wav'))[0] - vocoded)),
+                       1e-3)
 
   def test_arrays_api_works_from_a_script_outside_the_checkout(self):
     code = textwrap.dedent('''

@@ -23,6 +23,7 @@ import numpy as np
 from common.atomic import write_json_atomic
 from common.errors import ParameterError
 from experiments import evaluate_tracks
+from experiments import separators
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +56,7 @@ def parse_candidate(spec: str) -> Candidate:
   if not sep or not rest:
     raise ParameterError(f'--candidate {spec!r}: expected NAME:PRIOR_DIR,PRIOR_DIR[;key=value]')
   dirs, _, opts = rest.partition(';')
-  options = {}
-  for item in filter(None, opts.split(',')):
-    key, eq, value = item.partition('=')
-    if not eq:
-      raise ParameterError(f'--candidate {spec!r}: options are key=value, got {item!r}')
-    options[key.strip()] = evaluate_tracks.parse_value(value.strip())
+  options = separators.parse_options(opts, where=f'--candidate {spec!r}')
   return Candidate(name=name, prior_dirs=tuple(d for d in dirs.split(',') if d),
                    options=options)
 

@@ -68,10 +68,10 @@ def read_tracks(folder: str, n_tracks: int = 0) -> List[Tuple[str, np.ndarray, n
 
 
 def _separator(spec: str, references: Dict[str, np.ndarray]):
-  from experiments import evaluate_tracks, separators  # pylint: disable=g-import-not-at-top
+  from experiments import separators  # pylint: disable=g-import-not-at-top
   if spec in ('true-mel', 'true-linear'):
     return TrueFeatures(spec[len('true-'):], references['voice'])
-  name, options = evaluate_tracks.parse_spec(spec)
+  name, options = separators.parse_spec(spec)
   if separators.get_method(name).oracle is not None:
     return separators.oracle_separator(name, references, RATE, **options)
   return separators.load_separator(name, task='speech-noise', **options)
