@@ -37,6 +37,7 @@ METRICS = ('PESQ', 'STOI')
 # noise layout (--task=speech-noise).
 DEFAULT_SPEECH_SOURCES = ('voice',)
 INSTALL = 'pip install pesq pystoi (the [quality] extra)'
+PACKAGES = {'PESQ': 'pesq', 'STOI': 'pystoi'}    # metric -> the PyPI package computing it
 
 
 def _import(name: str):
@@ -48,9 +49,20 @@ def _import(name: str):
     return None
 
 
+def available(metric: str) -> bool:
+  """Whether ``metric`` (``'PESQ'`` or ``'STOI'``) can be computed: its package is installed.
+
+  Raises:
+    ParameterError: another metric.
+  """
+  if metric not in PACKAGES:
+    raise ParameterError(f'metric must be one of {list(PACKAGES)}, got {metric!r}')
+  return _import(PACKAGES[metric]) is not None
+
+
 def missing() -> Optional[str]:
   """None when PESQ and STOI can be computed, else the one line that says what to install."""
-  absent = [name for name in ('pesq', 'pystoi') if _import(name) is None]
+  absent = [package for metric, package in PACKAGES.items() if not available(metric)]
   if not absent:
     return None
   return (f"PESQ / STOI left out: {' and '.join(absent)} not installed; {INSTALL}")
@@ -79,9 +91,21 @@ def _pair(reference, estimate) -> Tuple[np.ndarray, np.ndarray, Optional[str]]:
   return ref, est, None
 
 
-def _check_rate(sample_rate):
+def _prepare(metric: str, reference, estimate, sample_rate):
+  """What both metrics check first: the rate, the package, the pair (:func:`_pair`).
+
+  Returns:
+    ``(module, ref, est, why)``: the metric's package and :func:`_pair`'s result.
+
+  Raises:
+    ParameterError: a bad rate, the package missing, mismatched shapes.
+  """
   if int(sample_rate) != sample_rate or sample_rate <= 0:
     raise ParameterError(f'sample_rate must be a positive integer in Hz, got {sample_rate!r}')
+  module = _import(PACKAGES[metric])
+  if module is None:
+    raise ParameterError(f'{metric} needs the {PACKAGES[metric]} package: {INSTALL}')
+  return (module,) + _pair(reference, estimate)
 
 
 def _detail(error: Exception) -> str:
@@ -105,11 +129,7 @@ def pesq_wb(reference, estimate, sample_rate: int) -> Tuple[float, Optional[str]
   Raises:
     ParameterError: mismatched shapes, a bad rate, or the ``pesq`` package missing.
   """
-  _check_rate(sample_rate)
-  module = _import('pesq')
-  if module is None:
-    raise ParameterError(f'PESQ needs the pesq package: {INSTALL}')
-  ref, est, why = _pair(reference, estimate)
+  module, ref, est, why = _prepare('PESQ', reference, estimate, sample_rate)
   if why:
     return math.nan, why
   if not np.any(est != 0):
@@ -141,11 +161,7 @@ def stoi(reference, estimate, sample_rate: int) -> Tuple[float, Optional[str]]:
   Raises:
     ParameterError: mismatched shapes, a bad rate, or the ``pystoi`` package missing.
   """
-  _check_rate(sample_rate)
-  module = _import('pystoi')
-  if module is None:
-    raise ParameterError(f'STOI needs the pystoi package: {INSTALL}')
-  ref, est, why = _pair(reference, estimate)
+  module, ref, est, why = _prepare('STOI', reference, estimate, sample_rate)
   if why:
     return math.nan, why
   with warnings.catch_warnings(record=True) as caught:

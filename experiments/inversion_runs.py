@@ -67,10 +67,10 @@ def quality_scores(reference: np.ndarray, estimate: np.ndarray, sample_rate: int
   """
   from evaluation import speech_quality  # pylint: disable=g-import-not-at-top
   out = {'pesq': None, 'stoi': None, 'notes': []}
-  for key, fn, package in (('pesq', speech_quality.pesq_wb, 'pesq'),
-                           ('stoi', speech_quality.stoi, 'pystoi')):
-    if speech_quality._import(package) is None:  # pylint: disable=protected-access
-      out['notes'].append(f'{key.upper()} not computed: pip install {package}')
+  for key, fn in (('pesq', speech_quality.pesq_wb), ('stoi', speech_quality.stoi)):
+    if not speech_quality.available(key.upper()):
+      out['notes'].append(f'{key.upper()} not computed: pip install '
+                          f'{speech_quality.PACKAGES[key.upper()]}')
       continue
     value, why = fn(reference, estimate, sample_rate)
     if why:

@@ -161,6 +161,21 @@ class MissingPackagesTest(absltest.TestCase):
       speech_quality.pesq_wb(np.ones(16000), np.ones(16000), 16000)
     with self.assertRaisesRegex(ParameterError, r'pip install pesq pystoi'):
       speech_quality.stoi(np.ones(16000), np.ones(16000), 16000)
+    self.assertFalse(speech_quality.available('PESQ'))
+    self.assertFalse(speech_quality.available('STOI'))
+
+  def test_inversion_runs_notes_a_missing_package(self):
+    from experiments import inversion_runs  # pylint: disable=g-import-not-at-top
+    _block_quality(self)
+    out = inversion_runs.quality_scores(np.ones(16000), np.ones(16000), 16000)
+    self.assertEqual(out, {'pesq': None, 'stoi': None,
+                           'notes': ['PESQ not computed: pip install pesq',
+                                     'STOI not computed: pip install pystoi']})
+
+  def test_available_refuses_another_metric(self):
+    with self.assertRaisesRegex(ParameterError, "metric must be one of \\['PESQ', 'STOI'\\], "
+                                "got 'SDR'"):
+      speech_quality.available('SDR')
 
 
 def _speech_folders(root: str, n_tracks: int = 2):
