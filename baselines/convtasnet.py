@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from baselines import export
+from common import checks
 from common.errors import ParameterError
 
 METHOD = 'convtasnet'
@@ -69,11 +70,9 @@ class ConvTasNetConfig:
   mask: str = 'sigmoid'
 
   def __post_init__(self):
-    for name in ('n_filters', 'filter_length', 'bottleneck', 'hidden', 'skip', 'kernel',
-                 'blocks', 'repeats', 'n_sources', 'sample_rate'):
-      v = getattr(self, name)
-      if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-        raise ParameterError(f'convtasnet {name} must be a positive int, got {v!r}')
+    checks.check_positive_ints(self, 'n_filters', 'filter_length', 'bottleneck', 'hidden',
+                               'skip', 'kernel', 'blocks', 'repeats', 'n_sources',
+                               'sample_rate', prefix='convtasnet ', numpy_ints=True)
     if self.filter_length % 2 or self.filter_length < 2:
       raise ParameterError(f'convtasnet filter_length must be even (hop L / 2), got '
                            f'{self.filter_length}')

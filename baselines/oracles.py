@@ -45,6 +45,7 @@ import numpy as np
 from inversion import masks as tf_masks
 from inversion import stft as inversion_stft
 from pipeline.config import FeatureConfig
+from common import checks
 from common.errors import ParameterError
 from pipeline.transforms import MelTransform
 
@@ -95,10 +96,7 @@ class OracleConfig:
       raise ParameterError(f'alpha must be > 0, got {self.alpha!r}')
     if isinstance(self.theta, bool) or not self.theta >= 0:
       raise ParameterError(f'theta must be >= 0, got {self.theta!r}')
-    for name in ('n_fft', 'hop_length'):
-      value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ParameterError(f'{name} must be a positive int, got {value!r}')
+    checks.check_positive_ints(self, 'n_fft', 'hop_length', prefix='')
     if self.hop_length > self.n_fft // 2:
       raise ParameterError(
           f'hop_length={self.hop_length} must be at most n_fft // 2 = {self.n_fft // 2} '

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from baselines import export
+from common import checks
 from common.errors import ParameterError
 
 METHOD = 'unet'
@@ -71,10 +72,8 @@ class UNetConfig:
         isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c > 0
         for c in self.channels):
       raise ParameterError(f'unet channels must be {DEPTH} positive ints, got {self.channels!r}')
-    for name in ('kernel', 'n_fft', 'hop_length', 'patch_frames', 'n_sources', 'sample_rate'):
-      v = getattr(self, name)
-      if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-        raise ParameterError(f'unet {name} must be a positive int, got {v!r}')
+    checks.check_positive_ints(self, 'kernel', 'n_fft', 'hop_length', 'patch_frames',
+                               'n_sources', 'sample_rate', prefix='unet ', numpy_ints=True)
     if self.n_fft % (2 * 2 ** DEPTH):
       raise ParameterError(f'unet n_fft must be a multiple of {2 * 2 ** DEPTH} (n_fft / 2 bins '
                            f'through {DEPTH} halvings), got {self.n_fft}')

@@ -85,17 +85,21 @@ def check_positive(flags, *names: str):
       raise ParameterError(f'--{name} must be > 0, got {value!r}')
 
 
-def check_positive_ints(config, *names: str):
+def check_positive_ints(config, *names: str, prefix: str = '--', numpy_ints: bool = False):
   """Raises ParameterError unless each named field is an int > 0 (a bool is not an int).
 
   Args:
     config: an object with the fields (a run config: the flags of the same names).
-    names: field names; the message names them as flags (``--steps``).
+    names: field names.
+    prefix: what the message puts before a name: ``'--'`` names a run config's fields
+      as flags (``--steps``), ``'unet '`` a model's, ``''`` the bare field.
+    numpy_ints: numpy integers count as ints too (configs built from arrays).
   """
+  kinds = (int, np.integer) if numpy_ints else int
   for name in names:
     value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-      raise ParameterError(f'--{name} must be a positive int, got {value!r}')
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+      raise ParameterError(f'{prefix}{name} must be a positive int, got {value!r}')
 
 
 def check_output_dir(path: str, flag: str = 'out_dir'):

@@ -14,6 +14,7 @@ import dataclasses
 import json
 from typing import Any, Dict
 
+from common import checks
 from common.errors import ParameterError
 
 
@@ -58,11 +59,8 @@ class FeatureConfig:
   center: bool = True
 
   def __post_init__(self):
-    for name in ('sample_rate', 'n_fft', 'hop_length', 'n_mels', 'patch_frames',
-                 'patch_samples'):
-      value = getattr(self, name)
-      if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ParameterError(f'{name} must be a positive int, got {value!r}')
+    checks.check_positive_ints(self, 'sample_rate', 'n_fft', 'hop_length', 'n_mels',
+                               'patch_frames', 'patch_samples', prefix='')
     for name in ('fmin', 'fmax', 'power', 'amin', 'amax'):
       value = getattr(self, name)
       if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:

@@ -45,6 +45,7 @@ from typing import Any, Dict, Tuple
 import numpy as np
 import tensorflow as tf
 
+from common import checks
 from common.errors import ParameterError
 from pipeline.config import FeatureConfig
 from pipeline.transforms import MelTransform
@@ -90,10 +91,8 @@ class EncoderConfig:
     if self.target not in TARGETS:
       raise ParameterError(f'synthesis target must be one of {list(TARGETS)}, got '
                            f'{self.target!r}')
-    for name in ('frame_channels', 'kernel', 'gru_units', 'head_units', 'sample_rate'):
-      v = getattr(self, name)
-      if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-        raise ParameterError(f'synthesis {name} must be a positive int, got {v!r}')
+    checks.check_positive_ints(self, 'frame_channels', 'kernel', 'gru_units', 'head_units',
+                               'sample_rate', prefix='synthesis ', numpy_ints=True)
     if self.kernel % 2 == 0:
       raise ParameterError(f'synthesis kernel must be odd, got {self.kernel}')
     if not self.hourglass_channels or not all(

@@ -23,6 +23,35 @@ class FlagCheckTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ParameterError, r'--batch_size must be > 0, got 0'):
       checks.check_positive(flags, 'steps', 'batch_size')
 
+  def test_check_positive_ints_names_the_field_and_value(self):
+    config = types.SimpleNamespace(steps=10, batch_size=0, n=np.int64(3), flag=True)
+    checks.check_positive_ints(config, 'steps')
+    with self.assertRaisesRegex(ParameterError, r'^--batch_size must be a positive int, got 0$'):
+      checks.check_positive_ints(config, 'steps', 'batch_size')
+    with self.assertRaisesRegex(ParameterError, r'^unet flag must be a positive int, got True$'):
+      checks.check_positive_ints(config, 'flag', prefix='unet ', numpy_ints=True)
+    with self.assertRaisesRegex(ParameterError, r'^n must be a positive int, got 3$'):
+      checks.check_positive_ints(config, 'n', prefix='')
+    checks.check_positive_ints(config, 'n', numpy_ints=True)
+
+  def test_model_configs_keep_their_positive_int_messages(self):
+    from baselines import convtasnet, oracles, unet  # pylint: disable=g-import-not-at-top
+    from pipeline.config import FeatureConfig  # pylint: disable=g-import-not-at-top
+    from synthesis import encoder  # pylint: disable=g-import-not-at-top
+    cases = [
+        (lambda: FeatureConfig(hop_length=0), r'^hop_length must be a positive int, got 0$'),
+        (lambda: oracles.OracleConfig(n_fft=1.5),
+         r'^n_fft must be a positive int, got 1.5$'),
+        (lambda: unet.UNetConfig(kernel=0), r'^unet kernel must be a positive int, got 0$'),
+        (lambda: convtasnet.ConvTasNetConfig(blocks=-1),
+         r'^convtasnet blocks must be a positive int, got -1$'),
+        (lambda: encoder.EncoderConfig(gru_units=False),
+         r'^synthesis gru_units must be a positive int, got False$'),
+    ]
+    for build, message in cases:
+      with self.assertRaisesRegex(ParameterError, message):
+        build()
+
   def test_output_dir_that_is_a_file_fails(self):
     path = self.create_tempfile('results').full_path
     with self.assertRaisesRegex(ParameterError, rf'--out_dir={path} is a file'):
