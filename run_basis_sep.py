@@ -31,13 +31,17 @@ from commandline import cli_errors
 from commandline import flag_groups
 
 SAMPLER_HELP = {
-    'sampler': "fast: the measured default (hard constraint, 20 steps per level, delta 2x "
-               "the paper's, Tweedie step; for the dB power sum a warm start at the third "
-               'level, 25 steps on each level left, Tweedie step); paper: 100 steps per '
-               'level, the Gaussian likelihood, no final step (docs/basis.md).',
+    'sampler': "fast: the measured default for score networks (hard constraint, 20 steps "
+               "per level, delta 2x the paper's, Tweedie step; for the dB power sum a warm "
+               'start at the third level, 25 steps on each level left, Tweedie step); paper: '
+               '100 steps per level, the Gaussian likelihood, no final step (docs/basis.md); '
+               "latent: flow priors' default: annealed MAP in the flows' latent spaces, best "
+               "of --restarts by the flows' exact density (docs/flows.md). Default: the "
+               "prior kind's (latent for --prior_kind=flow, else fast).",
     'steps_per_sigma': 'Langevin steps per level (T); default from --sampler (fast 20, '
-                       'paper 100).',
-    'step_size': "delta: eta_i = delta (sigma_i / sigma_L)^2. Default: the paper's 3e-5 for "
+                       'paper 100; latent: Adam steps per level, 50).',
+    'step_size': "delta: eta_i = delta (sigma_i / sigma_L)^2 (latent: Adam's learning rate in "
+                 "latent units, default 0.05). Default: the paper's 3e-5 for "
                  "--prior_kind=ncsn, 3e-6 for --prior_kind=flow (a flow's score is rougher "
                  "than a score network's: 3e-5 and 1e-5 diverged with the shipped Glow "
                  'family; docs/basis.md), doubled by --sampler=fast with the hard constraint.',
@@ -76,7 +80,7 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_integer('num_levels', None, "Levels; default: the prior's own schedule.",
                        flag_values=fv)
   flag_groups.define_sampler_flags(warm_start='start_sigma', constraint=True,
-                                       help=SAMPLER_HELP, flag_values=fv)
+                                   help=SAMPLER_HELP, flag_values=fv, latent=True)
   flags.DEFINE_string('mixing', None, "'sum', 'mean' (image default) or 'db_power_sum' "
                       '(mel default).', flag_values=fv)
   flags.DEFINE_boolean('check_step', True, "Before separating, measure each prior's score "

@@ -49,6 +49,8 @@ class PriorKind:
       (a flow's score is rougher than a score network's).
     fast_sampler: the measured 'fast' schedule applies (docs/basis.md); where
       False, 'fast' stays the paper's schedule.
+    default_sampler: the sampler a command uses when none is named: 'fast', or
+      'latent' for flows (``basis.latent``; measured in docs/flows.md).
     aliases: other names accepted for ``name``.
   """
 
@@ -59,6 +61,7 @@ class PriorKind:
   init: str
   paper_step_size: float
   fast_sampler: bool = True
+  default_sampler: str = 'fast'
   aliases: Tuple[str, ...] = ()
 
   def __post_init__(self):
@@ -180,4 +183,5 @@ register_kind(PriorKind(
 register_kind(PriorKind(
     name='flow_family', marker='family.json',
     matches=lambda doc: doc.get('kind') == 'flow_family', load=_load_flow_family,
-    init='normal', paper_step_size=3e-6, fast_sampler=False, aliases=('flow',)))
+    init='normal', paper_step_size=3e-6, fast_sampler=False, default_sampler='latent',
+    aliases=('flow',)))

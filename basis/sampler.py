@@ -11,7 +11,10 @@ keeps the likelihood, starts warm at the third level (sigma 0.36 of the
 priors' 1 -> 0.01 schedule) from the mixture split 3 dB down per source, runs
 25 steps on each of the 8 levels left and ends with the Tweedie step (201
 calls; on the piano + violin test tracks it beat the paper's 1,000 calls).
-For flow priors 'fast' is not measured yet and stays the paper's schedule.
+For flow priors 'fast' is not measured yet and stays the paper's schedule;
+flows have their own default, 'latent' (:mod:`basis.latent`: annealed MAP in the
+flows' latent spaces, restarts chosen by the flows' exact density), which is
+not a Langevin schedule and so is not built here.
 """
 
 import dataclasses
@@ -22,6 +25,8 @@ from basis.mixing import is_linear_mixing
 from common.errors import ParameterError
 
 SAMPLERS = ('fast', 'paper')
+# The flows' sampler (basis.latent.LatentSeparator); run_basis_sep.py offers it.
+LATENT = 'latent'
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,10 @@
 """The BASIS sampler options of the separation commands: a typed config and its flag group.
 
 ``--sampler=fast|paper`` names a schedule (:mod:`basis.sampler`); the other
-flags of the group override single settings of it. ``run_basis_sep.py`` and
+flags of the group override single settings of it. ``run_basis_sep.py`` also
+offers ``--sampler=latent`` for flow priors (:mod:`basis.latent`), and its
+default (None) is the prior kind's own (``basis.registry``: 'latent' for flows,
+'fast' otherwise). ``run_basis_sep.py`` and
 ``separate_audio.py`` define the group with ``commandline.flag_groups.define_sampler_flags``; they
 differ where their data differ, and only there:
 
@@ -18,7 +21,7 @@ differ where their data differ, and only there:
 import dataclasses
 from typing import Optional, Tuple, Union
 
-from basis.sampler import SAMPLERS, parse_level_steps, sampler_settings
+from basis.sampler import LATENT, SAMPLERS, parse_level_steps, sampler_settings
 from common.checks import check_positive
 from common.errors import ParameterError
 
@@ -30,7 +33,8 @@ class SamplerOptions:
   """``--sampler`` and the flags that override it; None keeps the sampler's value.
 
   Attributes:
-    sampler: 'fast' or 'paper'.
+    sampler: 'fast', 'paper', 'latent' (flow priors) or None (the prior kind's
+      default: :meth:`resolved`).
     steps_per_sigma: int > 0, Langevin steps per level.
     level_steps: steps of each level (0 skips a level), comma strings or ints;
       overrides ``steps_per_sigma``.
@@ -40,9 +44,10 @@ class SamplerOptions:
     start_sigma: warm start at this noise level; 0: cold start.
     start_level: warm start at this index of the schedule; 0: cold start.
     likelihood_scale: multiplies the 1 / sigma_i^2 weight of the mixture residual.
+    restarts: 'latent' only: independent starts per mixture (default 8).
   """
 
-  sampler: str = 'fast'
+  sampler: Optional[str] = None
   steps_per_sigma: Optional[int] = None
   level_steps: Optional[Tuple[int, ...]] = None
   step_size: Optional[float] = None
@@ -51,18 +56,44 @@ class SamplerOptions:
   start_sigma: Optional[float] = None
   start_level: Optional[int] = None
   likelihood_scale: float = 1.0
+  restarts: Optional[int] = None
 
   def __post_init__(self):
-    if self.sampler not in SAMPLERS:
-      raise ParameterError(f'--sampler must be one of {list(SAMPLERS)}, got {self.sampler!r}')
+    if self.sampler is not None and self.sampler not in SAMPLERS + (LATENT,):
+      raise ParameterError(f'--sampler must be one of {list(SAMPLERS + (LATENT,))}, got '
+                           f'{self.sampler!r}')
     object.__setattr__(self, 'level_steps', parse_level_steps(self.level_steps))
-    check_positive(self, 'steps_per_sigma', 'step_size')
+    check_positive(self, 'steps_per_sigma', 'step_size', 'restarts')
     if self.constraint not in (None, 'likelihood', 'hard'):
       raise ParameterError("--constraint must be 'likelihood' or 'hard', got "
                            f'{self.constraint!r}')
     for name in WARM_STARTS:
       if getattr(self, name) is not None and getattr(self, name) < 0:
         raise ParameterError(f'--{name} must be >= 0, got {getattr(self, name)!r}')
+
+  def resolved(self, prior_kind: str) -> str:
+    """The sampler's name: ``sampler``, or the prior kind's default when None."""
+    from basis import registry  # pylint: disable=g-import-not-at-top
+    return self.sampler or registry.get_kind(prior_kind).default_sampler
+
+  def latent_kwargs(self) -> dict:
+    """Keyword arguments of :class:`basis.latent.LatentSeparator` (given options only).
+
+    Raises:
+      ParameterError: options of the Langevin schedules, which the latent sampler
+        does not have.
+    """
+    foreign = [f'--{name}' for name in ('level_steps', 'constraint', 'denoise', 'start_sigma',
+                                        'start_level') if getattr(self, name) is not None]
+    if self.likelihood_scale != 1.0:
+      foreign.append('--likelihood_scale')
+    if foreign:
+      raise ParameterError(f'{", ".join(foreign)} belong to the Langevin samplers (fast, '
+                           'paper); --sampler=latent takes --steps_per_sigma, --step_size '
+                           '(Adam learning rate) and --restarts')
+    return {k: v for k, v in dict(steps_per_sigma=self.steps_per_sigma,
+                                  step_size=self.step_size, restarts=self.restarts).items()
+            if v is not None}
 
   @property
   def steps(self) -> Union[None, int, Tuple[int, ...]]:
@@ -80,8 +111,14 @@ class SamplerOptions:
     Raises:
       ParameterError: a start level outside the schedule, an unknown prior kind.
     """
+    if self.restarts is not None:
+      raise ParameterError('--restarts belongs to --sampler=latent (flow priors)')
+    sampler = self.resolved(prior_kind)
+    if sampler == LATENT:
+      raise ParameterError('--sampler=latent is not a Langevin schedule: build '
+                           'basis.latent.LatentSeparator (flow priors; run_basis_sep.py)')
     settings = sampler_settings(
-        self.sampler, mixing=mixing, prior_kind=prior_kind, steps_per_sigma=self.steps,
+        sampler, mixing=mixing, prior_kind=prior_kind, steps_per_sigma=self.steps,
         step_size=self.step_size, constraint=self.constraint, denoise=self.denoise,
         start_level=self.start_level)
     kwargs = settings.separator_kwargs(sigmas)

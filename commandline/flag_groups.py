@@ -24,7 +24,7 @@ import copy
 import dataclasses
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from basis.sampler import SAMPLERS
+from basis.sampler import LATENT, SAMPLERS
 from basis.sampler_options import SamplerOptions, WARM_STARTS
 from common import compute
 from common.errors import ParameterError
@@ -162,7 +162,7 @@ def _define_global_precision_flags(default: str = 'auto') -> None:
 
 
 def define_sampler_flags(*, warm_start: str, constraint: bool, step_size_default=None,
-                         help, flag_values=None):  # pylint: disable=redefined-builtin
+                         help, flag_values=None, latent: bool = False):  # pylint: disable=redefined-builtin
   """Defines ``--sampler``, ``--steps_per_sigma``, ``--level_steps``, ``--step_size``,
   ``--denoise``, ``--likelihood_scale``, the warm-start flag and optionally ``--constraint``.
 
@@ -174,6 +174,8 @@ def define_sampler_flags(*, warm_start: str, constraint: bool, step_size_default
       ``step_size`` and the warm-start flag (they name the command's schedule);
       the others have shared texts that an entry here replaces.
     flag_values: the ``FlagValues`` to define them in (default: absl's global FLAGS).
+    latent: also offer ``--sampler=latent`` and ``--restarts`` (flow priors,
+      ``basis.latent``); ``--sampler`` then defaults to None, the prior kind's own.
   """
   from absl import flags  # pylint: disable=g-import-not-at-top
   if warm_start not in WARM_STARTS:
@@ -190,10 +192,17 @@ def define_sampler_flags(*, warm_start: str, constraint: bool, step_size_default
       'likelihood_scale': 'Multiplies the 1 / sigma_i^2 weight of the mixture residual (1: a '
                           'Gaussian likelihood with std sigma_i; see docs/basis.md for the '
                           "original code's effective weights).",
+      'restarts': '--sampler=latent: independent starts per mixture; the flows\' exact '
+                  'density picks one (docs/flows.md "Latent separation"). Default 8.',
   }
   texts.update(help)
-  flags.DEFINE_enum('sampler', SamplerOptions.sampler, list(SAMPLERS), texts['sampler'],
-                    flag_values=fv)
+  if latent:
+    flags.DEFINE_enum('sampler', None, list(SAMPLERS) + [LATENT], texts['sampler'],
+                      flag_values=fv)
+    flags.DEFINE_integer('restarts', None, texts['restarts'], flag_values=fv)
+  else:
+    flags.DEFINE_enum('sampler', 'fast', list(SAMPLERS), texts['sampler'],
+                      flag_values=fv)
   flags.DEFINE_integer('steps_per_sigma', None, texts['steps_per_sigma'], flag_values=fv)
   flags.DEFINE_list('level_steps', None, texts['level_steps'], flag_values=fv)
   flags.DEFINE_float('step_size', step_size_default, texts['step_size'], flag_values=fv)

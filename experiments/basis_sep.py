@@ -17,6 +17,8 @@ import numpy as np
 
 from basis import registry
 from basis.mixing import get_mixing
+from basis.latent import LatentSeparator
+from basis.sampler import LATENT
 from basis.sampler_options import SamplerOptions
 from basis.separate import Separator
 from experiments import image_separation
@@ -138,6 +140,10 @@ def _sigmas(config: BasisSepConfig, priors) -> np.ndarray:
 
 def _schedule_text(separator) -> str:
   """E.g. '10 levels x 20 steps, hard constraint, Tweedie step: 201 calls per source'."""
+  if isinstance(separator, LatentSeparator):
+    return (f'latent MAP: {len(separator.sigmas)} levels x {separator.steps_per_sigma} Adam '
+            f'steps (rate {separator.step_size:g}), best of {separator.restarts} restarts by '
+            f"the flows' density: {separator.calls_per_source} flow calls per source")
   steps = separator.level_steps[separator.active_levels]
   if len(set(steps.tolist())) == 1:
     text = f'{len(steps)} levels x {steps[0]} steps'
@@ -151,7 +157,11 @@ def _schedule_text(separator) -> str:
   return f'{text}, delta {separator.step_size:g}: {separator.calls_per_source} calls per source'
 
 
-def _separator(config: BasisSepConfig, priors, sigmas, mixing_fn, kind) -> Separator:
+def _separator(config: BasisSepConfig, priors, sigmas, mixing_fn, kind):
+  """A :class:`Separator`, or for ``--sampler=latent`` (flows' default) a :class:`LatentSeparator`."""
+  if config.sampling.resolved(kind.name) == LATENT:
+    return LatentSeparator(priors, sigmas=sigmas, mixing=mixing_fn, clip=(0.0, 1.0),
+                           **config.sampling.latent_kwargs())
   return Separator(priors, sigmas=sigmas, mixing=mixing_fn, clip=(0.0, 1.0),
                    likelihood_scale=config.sampling.likelihood_scale,
                    **config.sampling.separator_kwargs(mixing=mixing_fn, sigmas=sigmas,
@@ -173,7 +183,7 @@ def run(config: BasisSepConfig) -> dict:
       'prior': kind.name, 'prior_dirs': prior_dirs,
       'sigmas': [float(s) for s in sigmas],
       'likelihood_scale': config.sampling.likelihood_scale,
-      'sampler': config.sampling.sampler, 'seed': config.seed,
+      'sampler': config.sampling.resolved(kind.name), 'seed': config.seed,
       'batch_size': config.batch_size}
   if config.dataset in IMAGE_DATASETS:
     return _run_images(config, priors, prior_dirs, sigmas, description, kind)
@@ -193,8 +203,9 @@ def _run_images(config, priors, prior_dirs, sigmas, description, kind):
   description.update(mixing=mixing, data_note=info.get('note'))
   separator = _separator(config, priors, sigmas, get_mixing(mixing), kind)
   description.update(separator.settings())
-  init = None if separator.start_sigma else kind.init
-  if config.check_step:
+  latent = isinstance(separator, LatentSeparator)
+  init = None if latent or separator.start_sigma else kind.init
+  if config.check_step and not latent:   # the latent sampler's step is Adam's, in z
     record_step_check(description, priors, prior_dirs, sources, sigmas, separator.step_size)
   print(f'separating {len(sources[0])} {config.dataset} mixtures of {config.n_sources} '
         f'({_schedule_text(separator)})', flush=True)
@@ -236,7 +247,7 @@ def _run_mel(config, priors, prior_dirs, sigmas, description, kind):
   separator = _separator(config, priors, sigmas, mixing_fn, kind)
   description.update(separator.settings())
   print(f'separating {n} mel patch mixtures ({_schedule_text(separator)})', flush=True)
-  if config.check_step:
+  if config.check_step and not isinstance(separator, LatentSeparator):
     record_step_check(description, priors, prior_dirs, sources, sigmas, separator.step_size)
   results = image_separation.run_mel_separation(
       separator, sources, mixing_fn=mixing_fn, out_dir=config.out_dir,

@@ -97,7 +97,9 @@ class FlagsToConfigTest(tf.test.TestCase, parameterized.TestCase):
     basis = basis_sep.BasisSepConfig()
     self.assertEqual((basis.prior_kind, basis.n_sources, basis.n_mixtures, basis.out_dir,
                       basis.sampling), (None, 2, 16, 'out/basis', SamplerOptions()))   # None: each folder's kind
-    self.assertEqual(basis.sampling.sampler, 'fast')
+    # None: the prior kind's own sampler (fast for ncsn, latent for flows).
+    self.assertIsNone(basis.sampling.sampler)
+    self.assertEqual(basis.sampling.resolved('ncsn'), 'fast')
 
   def test_flag_values_reach_the_config(self):
     config = _config('train_ncsn', '--workdir=w', '--arch=unet', '--channel_mult=1,2',
