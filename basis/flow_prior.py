@@ -42,6 +42,7 @@ class FlowFamilyPrior:
 
   def __init__(self, family: Union[str, Sequence[Tuple[float, object]]], *,
                rtol: float = 1e-3, allow_incomplete: bool = False):
+    self.folder = family if isinstance(family, str) else None
     if isinstance(family, str):
       from flow_models.family import load_family  # pylint: disable=g-import-not-at-top
       sigmas, distributions, self.metadata = load_family(

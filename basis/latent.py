@@ -28,7 +28,8 @@ gradient dropped for that step (``rollbacks`` in :meth:`LatentSeparator.settings
 after a call).
 """
 
-from typing import Optional, Sequence
+import os
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -43,17 +44,32 @@ ADAM_EPSILON = 1e-7
 
 
 def flow_of(prior):
-  """The flow distribution a prior stands for: a family's lowest-noise member,
-  or a ``tfd.TransformedDistribution`` itself.
+  """The clean flow a prior stands for.
+
+  A family folder (:class:`basis.flow_prior.FlowFamilyPrior` loaded from disk): the
+  clean flow it was fine-tuned from (``family.json``'s ``base_prior``). Its
+  members model data plus noise, and the lowest one (sigma 0.01) maps small
+  latents to near-blank digits: with it the sampler ended at no separation
+  (docs/flows.md). A family built in memory: its lowest-noise member. A
+  ``tfd.TransformedDistribution``: itself.
 
   Raises:
-    ParameterError: for a prior that is not a flow (no bijector to invert).
+    ParameterError: a prior that is not a flow, a family folder whose clean
+      flow is not where ``family.json`` says.
   """
+  folder = getattr(prior, 'folder', None)
+  base = (getattr(prior, 'metadata', None) or {}).get('base_prior')
+  if folder and base:
+    from flow_models.export import load_flow  # pylint: disable=g-import-not-at-top
+    path = os.path.normpath(os.path.join(folder, base))
+    if not os.path.isdir(path):
+      raise ParameterError(
+          f"the latent sampler searches the family's clean flow, which {folder}/family.json "
+          f'names as {base!r} ({path}, not found); put it back, or use --sampler=paper')
+    return load_flow(path)[0]
   dists = getattr(prior, 'distributions', None)
   if dists is not None:
-    sig = np.asarray(prior.sigmas, np.float64)
-    # FlowFamilyPrior keeps its members sorted by ascending sigma.
-    dist = dists[int(np.argmin(sig))]
+    dist = dists[int(np.argmin(np.asarray(prior.sigmas, np.float64)))]
   else:
     dist = prior
   if not (hasattr(dist, 'bijector') and hasattr(dist, 'log_prob')):
@@ -88,11 +104,15 @@ class LatentSeparator:
   """
 
   def __init__(self, priors: Sequence, *, sigmas, steps_per_sigma: int = 50,
-               step_size: float = 0.1, restarts: int = 4, init_scale: float = 0.5,
+               step_size: float = 0.05, restarts: int = 8, init_scale: float = 0.5,
                mixing='mean', clip=None):
     if len(priors) < 2:
       raise ParameterError(f'separation needs at least 2 priors, got {len(priors)}')
-    self.flows = [flow_of(p) for p in priors]
+    found = {}   # one flow per prior object (sources often share one)
+    for p in priors:
+      if id(p) not in found:
+        found[id(p)] = flow_of(p)
+    self.flows = [found[id(p)] for p in priors]
     shapes = {tuple(int(v) for v in f.event_shape) for f in self.flows}
     if len(shapes) != 1:
       raise ParameterError(f'the flows model different event shapes {sorted(shapes)}')
@@ -247,6 +267,7 @@ class LatentSeparator:
                             f'step_size (now {self.step_size:g}) or init_scale')
     pick = np.argmax(score, axis=0)
     xs = tf.reshape(xs, (self.num_sources, r, n) + self.event_shape).numpy()
+    self.last_estimates = xs     # [K, restarts, batch, ...], unclipped (studies of the choice)
     out = xs[:, pick, np.arange(n)]
     if self.clip is not None:
       out = np.clip(out, self.clip[0], self.clip[1])

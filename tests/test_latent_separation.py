@@ -89,6 +89,13 @@ class ErrorTest(unittest.TestCase):
       with self.subTest(kwargs=kwargs), self.assertRaisesRegex(ParameterError, text):
         LatentSeparator(self.flows, **kwargs)
 
+  def test_family_folder_without_its_clean_flow(self):
+    import types  # pylint: disable=g-import-not-at-top
+    with tempfile.TemporaryDirectory() as tmp:
+      family = types.SimpleNamespace(folder=tmp, metadata={'base_prior': '../no_such_flow'})
+      with self.assertRaisesRegex(ParameterError, "clean flow.*'../no_such_flow'.*--sampler"):
+        flow_of(family)
+
   def test_bad_mixtures(self):
     sep = LatentSeparator(self.flows, sigmas=[0.1], steps_per_sigma=1, restarts=1)
     with self.assertRaisesRegex(ParameterError, 'events'):
@@ -123,6 +130,15 @@ class ErrorTest(unittest.TestCase):
 
 class ShippedFamilyTest(unittest.TestCase):
   """run_basis_sep's code with the shipped Glow family and the latent default."""
+
+  def test_a_family_folder_is_searched_through_its_clean_flow(self):
+    from basis.flow_prior import FlowFamilyPrior
+    from common import assets
+    from flow_models.export import load_flow
+    flow = flow_of(FlowFamilyPrior(assets.prior_dir('glow_mnist_family')))
+    clean, _ = load_flow(assets.prior_dir('glow_mnist'))
+    x = np.random.default_rng(0).uniform(0, 1, (2, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_allclose(flow.log_prob(x).numpy(), clean.log_prob(x).numpy(), rtol=1e-6)
 
   def test_run_basis_sep_flow_default_is_latent(self):
     from basis.sampler_options import SamplerOptions as Options

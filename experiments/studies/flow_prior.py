@@ -57,6 +57,11 @@ SAMPLERS: Dict[str, Dict] = {
     # 5,001 calls: does mixing time, not the prior, hold the chains at blends?
     'hard_2e-5_x25': dict(sampler='fast', constraint='hard', steps_per_sigma=500,
                           step_size=2e-5, denoise=True),
+    # basis.latent: annealed MAP in the family's clean flow's latents, best restart by
+    # its density (the flows' default since issue 28's latent study).
+    'latent': dict(sampler='latent'),
+    'latent_r1': dict(sampler='latent', restarts=1),
+    'latent_r4': dict(sampler='latent', restarts=4),
 }
 
 
@@ -175,6 +180,73 @@ def candidate(name: str, family_dir: str, sampler: str, out_dir: str, *, n_pairs
           'no_separation_psnr_db': results['equal_split_psnr_db'],
           'calls_per_source': results.get('calls_per_source'),
           'mixtures_per_second': results.get('mixtures_per_second')}
+
+
+def restart_choice(family_dir: str, out_dir: str, *, n_pairs: int = 100, restarts: int = 8,
+                   seed: int = 0, batch_size: int = 50, log=print) -> str:
+  """How well does each flow density choose among the latent sampler's restarts?
+
+  Separates ``n_pairs`` MNIST test pairs (``run_basis_sep``'s pairs for ``seed``)
+  with :class:`basis.latent.LatentSeparator` (its defaults, ``restarts``
+  starts), keeps every restart (``<out_dir>/restarts.npz``, reused by a rerun)
+  and tables the mean PSNR when the restart is chosen by: the clean flow (the
+  sampler's rule), each family member's density, the residual alone, the first
+  restart (no choice) and the best one (an oracle with the truth).
+
+  Returns:
+    The markdown table (also ``<out_dir>/restart_choice.md``).
+  """
+  from basis.flow_prior import FlowFamilyPrior  # pylint: disable=g-import-not-at-top
+  from basis.latent import LatentSeparator, flow_of  # pylint: disable=g-import-not-at-top
+  from evaluation.image_metrics import best_permutation_psnr  # pylint: disable=g-import-not-at-top
+  from experiments.mixtures import image_pairs  # pylint: disable=g-import-not-at-top
+  os.makedirs(out_dir, exist_ok=True)
+  family = FlowFamilyPrior(family_dir)
+  sigmas = family.sigmas[::-1]
+  src = image_pairs(_test_digits(1000), n_mixtures=n_pairs, n_sources=2,
+                    seed=seed).astype(np.float32)
+  mix = src.mean(axis=0)
+  path = os.path.join(out_dir, 'restarts.npz')
+  if os.path.exists(path):
+    xs = np.load(path)['estimates']
+  else:
+    sep = LatentSeparator([family, family], sigmas=sigmas, restarts=restarts, mixing='mean')
+    parts = []
+    for start in range(0, n_pairs, batch_size):
+      sep(mix[start:start + batch_size], seed=seed + start)
+      parts.append(sep.last_estimates)
+      log(f'restart_choice: {start + len(parts[-1][0, 0])}/{n_pairs} pairs')
+    xs = np.concatenate(parts, axis=2)
+    np.savez(path + '.tmp.npz', estimates=xs)
+    os.replace(path + '.tmp.npz', path)
+  k, r, n = xs.shape[:3]
+  psnr = np.stack([best_permutation_psnr(np.clip(xs[:, j], 0, 1), src)[0].mean(axis=1)
+                   for j in range(r)])                                     # [R, n]
+  resid = np.sum((mix[None] - xs.mean(axis=0)) ** 2, axis=(2, 3, 4))      # [R, n]
+  gamma2 = 2 * float(sigmas[-1]) ** 2
+
+  def density(dist):
+    flat = xs.reshape((-1,) + xs.shape[3:])
+    lp = _log_prob(dist, flat, batch=200).reshape(k, r, n).sum(axis=0)
+    return np.where(np.isfinite(lp), lp, -np.inf)
+
+  rules = {'first restart (no choice)': np.zeros((r, n)),
+           'residual only': -resid,
+           "clean flow + residual (the sampler's rule)": density(flow_of(family)) - resid / gamma2}
+  for sigma, dist in zip(family.sigmas, family.distributions):
+    rules[f'member sigma {sigma:.3g}'] = density(dist)
+  split = best_permutation_psnr(np.broadcast_to(mix[None], src.shape), src)[0].mean()
+  lines = [f'{n} pairs, {r} restarts, seed {seed}; no separation {split:.2f} dB',
+           '', '| restart chosen by | mean PSNR (dB) | median | gain over no separation |',
+           '|---|---:|---:|---:|']
+  for name, score in list(rules.items()) + [('oracle (best PSNR)', psnr)]:
+    chosen = psnr[np.argmax(score, axis=0), np.arange(n)]
+    lines.append(f'| {name} | {chosen.mean():.2f} | {np.median(chosen):.2f} | '
+                 f'{chosen.mean() - split:+.2f} |')
+  text = '\n'.join(lines) + '\n'
+  with open(os.path.join(out_dir, 'restart_choice.md'), 'w') as f:
+    f.write(text)
+  return text
 
 
 def markdown(rows: List[Dict]) -> str:
