@@ -4,14 +4,17 @@
   python run_basis_sep.py --n_mixtures=1000 --batch_size=100 --out_dir=out/basis_mnist
   python run_basis_sep.py --dataset=melspec --prior_dir=PIANO --prior_dir=VIOLIN \
       --data_dir=out/tfr/piano --data_dir=out/tfr/violin
+  python run_basis_sep.py --prior=flow --prior_dir=assets/priors/glow_mnist_family
 
-The default sampler ('fast') was chosen by the calls study of docs/basis.md:
+Score networks' default sampler ('fast') was chosen by the calls study of docs/basis.md:
 for image mixtures (mean, sum) the hard mixture constraint, 20 steps on each of
 the prior's 10 levels, delta 6e-5 and a final Tweedie step, 201 score calls
 per source; --sampler=paper is the paper's schedule (100 steps per level,
 delta 3e-5, Gaussian likelihood: 1,000 calls). Any of --steps_per_sigma,
 --level_steps, --step_size, --constraint, --denoise, --start_sigma overrides
-the sampler. Writes results.json (PSNR per mixture and mean, best
+the sampler. Flow priors default to --sampler=latent (basis.latent: annealed
+MAP over the clean flow's latents, the best of --restarts=8 by its exact
+density; docs/flows.md "Latent separation"). Writes results.json (PSNR per mixture and mean, best
 permutation; for mel: per-patch errors in dB; the calls per source beside the
 settings), separation.png and the estimates as .npy. --prior_kind (old name
 --prior) says what the --prior_dir folders hold. The flags map onto

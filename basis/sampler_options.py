@@ -88,7 +88,8 @@ class SamplerOptions:
     if self.likelihood_scale != 1.0:
       foreign.append('--likelihood_scale')
     if foreign:
-      raise ParameterError(f'{", ".join(foreign)} belong to the Langevin samplers (fast, '
+      verb = 'belongs' if len(foreign) == 1 else 'belong'
+      raise ParameterError(f'{", ".join(foreign)} {verb} to the Langevin samplers (fast, '
                            'paper); --sampler=latent takes --steps_per_sigma, --step_size '
                            '(Adam learning rate) and --restarts')
     return {k: v for k, v in dict(steps_per_sigma=self.steps_per_sigma,
