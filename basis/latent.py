@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from basis.mixing import get_mixing
+from basis.sampler import CHOICE_SIGMA
 from basis.separate import DivergenceError
 from common.checks import check_seed
 from common.errors import ParameterError
@@ -80,6 +81,11 @@ def flow_of(prior):
   return dist
 
 
+def _nearest(sigmas, sigma: float) -> int:
+  """Index of the level nearest ``sigma`` in log-sigma."""
+  return int(np.argmin(np.abs(np.log(np.asarray(sigmas, np.float64)) - np.log(sigma))))
+
+
 class LatentSeparator:
   """Annealed MAP separation over the latents of K flow priors, best of ``restarts``.
 
@@ -95,6 +101,11 @@ class LatentSeparator:
     steps_per_sigma: int > 0, Adam steps per level.
     step_size: float > 0, Adam's learning rate (latent units).
     restarts: int > 0, independent starts per mixture; the flows' density picks one.
+    choice_sigma: float >= 0. 0: the clean flows choose the restart (their
+      log-density plus the mixture term at gamma_L); a noise level: each family
+      prior's member nearest to it chooses by its log-density alone (a density
+      smoothed by that much noise; docs/flows.md "Which restart to keep"). Priors
+      that are not families keep the clean rule.
     init_scale: float > 0, std of the starting latents.
     mixing: 'sum', 'mean' or a callable ``[K, batch, ...] -> [batch, ...]``.
     clip: optional ``(low, high)`` applied to the final estimates.
@@ -104,7 +115,8 @@ class LatentSeparator:
   """
 
   def __init__(self, priors: Sequence, *, sigmas, steps_per_sigma: int = 50,
-               step_size: float = 0.05, restarts: int = 8, init_scale: float = 0.5,
+               step_size: float = 0.05, restarts: int = 8,
+               choice_sigma: float = CHOICE_SIGMA, init_scale: float = 0.5,
                mixing='mean', clip=None):
     if len(priors) < 2:
       raise ParameterError(f'separation needs at least 2 priors, got {len(priors)}')
@@ -113,6 +125,13 @@ class LatentSeparator:
       if id(p) not in found:
         found[id(p)] = flow_of(p)
     self.flows = [found[id(p)] for p in priors]
+    if not (np.isfinite(choice_sigma) and choice_sigma >= 0):
+      raise ParameterError(f'choice_sigma must be finite and >= 0, got {choice_sigma!r}')
+    self.choice_sigma = float(choice_sigma)
+    # The densities that choose the restart (None: the clean flows with the mixture term).
+    self._judges = None
+    if self.choice_sigma > 0 and all(hasattr(p, 'level_index') for p in priors):
+      self._judges = [p.distributions[_nearest(p.sigmas, self.choice_sigma)] for p in priors]
     shapes = {tuple(int(v) for v in f.event_shape) for f in self.flows}
     if len(shapes) != 1:
       raise ParameterError(f'the flows model different event shapes {sorted(shapes)}')
@@ -157,6 +176,7 @@ class LatentSeparator:
     return {'sampler': 'latent', 'sigmas': [float(v) for v in self.sigmas],
             'steps_per_sigma': self.steps_per_sigma, 'step_size': self.step_size,
             'restarts': self.restarts, 'init_scale': self.init_scale,
+            'choice_sigma': self.choice_sigma if self._judges else 0.0,
             'clip': None if self.clip is None else [float(v) for v in self.clip],
             'num_sources': self.num_sources, 'calls_per_source': self.calls_per_source}
 
@@ -207,10 +227,12 @@ class LatentSeparator:
   def _final(self, z, mixture):
     """Sources, and the posterior score of each (``[B]``, -inf where not finite)."""
     xs = self._decode(z)
-    log_p = tf.add_n([tf.cast(f.log_prob(tf.reshape(xs[k], (-1,) + self.event_shape)),
-                              tf.float32) for k, f in enumerate(self.flows)])
-    gamma = float(self.sigmas[-1])
-    score = log_p - self._residual(xs, mixture) / (2.0 * gamma * gamma)
+    judges = self._judges or self.flows
+    score = tf.add_n([tf.cast(f.log_prob(tf.reshape(xs[k], (-1,) + self.event_shape)),
+                              tf.float32) for k, f in enumerate(judges)])
+    if self._judges is None:
+      gamma = float(self.sigmas[-1])
+      score = score - self._residual(xs, mixture) / (2.0 * gamma * gamma)
     return xs, tf.where(tf.math.is_finite(score), score, tf.fill(tf.shape(score), -np.inf))
 
   def __call__(self, mixture, *, seed=0, init=None, progress=None):

@@ -27,6 +27,9 @@ from common.errors import ParameterError
 SAMPLERS = ('fast', 'paper')
 # The flows' sampler (basis.latent.LatentSeparator); run_basis_sep.py offers it.
 LATENT = 'latent'
+# Its default choice of restart: the family member nearest this noise level judges
+# (0: the clean flow); docs/flows.md "Which restart to keep".
+CHOICE_SIGMA = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,6 +45,8 @@ class SamplerOptions:
     start_level: warm start at this index of the schedule; 0: cold start.
     likelihood_scale: multiplies the 1 / sigma_i^2 weight of the mixture residual.
     restarts: 'latent' only: independent starts per mixture (default 8).
+    choice_sigma: 'latent' only: the family member at this noise level chooses
+      the restart; 0: the clean flow (``basis.latent``).
   """
 
   sampler: Optional[str] = None
@@ -57,6 +59,7 @@ class SamplerOptions:
   start_level: Optional[int] = None
   likelihood_scale: float = 1.0
   restarts: Optional[int] = None
+  choice_sigma: Optional[float] = None
 
   def __post_init__(self):
     if self.sampler is not None and self.sampler not in SAMPLERS + (LATENT,):
@@ -64,6 +67,8 @@ class SamplerOptions:
                            f'{self.sampler!r}')
     object.__setattr__(self, 'level_steps', parse_level_steps(self.level_steps))
     check_positive(self, 'steps_per_sigma', 'step_size', 'restarts')
+    if self.choice_sigma is not None and not self.choice_sigma >= 0:
+      raise ParameterError(f'--choice_sigma must be >= 0, got {self.choice_sigma!r}')
     if self.constraint not in (None, 'likelihood', 'hard'):
       raise ParameterError("--constraint must be 'likelihood' or 'hard', got "
                            f'{self.constraint!r}')
@@ -91,9 +96,10 @@ class SamplerOptions:
       verb = 'belongs' if len(foreign) == 1 else 'belong'
       raise ParameterError(f'{", ".join(foreign)} {verb} to the Langevin samplers (fast, '
                            'paper); --sampler=latent takes --steps_per_sigma, --step_size '
-                           '(Adam learning rate) and --restarts')
+                           '(Adam learning rate), --restarts and --choice_sigma')
     return {k: v for k, v in dict(steps_per_sigma=self.steps_per_sigma,
-                                  step_size=self.step_size, restarts=self.restarts).items()
+                                  step_size=self.step_size, restarts=self.restarts,
+                                  choice_sigma=self.choice_sigma).items()
             if v is not None}
 
   @property
@@ -112,8 +118,9 @@ class SamplerOptions:
     Raises:
       ParameterError: a start level outside the schedule, an unknown prior kind.
     """
-    if self.restarts is not None:
-      raise ParameterError('--restarts belongs to --sampler=latent (flow priors)')
+    for name in ('restarts', 'choice_sigma'):
+      if getattr(self, name) is not None:
+        raise ParameterError(f'--{name} belongs to --sampler=latent (flow priors)')
     sampler = self.resolved(prior_kind)
     if sampler == LATENT:
       raise ParameterError('--sampler=latent is not a Langevin schedule: build '

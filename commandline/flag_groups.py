@@ -24,7 +24,7 @@ import copy
 import dataclasses
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from basis.sampler import LATENT, SAMPLERS
+from basis.sampler import CHOICE_SIGMA, LATENT, SAMPLERS
 from basis.sampler_options import SamplerOptions, WARM_STARTS
 from common import compute
 from common.errors import ParameterError
@@ -194,12 +194,16 @@ def define_sampler_flags(*, warm_start: str, constraint: bool, step_size_default
                           "original code's effective weights).",
       'restarts': '--sampler=latent: independent starts per mixture; the flows\' exact '
                   'density picks one (docs/flows.md "Latent separation"). Default 8.',
+      'choice_sigma': '--sampler=latent: the flow family\'s member nearest this noise level '
+                      'chooses the restart by its density; 0: the clean flow with the mixture '
+                      f'term. Default {CHOICE_SIGMA:g} (docs/flows.md "Which restart to keep").',
   }
   texts.update(help)
   if latent:
     flags.DEFINE_enum('sampler', None, list(SAMPLERS) + [LATENT], texts['sampler'],
                       flag_values=fv)
     flags.DEFINE_integer('restarts', None, texts['restarts'], flag_values=fv)
+    flags.DEFINE_float('choice_sigma', None, texts['choice_sigma'], flag_values=fv)
   else:
     flags.DEFINE_enum('sampler', 'fast', list(SAMPLERS), texts['sampler'],
                       flag_values=fv)

@@ -63,6 +63,22 @@ class ClosedFormTest(unittest.TestCase):
     self.assertFalse(np.array_equal(a, sep(m, seed=4).numpy()))
     self.assertEqual(sep.calls_per_source, 5 * (2 * 2 + 1))
 
+  def test_a_family_member_can_choose(self):
+    from basis.flow_prior import FlowFamilyPrior
+    clean, smooth = gaussian_flow(0.3, 0.2), gaussian_flow(0.3, 0.5)
+    family = FlowFamilyPrior([(0.01, clean), (0.1, smooth)])
+    m = np.full((2,) + SHAPE, 0.3, np.float32)
+    sep = LatentSeparator([family, family], sigmas=[0.5, 0.1], steps_per_sigma=2, restarts=4,
+                          choice_sigma=0.08, mixing='mean')
+    self.assertIs(sep.flows[0], clean)        # the search runs in the lowest member
+    est = sep(m, seed=0).numpy()
+    self.assertEqual(sep.settings()['choice_sigma'], 0.08)
+    # The member nearest 0.08 (sigma 0.1) judged, by its density alone.
+    np.testing.assert_allclose(smooth.log_prob(est).numpy().sum(0), sep.last_scores.max(0),
+                               rtol=1e-5)
+    with self.assertRaisesRegex(ParameterError, 'choice_sigma'):
+      LatentSeparator([family, family], sigmas=[0.1], choice_sigma=-1.0)
+
   def test_clip(self):
     flows = [gaussian_flow(2.0, 0.1), gaussian_flow(-1.0, 0.1)]
     est = LatentSeparator(flows, sigmas=[0.1], steps_per_sigma=1, restarts=1,

@@ -232,7 +232,7 @@ def restart_choice(family_dir: str, out_dir: str, *, n_pairs: int = 100, restart
 
   rules = {'first restart (no choice)': np.zeros((r, n)),
            'residual only': -resid,
-           "clean flow + residual (the sampler's rule)": density(flow_of(family)) - resid / gamma2}
+           'clean flow + residual (choice_sigma 0)': density(flow_of(family)) - resid / gamma2}
   for sigma, dist in zip(family.sigmas, family.distributions):
     rules[f'member sigma {sigma:.3g}'] = density(dist)
   split = best_permutation_psnr(np.broadcast_to(mix[None], src.shape), src)[0].mean()
