@@ -173,6 +173,13 @@ class LatentSeparator:
     """Flow evaluations (each with its gradient) per source and mixture, all restarts."""
     return self.restarts * (len(self.sigmas) * self.steps_per_sigma + 1)
 
+  @property
+  def chooser(self) -> str:
+    """What chooses the restart, in words (progress lines)."""
+    if self._judges:
+      return f"the density of the family member nearest sigma {self.choice_sigma:g}"
+    return "the clean flow's density and the mixture term"
+
   def settings(self) -> dict:
     """The schedule and options, json-able (results.json, resume caches)."""
     return {'sampler': 'latent', 'sigmas': [float(v) for v in self.sigmas],

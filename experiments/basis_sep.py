@@ -143,7 +143,7 @@ def _schedule_text(separator) -> str:
   if isinstance(separator, LatentSeparator):
     return (f'latent MAP: {len(separator.sigmas)} levels x {separator.steps_per_sigma} Adam '
             f'steps (rate {separator.step_size:g}), best of {separator.restarts} restarts by '
-            f"the flows' density: {separator.calls_per_source} flow calls per source")
+            f"{separator.chooser}: {separator.calls_per_source} flow calls per source")
   steps = separator.level_steps[separator.active_levels]
   if len(set(steps.tolist())) == 1:
     text = f'{len(steps)} levels x {steps[0]} steps'
