@@ -96,9 +96,9 @@ class LatentSeparator:
   ``separator(mixture, seed=...)``).
 
   Args:
-    priors: K >= 2 flow priors (:class:`basis.flow_prior.FlowFamilyPrior`, whose
-      lowest-noise member is used, or flow distributions with ``bijector`` and
-      ``log_prob``); the same object may serve several sources.
+    priors: K >= 2 flow priors (:class:`basis.flow_prior.FlowFamilyPrior`, searched
+      through its clean flow, see :func:`flow_of`; or flow distributions with
+      ``bijector`` and ``log_prob``); the same object may serve several sources.
     sigmas: float ``[L]``, decreasing annealing levels gamma_i of the mixture term.
     steps_per_sigma: int > 0, Adam steps per level.
     step_size: float > 0, Adam's learning rate (latent units).
