@@ -22,7 +22,8 @@ continues; ``<out_dir>/candidates.md`` / ``.json`` gather the rows.
 A candidate is ``name=FAMILY_DIR:SAMPLER`` where SAMPLER names an entry of
 :data:`SAMPLERS` (options of :class:`basis.sampler_options.SamplerOptions`).
 :func:`blend_preference` asks one member whether it rates a mean mixture's blend
-above the true pair.
+above the true pair; :func:`restart_choice` asks which density best chooses among
+the latent sampler's restarts (docs/flows.md "Which restart to keep").
 """
 
 import dataclasses
