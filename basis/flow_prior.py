@@ -75,13 +75,17 @@ class FlowFamilyPrior:
     """float64 ``[L]``, the family's noise levels, ascending."""
     return self._sigmas.copy()
 
+  def nearest_level(self, sigma: float) -> int:
+    """Index of the family level nearest ``sigma`` in log-sigma (any sigma > 0)."""
+    return int(np.argmin(np.abs(np.log(self._sigmas) - np.log(float(sigma)))))
+
   def level_index(self, sigma: float) -> int:
     """Index of the family level equal to ``sigma`` (within ``rtol``).
 
     Raises:
       ParameterError: if no level matches.
     """
-    i = int(np.argmin(np.abs(np.log(self._sigmas) - np.log(float(sigma)))))
+    i = self.nearest_level(sigma)
     if not np.isclose(self._sigmas[i], float(sigma), rtol=self.rtol, atol=0.0):
       raise ParameterError(
           f'sigma={float(sigma):.6g} is not a level of this flow family '

@@ -39,7 +39,7 @@ import tensorflow as tf
 from basis.mixing import get_mixing
 from basis.sampler import CHOICE_SIGMA
 from basis.separate import DivergenceError
-from common.checks import check_seed
+from common.checks import check_positive_ints, check_seed
 from common.errors import ParameterError
 
 ADAM_BETAS = (0.9, 0.999)
@@ -81,11 +81,6 @@ def flow_of(prior):
         f'{type(prior).__name__}: use --prior_kind=flow with a flow family, or another '
         '--sampler for score networks')
   return dist
-
-
-def _nearest(sigmas, sigma: float) -> int:
-  """Index of the level nearest ``sigma`` in log-sigma."""
-  return int(np.argmin(np.abs(np.log(np.asarray(sigmas, np.float64)) - np.log(sigma))))
 
 
 class LatentSeparator:
@@ -132,8 +127,8 @@ class LatentSeparator:
     self.choice_sigma = float(choice_sigma)
     # The densities that choose the restart (None: the clean flows with the mixture term).
     self._judges = None
-    if self.choice_sigma > 0 and all(hasattr(p, 'level_index') for p in priors):
-      self._judges = [p.distributions[_nearest(p.sigmas, self.choice_sigma)] for p in priors]
+    if self.choice_sigma > 0 and all(hasattr(p, 'nearest_level') for p in priors):
+      self._judges = [p.distributions[p.nearest_level(self.choice_sigma)] for p in priors]
     shapes = {tuple(int(v) for v in f.event_shape) for f in self.flows}
     if len(shapes) != 1:
       raise ParameterError(f'the flows model different event shapes {sorted(shapes)}')
@@ -142,9 +137,8 @@ class LatentSeparator:
     if sig.size == 0 or not np.all(np.isfinite(sig)) or np.any(sig <= 0) or np.any(
         np.diff(sig) >= 0):
       raise ParameterError(f'sigmas must be finite, > 0 and decreasing, got {sig.tolist()}')
-    for name, value in (('steps_per_sigma', steps_per_sigma), ('restarts', restarts)):
-      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ParameterError(f'{name} must be an int > 0, got {value!r}')
+    self.steps_per_sigma, self.restarts = steps_per_sigma, restarts
+    check_positive_ints(self, 'steps_per_sigma', 'restarts', prefix='', numpy_ints=True)
     for name, value in (('step_size', step_size), ('init_scale', init_scale)):
       if not np.isfinite(value) or value <= 0:
         raise ParameterError(f'{name} must be finite and > 0, got {value!r}')

@@ -226,7 +226,8 @@ def separate_one(separation: separators.Separation, input_path: str, folder: str
       'sample_rate': rate, 'channels': channels, 'output_channels': (
           channels if config.channels == 'each' else 1),
       'model_sample_rate': separation.sample_rate, 'method': separation.label,
-      'method_options': _json_safe(options or {}), 'task': task, 'sources': written, 'peaks': peaks, 'figure': figure,
+      'method_options': _json_safe(options or {}), 'task': task, 'sources': written,
+      'peaks': peaks, 'figure': figure,
       'identity': identity, 'chunks': dict(separation.stats),
       'model_stats': _json_safe(getattr(model, 'stats', {})),
       'settings': _json_safe(model.settings()) if hasattr(model, 'settings') else None,
