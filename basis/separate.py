@@ -108,8 +108,8 @@ class Separator:
       unused with ``constraint='hard'``.
     clip: optional ``(low, high)`` applied to the final estimates.
     start_sigma: None (start from ``init`` at the first level), or one of
-      ``sigmas``: warm start from the split mixture plus noise of that std,
-      skipping the levels above it.
+      ``sigmas``: warm start from the split mixture (or from estimates given
+      as ``init``) plus noise of that std, skipping the levels above it.
     denoise: end with the Tweedie step x + sigma_L^2 s(x, sigma_L) (with the
       hard constraint, projected back onto the mixture).
     constraint: 'likelihood' (BASIS: a Gaussian likelihood of std sigma_i) or
@@ -240,12 +240,14 @@ class Separator:
     """``[K, ...]``: the K - 1 free sources and the last one the hard constraint gives."""
     return tf.concat([free, solve_last_source(self.mixing, mixture, free)[None]], axis=0)
 
-  def warm_start(self, mixture, seed):
-    """The split mixture plus N(0, start_sigma^2) noise, ``[K, batch, ...]``."""
-    split = split_mixture(self.mixing, mixture, self.num_sources)
+  def warm_start(self, mixture, seed, start=None):
+    """``start`` (``[K, batch, ...]``; None: the split mixture) plus N(0, start_sigma^2)
+    noise, ``[K, batch, ...]``."""
+    if start is None:
+      start = split_mixture(self.mixing, mixture, self.num_sources)[None]
     noise = tf.random.stateless_normal(
         (self.num_sources,) + tuple(mixture.shape), tf.constant([check_seed(seed), 0x3A37], tf.int32))
-    return split[None] + self.start_sigma * noise
+    return start + self.start_sigma * noise
 
   # ---------------------------------------------------------------- schedule
   def _run_levels(self, xs, mixture, seed, first_level, last_level):
@@ -291,6 +293,16 @@ class Separator:
       xs = project_onto_mixture(self.mixing, mixture, xs)
     return xs
 
+  @staticmethod
+  def _checked_init(init, shape) -> tf.Tensor:
+    xs = tf.convert_to_tensor(init, tf.float32)
+    if tuple(xs.shape) != shape:
+      raise ParameterError(f'init must have shape {shape} ([K, *mixture.shape]), '
+                           f'got {tuple(xs.shape)}')
+    if not bool(tf.reduce_all(tf.math.is_finite(xs))):
+      raise ParameterError('init holds NaN or infinite values')
+    return xs
+
   def __call__(self, mixture, *, seed=0, init=None, progress: Optional[Callable] = None,
                return_trajectory: bool = False):
     """Separates a batch of mixtures.
@@ -299,8 +311,10 @@ class Separator:
       mixture: float ``[batch, ...]``.
       seed: int; equal seeds give equal results.
       init: float ``[K, batch, ...]`` starting point, 'uniform' (U[0, 1], the
-        NCSN choice), 'normal' (N(0, I), the flow choice) or None ('uniform');
-        must be None with a warm start (``start_sigma``).
+        NCSN choice), 'normal' (N(0, I), the flow choice) or None ('uniform').
+        With a warm start (``start_sigma``): None (begin from the split
+        mixture) or an array, the estimates to begin from instead (for
+        example another separator's), noise of ``start_sigma`` added.
       progress: optional callable ``(level, sigma)`` called after each level;
         when given (or with ``return_trajectory``) levels run one compiled
         call each, otherwise the whole schedule is one call.
@@ -324,11 +338,12 @@ class Separator:
     shape = (self.num_sources,) + tuple(mixture.shape)
     seed_t = tf.constant([check_seed(seed), 0x5EED], tf.int32)
     if self.start_sigma is not None:
-      if init is not None:
+      if isinstance(init, str):
         raise ParameterError(f'init={init!r} and a warm start (start_sigma '
                              f'{self.start_sigma:g}) exclude each other: the warm start '
-                             'begins from the split mixture')
-      xs = self.warm_start(mixture, seed)
+                             'begins from the split mixture or from given estimates')
+      xs = self.warm_start(mixture, seed, None if init is None else
+                           self._checked_init(init, shape))
     elif init is None or isinstance(init, str):
       kind = init or 'uniform'
       init_seed = tf.constant([check_seed(seed), 0x1417], tf.int32)
@@ -339,12 +354,7 @@ class Separator:
       else:
         raise ParameterError(f"init must be an array, 'uniform' or 'normal', got {init!r}")
     else:
-      xs = tf.convert_to_tensor(init, tf.float32)
-      if tuple(xs.shape) != shape:
-        raise ParameterError(f'init must have shape {shape} ([K, *mixture.shape]), '
-                             f'got {tuple(xs.shape)}')
-      if not bool(tf.reduce_all(tf.math.is_finite(xs))):
-        raise ParameterError('init holds NaN or infinite values')
+      xs = self._checked_init(init, shape)
     if self.constraint == 'hard':
       xs = self._with_last_solved(xs[:-1], mixture)
     first_sigma = self.sigmas[self.active_levels[0]]

@@ -70,7 +70,7 @@ def main(argv):
     bs._MEL_MEMO.clear()  # pylint: disable=protected-access
     image = timed('mel image', lambda: t.waveform_to_unit(y).numpy())
     images = timed('BASIS chains (score calls)',
-                   lambda: model._separate_image(image))  # pylint: disable=protected-access
+                   lambda: model._separate_image(image, y))  # pylint: disable=protected-access
     mags = timed(f'mel -> magnitude ({model.magnitude})', lambda: mel_to_linear.mel_to_magnitude(
         t.unit_to_mel(images).numpy(), method=model.magnitude, transform=t))
     mix_stft = timed('mixture STFT', lambda: t.stft(y).numpy())

@@ -57,6 +57,11 @@ LEVEL_MODES = ('off', 'estimate')
 # (out/music/tfr/{piano,violin}/train: piano -6.5, violin -6.1; quartiles about
 # -10 .. -3 dB; experiments/studies/level_study.py --mode=typical measures it).
 PRIOR_LEVEL_DB = -6.3
+# With a guide, the chains start at this level of the priors' schedule (sigma 0.077 of the
+# shipped priors' 1 .. 0.01): chosen on the 8 tracks at a 20 dB balance
+# (docs/generalization.md, "A guided start"); level 2, the unguided warm start's, loses
+# what the guide found.
+GUIDE_START_LEVEL = 5
 
 
 def patch_levels_db(image: np.ndarray, features: FeatureConfig) -> np.ndarray:
@@ -154,8 +159,10 @@ class LevelSplitSeparator(Separator):
     w_db = levels - top - 10.0 * np.log10(np.sum(10.0 ** ((levels - top) / 10.0), axis=0))
     self.start_shift = ((w_db + 10.0 * np.log10(self.num_sources)) / span_db).astype(np.float32)
 
-  def warm_start(self, mixture, seed):
-    xs = super().warm_start(mixture, seed)
+  def warm_start(self, mixture, seed, start=None):
+    xs = super().warm_start(mixture, seed, start)
+    if start is not None:                     # given estimates carry their own levels
+      return xs
     shift = np.reshape(self.start_shift, self.start_shift.shape
                        + (1,) * (len(xs.shape) - self.start_shift.ndim))
     return xs + shift
@@ -213,6 +220,12 @@ class BasisOptions:
       by the sources' levels instead of equally.
     prior_level_db: the typical power-mean patch level of the priors'
       training data, dB (:func:`track_level_db`).
+    guide: another separator whose estimates start the chains instead of the
+      mixture split (docs/generalization.md, "A guided start"): a registered
+      method name (its shipped model for the task, e.g. ``'unet'``) or a
+      model folder; the guide's waveforms go through the priors' mel
+      transform and the chains start from them plus the start level's noise
+      (``start_level`` None: :data:`GUIDE_START_LEVEL`). None: no guide.
   """
 
   hop_frames: int = 48
@@ -237,11 +250,19 @@ class BasisOptions:
   level_passes: int = 2
   level_start: bool = True
   prior_level_db: float = PRIOR_LEVEL_DB
+  guide: Optional[str] = None
 
   def __post_init__(self):
     if self.level_normalise not in LEVEL_MODES + ('given',):
       raise ParameterError(f'level_normalise must be one of {list(LEVEL_MODES)}, got '
                            f'{self.level_normalise!r}')
+    if self.guide is not None and (not isinstance(self.guide, str) or not self.guide):
+      raise ParameterError(f'guide must be a method name or a model folder, got '
+                           f'{self.guide!r}')
+    if self.guide is not None and self.level_normalise != 'off':
+      raise ParameterError(f'guide={self.guide!r} and level_normalise='
+                           f'{self.level_normalise!r} exclude each other: the guide\'s '
+                           'estimates carry the sources\' levels')
     if not np.isfinite(self.prior_level_db):
       raise ParameterError(f'prior_level_db must be finite, got {self.prior_level_db!r}')
     for name in ('batch_size', 'hop_frames', 'chains', 'level_passes') + (
@@ -268,7 +289,8 @@ class BasisOptions:
     return sampler_settings(
         self.sampler, mixing=mixing, prior_kind=kind, steps_per_sigma=self.steps_per_sigma,
         step_size=self.step_size, denoise=self.denoise,
-        start_level=self.start_level).separator_kwargs(sigmas)
+        start_level=(GUIDE_START_LEVEL if self.guide is not None and self.start_level is None
+                     else self.start_level)).separator_kwargs(sigmas)
 
 
 def prior_features(priors: Sequence[Any], prior_dirs: Sequence[str]) -> FeatureConfig:
@@ -294,12 +316,15 @@ def power_mean(images: np.ndarray, mixing: DbPowerSum, *, axis: int) -> np.ndarr
 
 def separate_image(separator: Separator, image: np.ndarray, *, patch_frames: int,
                    hop_frames: int, batch_size: int, seed: int, chains: int = 1,
+                   start: Optional[np.ndarray] = None,
                    log=print) -> Tuple[np.ndarray, Dict[str, float]]:
   """A whole mel image ``[n_mels, n_frames, 1]`` -> ``[K, n_mels, n_frames, 1]`` estimates.
 
   With ``chains`` > 1 every patch is separated that many times (the copies run
   as separate batch items, so each draws its own noise) and the estimates'
-  powers are averaged (:func:`power_mean`) before stitching.
+  powers are averaged (:func:`power_mean`) before stitching. ``start``
+  (``[K, n_mels, n_frames, 1]``, with a warm-starting separator) are estimates
+  the chains begin from instead of the mixture split, cut into the same patches.
   """
   n_frames = image.shape[1]
   patches, starts, padded = patching.split_into_patches(
@@ -307,12 +332,17 @@ def separate_image(separator: Separator, image: np.ndarray, *, patch_frames: int
   n_patches = len(patches)
   stats: Dict[str, float] = {}
   copies = np.concatenate([patches] * chains) if chains > 1 else patches
+  init = None
+  if start is not None:
+    init = np.stack([patching.split_into_patches(s, patch_frames=patch_frames,
+                                                 hop_frames=hop_frames)[0] for s in start])
+    init = np.concatenate([init] * chains, axis=1)
   # Equal batches: 9 patches at batch size 8 run as 5 + 4 (padded to 5), not 8 + 1
   # (padded to 8): the fewest batches, the least padding.
   n_batches = -(-len(copies) // batch_size)
   estimates = separate_in_batches(separator, copies,
                                   batch_size=-(-len(copies) // n_batches),
-                                  seed=seed, init=None, log=log, stats=stats)
+                                  seed=seed, init=init, log=log, stats=stats)
   if chains > 1:
     estimates = np.asarray(estimates)
     estimates = power_mean(estimates.reshape((estimates.shape[0], chains, n_patches)
@@ -346,16 +376,20 @@ class BasisSeparator:
     names: the source names, one per prior.
     options: :class:`BasisOptions`.
     log: progress lines, or None.
+    task: the task (``experiments.separators.TASKS``) whose shipped model a
+      ``guide`` method name loads; None: the default task.
 
   Raises:
     ParameterError: fewer than two priors, names that do not match, priors
-      without (or with different) mel features.
+      without (or with different) mel features, a guide that cannot be loaded
+      or separates other sources.
   """
 
   overlap_s = 1.0
 
   def __init__(self, prior_dirs: Sequence[str], names: Sequence[str], *,
-               options: BasisOptions = BasisOptions(), log=print):
+               options: BasisOptions = BasisOptions(), log=print,
+               task: Optional[str] = None):
     if len(prior_dirs) < 2:
       raise ParameterError(f'give one prior folder per source (at least 2), got '
                            f'{list(prior_dirs)}')
@@ -395,10 +429,29 @@ class BasisSeparator:
     self.magnitude = mel_to_linear.resolve_method(options.magnitude, self.transform,
                                                   refiner=options.refiner)
     self._mel_cache = KeyedCache(options.mel_cache_dir) if options.mel_cache_dir else None
+    self.guide = self._load_guide(options.guide, task) if options.guide else None
     self._step_check: Dict[str, Any] = {}
     # Read once: identity() runs for every chunk (the caches' keys).
     self._fingerprints = tuple(fingerprint_prior_dirs(self.prior_dirs).values())
     self.reset_stats()
+
+  def _load_guide(self, guide: str, task: Optional[str]):
+    """The guide separator (a :class:`experiments.separators.Separation`)."""
+    from experiments import separators  # pylint: disable=g-import-not-at-top
+    if os.path.isdir(guide):
+      sep = separators.load_separator(model_dir=guide, log=None)
+    elif guide in separators.methods():
+      if guide == 'basis':
+        raise ParameterError('guide=basis: a BASIS separation cannot guide itself; give '
+                             'another method (e.g. guide=unet)')
+      sep = separators.load_separator(guide, task=task, log=None)
+    else:
+      raise ParameterError(f'guide={guide!r} is neither a model folder nor a registered '
+                           f'method ({", ".join(separators.methods())})')
+    if tuple(sep.sources) != self.sources:
+      raise ParameterError(f'the guide {guide!r} separates {list(sep.sources)}, BASIS '
+                           f'separates {list(self.sources)}: give a guide of the same task')
+    return sep
 
   def reset_stats(self):
     """Starts the counters of a new input (the seam calls it per input); the step
@@ -424,6 +477,10 @@ class BasisSeparator:
         opts.pop(name)
     elif opts['level_normalise'] == 'given':
       opts['source_levels_db'] = self._given_levels
+    if opts['guide'] is None:                # the same for the guide
+      opts.pop('guide')
+    else:
+      opts['guide'] = self.guide.identity()
     return {'method': 'basis', 'sources': list(self.sources),
             'prior_fingerprints': list(self._fingerprints),
             'options': opts, 'precision': self.precision, 'magnitude': self.magnitude,
@@ -478,7 +535,7 @@ class BasisSeparator:
     if peak < SILENCE_PEAK:
       raise ParameterError(f'the mixture is silent (peak {peak:.2e}): nothing to separate')
     image = self.transform.waveform_to_unit(mixture).numpy()         # [n_mels, n_frames, 1]
-    images = self._separate_image(image)
+    images = self._separate_image(image, mixture)
     t1 = time.time()
     waves = images_to_waveforms(images, mixture, self.transform, magnitude=self.magnitude,
                                 phase=self.options.phase,
@@ -514,8 +571,19 @@ class BasisSeparator:
     self.separator.set_start_shares(
         levels_db if self.options.level_start else None, max_db - min_db)
 
-  def _separate_levelled(self, image: np.ndarray) -> np.ndarray:
-    """The separation of ``image`` with the level mode of the options."""
+  def _guide_images(self, mixture: np.ndarray) -> np.ndarray:
+    """The guide's estimates of ``mixture`` as unit mel images ``[K, n_mels, n_frames, 1]``."""
+    t0 = time.time()
+    est = self.guide.separate(mixture, self.sample_rate)
+    images = np.stack([self.transform.waveform_to_unit(
+        np.asarray(est[name], np.float32)).numpy() for name in self.sources])
+    self.stats['guide_s'] = self.stats.get('guide_s', 0.0) + time.time() - t0
+    return images
+
+  def _separate_levelled(self, image: np.ndarray, start: Optional[np.ndarray] = None
+                         ) -> np.ndarray:
+    """The separation of ``image`` with the level mode of the options (from ``start``,
+    the guide's images, when given)."""
     def run(levels):
       if self.options.level_normalise != 'off':
         self._apply_levels(levels)
@@ -524,7 +592,8 @@ class BasisSeparator:
                                      hop_frames=self.options.hop_frames,
                                      batch_size=self.options.batch_size,
                                      seed=self.options.seed,
-                                     chains=self.options.chains, log=self.log)
+                                     chains=self.options.chains, start=start,
+                                     log=self.log)
       self._patches_last = int(stats['n_patches'])
       return images
 
@@ -559,7 +628,7 @@ class BasisSeparator:
     ident.pop('magnitude')
     return key_of({'basis_mel': ident, 'image': digest(image)})
 
-  def _separate_image(self, image: np.ndarray) -> np.ndarray:
+  def _separate_image(self, image: np.ndarray, mixture: np.ndarray) -> np.ndarray:
     key = self._mel_key(image)
     if key in _MEL_MEMO:
       _MEL_MEMO.move_to_end(key)
@@ -570,8 +639,9 @@ class BasisSeparator:
         return hit['images']
     if self.options.check_step and not self._step_check:
       self._check_step(image)
+    start = self._guide_images(mixture) if self.guide is not None else None
     t0 = time.time()
-    images = self._separate_levelled(image)
+    images = self._separate_levelled(image, start)
     self.stats['separation_s'] += time.time() - t0
     fraction = clipped_fraction(images, self.separator.clip)
     self.stats['clipped_fraction'] = max(self.stats['clipped_fraction'], fraction)
@@ -638,7 +708,8 @@ def from_model_folder(model_dir: Optional[str], doc: Optional[Dict[str, Any]], *
                            '{"<source>": "<prior folder>", ...})')
     names = list(names or priors)
     dirs = [_resolve(model_dir, p) for p in priors.values()]
-  return BasisSeparator(dirs, list(names), options=opts, log=log)
+  return BasisSeparator(dirs, list(names), options=opts, log=log,
+                        task=(doc or {}).get('task'))
 
 
 def write_model_folder(out_dir: str, prior_dirs: Dict[str, str], *, task: Optional[str] = None,

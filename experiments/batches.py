@@ -37,7 +37,8 @@ def separate_in_batches(separator: Callable, mixtures: np.ndarray, *, batch_size
     mixtures: ``[n, ...]``.
     batch_size: int > 0, mixtures per call.
     seed: int, the run seed.
-    init: passed on to the separator (when not None).
+    init: passed on to the separator (when not None): a string as it is, an
+      array ``[K, n, ...]`` (one start per mixture) cut like the mixtures.
     log: receives one progress line per batch.
     cache: a :class:`experiments.resume.BatchCache`.
     on_batch, stats: see above.
@@ -67,7 +68,13 @@ def separate_in_batches(separator: Callable, mixtures: np.ndarray, *, batch_size
   levels = (LevelProgress(log, len(active_levels), n_batches)
             if level_progress and active_levels is not None else None)
   kwargs = {}
-  if init is not None:
+  per_item = init is not None and not isinstance(init, str)
+  if per_item:
+    init = np.asarray(init, np.float32)
+    if init.ndim < 2 or init.shape[1] != n or init.shape[2:] != mixtures.shape[1:]:
+      raise ParameterError(f'init must be [K, {n}, ...] (one start per mixture of shape '
+                           f'{tuple(mixtures.shape[1:])}), got shape {init.shape}')
+  elif init is not None:
     kwargs['init'] = init
   if levels is not None:
     kwargs['progress'] = levels
@@ -80,8 +87,13 @@ def separate_in_batches(separator: Callable, mixtures: np.ndarray, *, batch_size
       est = cache.load(start, (num_sources, len(chunk)) + chunk.shape[1:])
     resumed = est is not None
     if not resumed:
+      if per_item:
+        kwargs['init'] = init[:, start:start + batch_size]
       if len(chunk) < batch_size:  # pad: keep one compiled shape
         pad = np.repeat(chunk[-1:], batch_size - len(chunk), axis=0)
+        if per_item:
+          kwargs['init'] = np.concatenate(
+              [kwargs['init'], np.repeat(kwargs['init'][:, -1:], len(pad), axis=1)], axis=1)
         est = separator(np.concatenate([chunk, pad]), seed=seed + start, **kwargs)
         est = np.asarray(est)[:, :len(chunk)]
       else:

@@ -576,7 +576,9 @@ for _name in ('IBM1', 'IBM2', 'IRM1', 'IRM2', 'Wiener', 'MWF'):
 
 register_method(Method(
     name='basis', load=_lazy('experiments.basis_separator:from_model_folder'),
-    label=lambda options: f"BASIS-{options.get('phase') or 'wiener'}",
+    label=lambda options: f"BASIS-{options.get('phase') or 'wiener'}" + (
+        f"-from-{os.path.basename(os.path.normpath(options['guide']))}"
+        if options.get('guide') else ''),
     description='BASIS with one mel prior per source, then mel inversion (refiner + phase)',
     model_options=('prior_dirs',)))
 
