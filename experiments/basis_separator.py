@@ -225,7 +225,8 @@ class BasisOptions:
       method name (its shipped model for the task, e.g. ``'unet'``) or a
       model folder; the guide's waveforms go through the priors' mel
       transform and the chains start from them plus the start level's noise
-      (``start_level`` None: :data:`GUIDE_START_LEVEL`). None: no guide.
+      (``start_level`` None: :data:`GUIDE_START_LEVEL`). None or ``'off'``: no
+      guide.
   """
 
   hop_frames: int = 48
@@ -256,6 +257,8 @@ class BasisOptions:
     if self.level_normalise not in LEVEL_MODES + ('given',):
       raise ParameterError(f'level_normalise must be one of {list(LEVEL_MODES)}, got '
                            f'{self.level_normalise!r}')
+    if self.guide == 'off':
+      object.__setattr__(self, 'guide', None)
     if self.guide is not None and (not isinstance(self.guide, str) or not self.guide):
       raise ParameterError(f'guide must be a method name or a model folder, got '
                            f'{self.guide!r}')
@@ -377,7 +380,7 @@ class BasisSeparator:
     options: :class:`BasisOptions`.
     log: progress lines, or None.
     task: the task (``experiments.separators.TASKS``) whose shipped model a
-      ``guide`` method name loads; None: the default task.
+      ``guide`` method name loads; None: the task of ``names``.
 
   Raises:
     ParameterError: fewer than two priors, names that do not match, priors
@@ -438,13 +441,16 @@ class BasisSeparator:
   def _load_guide(self, guide: str, task: Optional[str]):
     """The guide separator (a :class:`experiments.separators.Separation`)."""
     from experiments import separators  # pylint: disable=g-import-not-at-top
-    if os.path.isdir(guide):
-      sep = separators.load_separator(model_dir=guide, log=None)
-    elif guide in separators.methods():
-      if guide == 'basis':
-        raise ParameterError('guide=basis: a BASIS separation cannot guide itself; give '
-                             'another method (e.g. guide=unet)')
+    if guide == 'basis':
+      raise ParameterError('guide=basis: a BASIS separation cannot guide itself; give '
+                           'another method (e.g. guide=unet)')
+    if guide in separators.methods():          # a name first: ./basis is also a folder
+      if task is None:                         # prior folders: the task of these sources
+        task = next((t for t, names in separators.TASKS.items() if names == self.sources),
+                    None)
       sep = separators.load_separator(guide, task=task, log=None)
+    elif os.path.isdir(guide):
+      sep = separators.load_separator(model_dir=guide, log=None)
     else:
       raise ParameterError(f'guide={guide!r} is neither a model folder nor a registered '
                            f'method ({", ".join(separators.methods())})')

@@ -92,13 +92,14 @@ def run(references_dir: str, candidates: Sequence[Candidate], out_dir: str, *,
         tracks=tuple(tracks) if tracks else None, methods=('basis',),
         method_options={'basis': options}), log=lambda s: None)
     med = _medians(summary)
-    basis, mix = med['BASIS-wiener'], med[evaluate_tracks.MIXTURE_METHOD]
+    label = separators.get_method('basis').table_label(options)
+    basis, mix = med[label], med[evaluate_tracks.MIXTURE_METHOD]
     sdri = {s: basis[s] - mix[s] for s in basis}
     rows.append({'name': cand.name, 'prior_dirs': list(cand.prior_dirs),
                  'options': dict(cand.options), 'sdr': basis, 'sdri': sdri,
                  'mean_sdri': float(np.mean(list(sdri.values()))), 'mixture_sdr': mix,
                  'seconds_per_audio_second':
-                     summary['seconds_per_audio_second_median'].get('BASIS-wiener'),
+                     summary['seconds_per_audio_second_median'].get(label),
                  'n_tracks': summary['n_tracks']})
     log(f'    SDR ' + ', '.join(f'{s} {v:.2f}' for s, v in basis.items()) + ' dB; SDRi '
         + ', '.join(f'{s} {v:+.2f}' for s, v in sdri.items()) + ' dB')
