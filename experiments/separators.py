@@ -563,6 +563,16 @@ class Separation:
 # The built-in methods.
 
 
+def _guide_label(guide: Optional[str]) -> str:
+  """The label's tail for a basis ``guide`` option given in a spec (the shipped models'
+  own guide is the plain label's)."""
+  if not guide:
+    return ''
+  if guide == 'off':
+    return '-alone'
+  return f'-from-{os.path.basename(os.path.normpath(guide))}'
+
+
 def _oracle(name: str) -> Callable[..., Any]:
   def build(references, sample_rate, **options):
     from baselines.oracles import OracleSeparator  # pylint: disable=g-import-not-at-top
@@ -576,9 +586,8 @@ for _name in ('IBM1', 'IBM2', 'IRM1', 'IRM2', 'Wiener', 'MWF'):
 
 register_method(Method(
     name='basis', load=_lazy('experiments.basis_separator:from_model_folder'),
-    label=lambda options: f"BASIS-{options.get('phase') or 'wiener'}" + (
-        f"-from-{os.path.basename(os.path.normpath(options['guide']))}"
-        if options.get('guide') else ''),
+    label=lambda options: f"BASIS-{options.get('phase') or 'wiener'}" + _guide_label(
+        options.get('guide')),
     description='BASIS with one mel prior per source, then mel inversion (refiner + phase)',
     model_options=('prior_dirs',)))
 
