@@ -265,7 +265,8 @@ class BasisOptions:
     if self.guide is not None and self.level_normalise != 'off':
       raise ParameterError(f'guide={self.guide!r} and level_normalise='
                            f'{self.level_normalise!r} exclude each other: the guide\'s '
-                           'estimates carry the sources\' levels')
+                           'estimates carry the sources\' levels (guide=off, --guide=off, '
+                           'for a level mode)')
     if not np.isfinite(self.prior_level_db):
       raise ParameterError(f'prior_level_db must be finite, got {self.prior_level_db!r}')
     for name in ('batch_size', 'hop_frames', 'chains', 'level_passes') + (

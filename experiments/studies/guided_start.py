@@ -20,12 +20,11 @@ import argparse
 import json
 import os
 import sys
-import time
 from typing import Dict, Optional, Sequence
 
 
 from common.atomic import write_json_atomic
-from pipeline import audio
+from experiments.studies.level_study import separate_track
 
 
 def guided(references: str, out_dir: str, *, guide: str = 'unet', guide_only: bool = False,
@@ -53,15 +52,9 @@ def guided(references: str, out_dir: str, *, guide: str = 'unet', guide_only: bo
             'calls_per_source': 0 if guide_only else model.separator.calls_per_source,
             'chains': model.options.chains, 'tracks': {}}
   for track in sorted(tracks or os.listdir(references)):
-    track_dir = os.path.join(references, track)
-    mixture, rate = audio.load(os.path.join(track_dir, 'mixture.wav'))
-    t0 = time.time()
-    est = sep.separate(mixture, rate)
-    seconds = time.time() - t0
-    os.makedirs(os.path.join(out_dir, track), exist_ok=True)
-    for name, y in est.items():
-      audio.write_wav(os.path.join(out_dir, track, f'{name}.wav'), y, rate, subtype='FLOAT')
-    record['tracks'][track] = {'seconds': seconds, 'audio_s': len(mixture) / rate}
+    seconds, audio_s = separate_track(sep, os.path.join(references, track),
+                                      os.path.join(out_dir, track))
+    record['tracks'][track] = {'seconds': seconds, 'audio_s': audio_s}
     log(f'{track}: {seconds:.0f} s')
   write_json_atomic(os.path.join(out_dir, 'guided.json'), record)
   return record

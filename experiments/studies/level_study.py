@@ -30,7 +30,7 @@ import json
 import os
 import sys
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -74,6 +74,19 @@ def source_levels(track_dir: str, transform, sources: Sequence[str], *,
   return np.asarray(out)
 
 
+def separate_track(sep, track_dir: str, out_track_dir: str) -> Tuple[float, float]:
+  """Separates ``track_dir/mixture.wav`` with a separator seam ``sep``; writes
+  ``out_track_dir/<source>.wav``; returns (seconds taken, seconds of audio)."""
+  mixture, rate = audio.load(os.path.join(track_dir, 'mixture.wav'))
+  t0 = time.time()
+  est = sep.separate(mixture, rate)
+  seconds = time.time() - t0
+  os.makedirs(out_track_dir, exist_ok=True)
+  for name, y in est.items():
+    audio.write_wav(os.path.join(out_track_dir, f'{name}.wav'), y, rate, subtype='FLOAT')
+  return seconds, len(mixture) / rate
+
+
 def oracle(references: str, out_dir: str, *, level_start: bool = True, shift: bool = True,
            tracks: Optional[Sequence[str]] = None, log=print, **options) -> Dict:
   """Separates every track with the true levels; writes estimates and ``levels.json``.
@@ -83,6 +96,7 @@ def oracle(references: str, out_dir: str, *, level_start: bool = True, shift: bo
   """
   from experiments.separators import load_separator  # pylint: disable=g-import-not-at-top
   sep = load_separator('basis', task='piano-violin', log=None, level_normalise='given',
+                       guide='off',
                        level_start=level_start, **options)
   model = sep.model
   if not shift:
@@ -100,15 +114,9 @@ def oracle(references: str, out_dir: str, *, level_start: bool = True, shift: bo
     levels = source_levels(track_dir, model.transform, model.sources,
                            input_peak=model.input_peak)
     model.set_source_levels(levels)
-    mixture, rate = audio.load(os.path.join(track_dir, 'mixture.wav'))
-    t0 = time.time()
-    est = sep.separate(mixture, rate)
-    seconds = time.time() - t0
-    os.makedirs(os.path.join(out_dir, track), exist_ok=True)
-    for name, y in est.items():
-      audio.write_wav(os.path.join(out_dir, track, f'{name}.wav'), y, rate, subtype='FLOAT')
+    seconds, audio_s = separate_track(sep, track_dir, os.path.join(out_dir, track))
     record[track] = {'levels_db': dict(zip(model.sources, levels.tolist())),
-                     'seconds': seconds, 'audio_s': len(mixture) / rate}
+                     'seconds': seconds, 'audio_s': audio_s}
     log(f'{track}: levels {np.round(levels, 1).tolist()} dB, {seconds:.0f} s')
   write_json_atomic(os.path.join(out_dir, 'levels.json'), record)
   return record
@@ -158,6 +166,7 @@ def oracle_per_patch(references: str, out_dir: str, *, level_start: bool = True,
                                            patch_levels_db, separate_image)
   from experiments.separators import load_separator  # pylint: disable=g-import-not-at-top
   sep = load_separator('basis', task='piano-violin', log=None, level_normalise='given',
+                       guide='off',
                        **options)
   model = sep.model
   opts = model.options
