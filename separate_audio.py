@@ -62,8 +62,8 @@ flag_groups.define_sampler_flags(warm_start='start_level', constraint=False,
     'step_size': 'basis: BASIS delta (eta_i = delta (sigma_i / sigma_L)^2).',
     'start_level': "basis: warm start at this level (index into the priors' schedule, 0: "
                    'cold) from the mixture split 3 dB down per source plus noise, or from '
-                   "the --guide's estimates (default: the sampler's, fast 2, paper 0; 5 with "
-                   'a guide).',
+                   "the --guide's estimates (default: the sampler's, fast 2, paper 0; with "
+                   'a guide --guide_start_level).',
     'likelihood_scale': 'basis: multiplies the 1 / sigma^2 mixture weight.'})
 SAMPLER_FLAGS = ('sampler', 'steps_per_sigma', 'level_steps', 'step_size', 'denoise',
                  'start_level', 'likelihood_scale')
@@ -78,9 +78,12 @@ BASIS_FLAGS = flag_groups.define_config_flags(
                         "the model's (0.3 for the shipped priors); 0: as is.",
           'guide': "basis: start the chains from this separator's estimates, a method name "
                    '(its shipped model for --task, e.g. unet) or a model folder, at '
-                   '--start_level (default 5) instead of from the mixture split; off: BASIS '
+                   '--guide_start_level instead of from the mixture split; off: BASIS '
                    "alone; default: the model's (the shipped models: unet; "
-                   'docs/generalization.md, "A guided start").'})
+                   'docs/generalization.md, "A guided start").',
+          'guide_start_level': "basis: the level a --guide's start begins at when "
+                               "--start_level is not given; default: the model's (shipped: "
+                               'piano-violin 5, speech-noise 7), else 5.'})
 flags.adopt_module_key_flags(flag_groups)   # --help lists the sampler flags
 flag_groups.define_precision_flags()
 

@@ -69,10 +69,20 @@ def main(argv):
   def one_round():
     bs._MEL_MEMO.clear()  # pylint: disable=protected-access
     image = timed('mel image', lambda: t.waveform_to_unit(y).numpy())
+    guide = None
+    if model.guide is not None:
+      guide = timed(f'guide ({model.guide.label})',
+                    lambda: model._run_guide(y))  # pylint: disable=protected-access
     images = timed('BASIS chains (score calls)',
-                   lambda: model._separate_image(image, y))  # pylint: disable=protected-access
-    mags = timed(f'mel -> magnitude ({model.magnitude})', lambda: mel_to_linear.mel_to_magnitude(
-        t.unit_to_mel(images).numpy(), method=model.magnitude, transform=t))
+                   lambda: model._separate_image(image, guide))  # pylint: disable=protected-access
+    if model.magnitude == 'guide':
+      mags = timed('mel gains on the guide\'s magnitudes',
+                   lambda: mel_to_linear.mel_gain_magnitude(
+                       t.spectrogram(guide).numpy(), t.unit_to_mel(images).numpy(), t))
+    else:
+      mags = timed(f'mel -> magnitude ({model.magnitude})',
+                   lambda: mel_to_linear.mel_to_magnitude(
+                       t.unit_to_mel(images).numpy(), method=model.magnitude, transform=t))
     mix_stft = timed('mixture STFT', lambda: t.stft(y).numpy())
     timed(f'phase ({model.options.phase})', lambda: np.asarray(phase_lib.reconstruct(
         model.options.phase, mags, mix_stft, transform=t, length=len(y),

@@ -190,7 +190,10 @@ class BasisOptions:
     precision: ``'auto'``, ``'float32'`` or ``'bfloat16'`` (score networks).
     magnitude: mel -> linear magnitude: ``'auto'`` (the shipped refiner where
       it fits the features' STFT, else NNLS; docs/inversion.md), ``'refiner'``,
-      ``'nnls'`` or ``'pinv'``.
+      ``'nnls'``, ``'pinv'``, or ``'guide'`` (with a ``guide``: the guide's own
+      STFT magnitudes times the gains BASIS put on each mel band,
+      :func:`inversion.mel_to_linear.mel_gain_magnitude`; a model folder's
+      ``'guide'`` becomes ``'auto'`` when its guide is turned off).
     refiner: a trained refiner folder for ``magnitude`` 'refiner' / 'auto'
       (a model folder's ``separator.json`` may name one relative to itself);
       None: the shipped one (``assets/inversion/refiner``).
@@ -225,8 +228,11 @@ class BasisOptions:
       method name (its shipped model for the task, e.g. ``'unet'``) or a
       model folder; the guide's waveforms go through the priors' mel
       transform and the chains start from them plus the start level's noise
-      (``start_level`` None: :data:`GUIDE_START_LEVEL`). None or ``'off'``: no
+      (``start_level`` None: ``guide_start_level``). None or ``'off'``: no
       guide.
+    guide_start_level: the start level with a guide when ``start_level`` is
+      None (None: :data:`GUIDE_START_LEVEL`); unused without a guide, so a
+      model folder's guided start does not move its unguided one.
   """
 
   hop_frames: int = 48
@@ -252,6 +258,7 @@ class BasisOptions:
   level_start: bool = True
   prior_level_db: float = PRIOR_LEVEL_DB
   guide: Optional[str] = None
+  guide_start_level: Optional[int] = None
 
   def __post_init__(self):
     if self.level_normalise not in LEVEL_MODES + ('given',):
@@ -284,17 +291,21 @@ class BasisOptions:
     if self.phase not in phase_lib.METHODS:
       raise ParameterError(f'unknown phase method {self.phase!r}; choose one of '
                            f'{sorted(phase_lib.METHODS)}')
-    if self.magnitude not in mel_to_linear.MAGNITUDE_METHODS:
+    if self.magnitude not in mel_to_linear.MAGNITUDE_METHODS + ('guide',):
       raise ParameterError(f'unknown magnitude method {self.magnitude!r}; choose one of '
-                           f'{list(mel_to_linear.MAGNITUDE_METHODS)}')
+                           f'{list(mel_to_linear.MAGNITUDE_METHODS) + ["guide"]}')
+    if self.magnitude == 'guide' and self.guide is None:
+      raise ParameterError("magnitude='guide' takes the guide's STFT magnitudes: give a "
+                           'guide (e.g. guide=unet) or another magnitude method')
 
   def separator_options(self, sigmas, mixing, kind: str) -> Dict[str, Any]:
     """The :class:`Separator` keyword arguments of the sampler and the overrides."""
     return sampler_settings(
         self.sampler, mixing=mixing, prior_kind=kind, steps_per_sigma=self.steps_per_sigma,
         step_size=self.step_size, denoise=self.denoise,
-        start_level=(GUIDE_START_LEVEL if self.guide is not None and self.start_level is None
-                     else self.start_level)).separator_kwargs(sigmas)
+        start_level=self.start_level if self.start_level is not None or self.guide is None
+        else GUIDE_START_LEVEL if self.guide_start_level is None
+        else self.guide_start_level).separator_kwargs(sigmas)
 
 
 def prior_features(priors: Sequence[Any], prior_dirs: Sequence[str]) -> FeatureConfig:
@@ -371,6 +382,21 @@ def images_to_waveforms(images: np.ndarray, mixture: np.ndarray, transform: MelT
   return np.asarray(result.waveform, np.float32)
 
 
+def guided_waveforms(images: np.ndarray, guide: np.ndarray, mixture: np.ndarray,
+                     transform: MelTransform, *, phase: str = 'wiener',
+                     phase_iterations: int = 20) -> np.ndarray:
+  """Separated mel images ``[K, n_mels, n_frames, 1]`` as gains on the guide's STFT
+  magnitudes (``guide`` ``[K, n_samples]``; :func:`mel_to_linear.mel_gain_magnitude`),
+  then the phase method on the mixture: ``[K, n_samples]``."""
+  mel = transform.unit_to_mel(images).numpy()                       # [K, n_frames, n_mels]
+  mags = mel_to_linear.mel_gain_magnitude(transform.spectrogram(guide).numpy(), mel,
+                                          transform)
+  mix_stft = transform.stft(mixture).numpy()
+  result = phase_lib.reconstruct(phase, mags, mix_stft, transform=transform,
+                                 length=len(mixture), n_iter=phase_iterations)
+  return np.asarray(result.waveform, np.float32)
+
+
 class BasisSeparator:
   """BASIS with one mel prior per source, as a waveform separator.
 
@@ -430,8 +456,12 @@ class BasisSeparator:
     if options.refiner is not None and options.magnitude not in ('refiner', 'auto'):
       raise ParameterError(f'refiner={options.refiner!r} goes with magnitude refiner or auto, '
                            f'not {options.magnitude!r}')
-    self.magnitude = mel_to_linear.resolve_method(options.magnitude, self.transform,
-                                                  refiner=options.refiner)
+    if options.refiner is not None and options.magnitude == 'guide':
+      raise ParameterError(f'refiner={options.refiner!r} goes with magnitude refiner or '
+                           'auto, not guide')
+    self.magnitude = (options.magnitude if options.magnitude == 'guide' else
+                      mel_to_linear.resolve_method(options.magnitude, self.transform,
+                                                   refiner=options.refiner))
     self._mel_cache = KeyedCache(options.mel_cache_dir) if options.mel_cache_dir else None
     self.guide = self._load_guide(options.guide, task) if options.guide else None
     self._step_check: Dict[str, Any] = {}
@@ -542,12 +572,18 @@ class BasisSeparator:
     if peak < SILENCE_PEAK:
       raise ParameterError(f'the mixture is silent (peak {peak:.2e}): nothing to separate')
     image = self.transform.waveform_to_unit(mixture).numpy()         # [n_mels, n_frames, 1]
-    images = self._separate_image(image, mixture)
+    guide = self._run_guide(mixture) if self.guide is not None else None
+    images = self._separate_image(image, guide)
     t1 = time.time()
-    waves = images_to_waveforms(images, mixture, self.transform, magnitude=self.magnitude,
-                                phase=self.options.phase,
-                                phase_iterations=self.options.phase_iterations,
-                                refiner=self.options.refiner)
+    if self.magnitude == 'guide':
+      waves = guided_waveforms(images, guide, mixture, self.transform,
+                               phase=self.options.phase,
+                               phase_iterations=self.options.phase_iterations)
+    else:
+      waves = images_to_waveforms(images, mixture, self.transform, magnitude=self.magnitude,
+                                  phase=self.options.phase,
+                                  phase_iterations=self.options.phase_iterations,
+                                  refiner=self.options.refiner)
     self.stats['inversion_s'] += time.time() - t1
     return dict(zip(self.sources, waves))
 
@@ -578,14 +614,16 @@ class BasisSeparator:
     self.separator.set_start_shares(
         levels_db if self.options.level_start else None, max_db - min_db)
 
-  def _guide_images(self, mixture: np.ndarray) -> np.ndarray:
-    """The guide's estimates of ``mixture`` as unit mel images ``[K, n_mels, n_frames, 1]``."""
+  def _run_guide(self, mixture: np.ndarray) -> np.ndarray:
+    """The guide's estimates of ``mixture``, ``[K, n_samples]``."""
     t0 = time.time()
     est = self.guide.separate(mixture, self.sample_rate)
-    images = np.stack([self.transform.waveform_to_unit(
-        np.asarray(est[name], np.float32)).numpy() for name in self.sources])
     self.stats['guide_s'] = self.stats.get('guide_s', 0.0) + time.time() - t0
-    return images
+    return np.stack([np.asarray(est[name], np.float32) for name in self.sources])
+
+  def _guide_images(self, guide: np.ndarray) -> np.ndarray:
+    """Guide waveforms ``[K, n_samples]`` -> unit mel images ``[K, n_mels, n_frames, 1]``."""
+    return self.transform.waveform_to_unit(guide).numpy()
 
   def _separate_levelled(self, image: np.ndarray, start: Optional[np.ndarray] = None
                          ) -> np.ndarray:
@@ -635,7 +673,8 @@ class BasisSeparator:
     ident.pop('magnitude')
     return key_of({'basis_mel': ident, 'image': digest(image)})
 
-  def _separate_image(self, image: np.ndarray, mixture: np.ndarray) -> np.ndarray:
+  def _separate_image(self, image: np.ndarray, guide: Optional[np.ndarray] = None
+                      ) -> np.ndarray:
     key = self._mel_key(image)
     if key in _MEL_MEMO:
       _MEL_MEMO.move_to_end(key)
@@ -646,7 +685,7 @@ class BasisSeparator:
         return hit['images']
     if self.options.check_step and not self._step_check:
       self._check_step(image)
-    start = self._guide_images(mixture) if self.guide is not None else None
+    start = self._guide_images(guide) if guide is not None else None
     t0 = time.time()
     images = self._separate_levelled(image, start)
     self.stats['separation_s'] += time.time() - t0
@@ -700,6 +739,13 @@ def from_model_folder(model_dir: Optional[str], doc: Optional[Dict[str, Any]], *
   if defaults.get('refiner') and model_dir:      # a folder's refiner is relative to it
     defaults['refiner'] = _resolve(model_dir, defaults['refiner'])
   defaults.update({k: v for k, v in options.items() if v is not None})
+  if (defaults.get('guide') in (None, 'off') and defaults.get('magnitude') == 'guide'
+      and not options.get('magnitude')):
+    defaults['magnitude'] = 'auto'               # the folder's guided inversion, unguided
+  if defaults.get('magnitude') not in (None, 'refiner', 'auto') and not options.get('refiner'):
+    # The folder's refiner serves its refiner / auto magnitude; another magnitude (the
+    # folder's or given) leaves it unused.
+    defaults.pop('refiner', None)
   opts = BasisOptions(**defaults)
   if prior_dirs:
     dirs = list(prior_dirs)

@@ -174,3 +174,53 @@ def mel_fit_error(mel, magnitude, *, transform=None):
   if t.config.power == 2.0:
     s = tf.square(s)
   return float(tf.norm(t.spectrogram_to_mel(s) - m) / tf.maximum(tf.norm(m), 1e-30))
+
+
+MAX_GAIN_DB = 40.0   # mel_gain_magnitude clips each band's gain to +-40 dB
+
+
+def mel_gain_magnitude(reference_power, mel, transform, *, floor: float = 1e-10):
+  """A linear magnitude that follows ``mel`` band by band, with ``reference``'s detail.
+
+  Where a mel estimate corrects a source that another separator already
+  estimated in the linear domain, the correction can be carried by gains
+  instead of by an inversion of the mel: each band's gain is the estimate's
+  mel power over the reference's, the gain of a linear bin is the geometric
+  mean of its bands' gains weighted by the filterbank, and the result is the
+  reference's magnitude times the square root of that power gain. What 64 mel
+  bands cannot hold (harmonics inside a band) comes from the reference; a mel
+  equal to the reference's own returns the reference's magnitude exactly; bins
+  no band covers keep it. Gains are clipped to +-``MAX_GAIN_DB``.
+
+  Args:
+    reference_power: float ``[..., n_frames, n_bins]``, the reference's
+      ``|STFT|^2`` (``MelTransform.spectrogram`` with power-2 features).
+    mel: float ``[..., n_frames, n_mels]`` mel power estimates (same frames).
+    transform: the :class:`pipeline.transforms.MelTransform` of both.
+    floor: power floor of both mels before the ratio.
+
+  Returns:
+    float32 numpy ``[..., n_frames, n_bins]`` linear magnitude.
+
+  Raises:
+    ParameterError: features that are not power-2, shapes that do not match.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  if transform.config.power != 2.0:
+    raise ParameterError(f'mel_gain_magnitude needs power-2 features, got power '
+                         f'{transform.config.power}')
+  ref = np.asarray(reference_power, np.float64)
+  mel = np.asarray(mel, np.float64)
+  fb = np.asarray(transform.filterbank.numpy(), np.float64)          # [n_bins, n_mels]
+  if ref.shape[-1] != fb.shape[0] or mel.shape[-1] != fb.shape[1] or \
+      ref.shape[:-1] != mel.shape[:-1]:
+    raise ParameterError(f'reference power {ref.shape} and mel {mel.shape} do not match '
+                         f'the filterbank ({fb.shape[0]} bins, {fb.shape[1]} bands) or '
+                         'each other\'s frames')
+  limit = MAX_GAIN_DB / 10.0 * np.log(10.0)
+  log_gain = np.clip(np.log(np.maximum(mel, floor)) - np.log(np.maximum(ref @ fb, floor)),
+                     -limit, limit)
+  rows = fb.sum(axis=1, keepdims=True)
+  weight = np.divide(fb, rows, out=np.zeros_like(fb), where=rows > 0)
+  bin_gain = np.exp(log_gain @ weight.T)                   # uncovered bins: exp(0) = 1
+  return np.sqrt(ref * bin_gain).astype(np.float32)

@@ -7,7 +7,7 @@ of 8. ``basis:guide=unet`` starts the chains from a guide's mel estimates (the
 guide's waveforms through the priors' mel transform) plus the start level's
 noise instead of from the mixture split, and runs the rest of the schedule: the
 prior refines what the guide found. This study runs it with any basis options
-(the start level, chains) on a references folder, and the control
+(the start level, chains, ``magnitude=guide``) on a references folder, and the control
 (``--guide_only``: the guide's mels through the same inversion, no Langevin
 step). Estimates are written as ``<out_dir>/<track>/<source>.wav`` for
 ``evaluate_separation.py --estimates``.
@@ -40,7 +40,7 @@ def guided(references: str, out_dir: str, *, guide: str = 'unet', guide_only: bo
   if guide_only:
     def only(mixture, sample_rate):
       del sample_rate
-      images = model._guide_images(mixture)  # pylint: disable=protected-access
+      images = model._guide_images(model._run_guide(mixture))  # pylint: disable=protected-access
       waves = images_to_waveforms(images, mixture, model.transform, magnitude=model.magnitude,
                                   phase=model.options.phase,
                                   phase_iterations=model.options.phase_iterations,
