@@ -70,7 +70,8 @@ SAMPLER_FLAGS = ('sampler', 'steps_per_sigma', 'level_steps', 'step_size', 'deno
 BASIS_FLAGS = flag_groups.define_config_flags(
     basis_separator.BasisOptions,
     skip=SAMPLER_FLAGS + ('precision', 'mel_cache_dir'),
-    enums={'magnitude': ['auto', 'refiner', 'nnls', 'pinv'], 'phase': sorted(phase.METHODS),
+    enums={'magnitude': ['auto', 'refiner', 'nnls', 'pinv', 'guide'],
+           'phase': sorted(phase.METHODS),
            # 'given' (true levels) needs the references: studies only, not this command.
            'level_normalise': list(basis_separator.LEVEL_MODES)},
     help={'input_peak': 'basis: scale the mixture to this peak before separating (the level '

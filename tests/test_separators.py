@@ -447,6 +447,13 @@ class CommandLineTest(tf.test.TestCase):
          "unknown synthesis options ['colour'] (it takes chunk_s, magnitude, phase"),
         (['--method=synthesis:decoder=banana', '--task=speech-noise'],
          "synthesis decoder must be one of ['inversion', 'vocoder'], got 'banana'"),
+        (['--guide=nonesuch'], "guide='nonesuch' is neither a model folder nor a registered "
+                               'method'),
+        (['--guide=off', '--magnitude=guide'], "magnitude='guide' takes the guide's STFT "
+                                               'magnitudes: give a guide'),
+        (['--level_normalise=estimate'], "guide='unet' and level_normalise='estimate' "
+                                         'exclude each other'),
+        (['--guide=unet', '--method=unet'], '--guide applies to --method=basis only'),
     ]
     for args, message in cases:
       proc = self._run(f'--input={mix}', f'--out_dir={tmp}/o', *args)
