@@ -516,6 +516,7 @@ class BasisSeparator:
       opts['source_levels_db'] = self._given_levels
     if opts['guide'] is None:                # the same for the guide
       opts.pop('guide')
+      opts.pop('guide_start_level')
     else:
       opts['guide'] = self.guide.identity()
     return {'method': 'basis', 'sources': list(self.sources),

@@ -161,7 +161,9 @@ class GuideOptionTest(tf.test.TestCase):
       # guide=off: BASIS alone with the fast sampler's warm start and the mel inversion
       alone = separators.load_separator('basis', task=task, guide='off', log=None)
       self.assertIsNone(alone.model.guide)
+      # BASIS alone keeps the cache keys of the separations made before the guide existed
       self.assertNotIn('guide', alone.identity()['model']['options'])
+      self.assertNotIn('guide_start_level', alone.identity()['model']['options'])
       self.assertEqual(alone.model.separator.start_sigma, shipped.model.sigmas[2])
       self.assertEqual(alone.model.magnitude, 'refiner')
     self.assertTrue(alone.model.options.refiner.endswith('refiner_speech'))
