@@ -34,6 +34,7 @@ import numpy as np
 
 from common.atomic import write_json_atomic
 from common.errors import ParameterError
+from common.result_cache import digest
 from evaluation import speech_quality
 from experiments import separators
 from pipeline import audio
@@ -141,8 +142,13 @@ def separate_track(methods: _Methods, track, methods_dir: str, *, log=print) -> 
   for label, name, options in methods.specs:
     folder = os.path.join(methods_dir, label, track.name)
     sep = methods.separation(label, name, options, track)
+    # The inputs' content, not only their paths: a references folder rewritten in place
+    # (a fixed reference gain, another render) must not keep the old separations; an
+    # oracle also depends on the true sources.
     identity = {'method': label, 'separation': sep.identity(),
-                'mixture': track.paths['mixture']}
+                'mixture': track.paths['mixture'], 'input': digest(mixture)}
+    if separators.get_method(name).oracle is not None:
+      identity['references'] = {n: digest(s) for n, s in sorted(track.sources.items())}
     if _is_done(folder, identity):
       continue
     missing = [s for s in sep.sources if s not in track.sources]
