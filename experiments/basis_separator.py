@@ -301,12 +301,14 @@ class BasisOptions:
 
   def separator_options(self, sigmas, mixing, kind: str) -> Dict[str, Any]:
     """The :class:`Separator` keyword arguments of the sampler and the overrides."""
+    start_level = self.start_level
+    if start_level is None and self.guide is not None:
+      start_level = (GUIDE_START_LEVEL if self.guide_start_level is None
+                     else self.guide_start_level)
     return sampler_settings(
         self.sampler, mixing=mixing, prior_kind=kind, steps_per_sigma=self.steps_per_sigma,
         step_size=self.step_size, denoise=self.denoise,
-        start_level=self.start_level if self.start_level is not None or self.guide is None
-        else GUIDE_START_LEVEL if self.guide_start_level is None
-        else self.guide_start_level).separator_kwargs(sigmas)
+        start_level=start_level).separator_kwargs(sigmas)
 
 
 def prior_features(priors: Sequence[Any], prior_dirs: Sequence[str]) -> FeatureConfig:

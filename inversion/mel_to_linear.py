@@ -22,6 +22,7 @@ import os
 import sys
 from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 
 from inversion import checks
@@ -205,7 +206,6 @@ def mel_gain_magnitude(reference_power, mel, transform, *, floor: float = 1e-10)
   Raises:
     ParameterError: features that are not power-2, shapes that do not match.
   """
-  import numpy as np  # pylint: disable=g-import-not-at-top
   if transform.config.power != 2.0:
     raise ParameterError(f'mel_gain_magnitude needs power-2 features, got power '
                          f'{transform.config.power}')
